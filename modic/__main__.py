@@ -1,0 +1,5 @@
+"""Allow ``python -m modic``."""
+
+from modic.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The ``modic`` command line.
+
+Each subcommand lives in its own module under :mod:`modic.cli` and exposes
+``add_parser(subparsers)``, which registers the parser and sets ``handler``.
+Errors the user can act on print one line and exit 1 (2 for usage errors);
+tracebacks appear only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from modic import __version__
+from modic.errors import EXIT_FAILURE, EXIT_USAGE, ModicError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "inspect",
+    "synth",
+    "train",
+)
+
+log = logging.getLogger("modic")
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line and exit with code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: usage error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="modic",
+        description="Modic changes on sagittal lumbar spine MRI. Research use only, not a medical device.",
+    )
+    parser.add_argument("--version", action="version", version=f"modic {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"modic.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def _configure_logging(*, debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(debug=args.debug, quiet=args.quiet)
+    try:
+        return int(args.handler(args) or 0)
+    except ModicError as exc:
+        if args.debug:
+            raise
+        print(f"modic: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("modic: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        print("modic: error: out of memory; process fewer or smaller studies at a time", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - last-resort guard so users never see a raw traceback
+        if args.debug:
+            raise
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        print(
+            f"modic: internal error: {type(exc).__name__}: {detail} "
+            "(rerun with --debug for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE

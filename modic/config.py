@@ -1,0 +1,72 @@
+"""Read YAML configuration files with errors that name the file and the field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modic.errors import ConfigError
+from modic.resources import config_file
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping from ``path``; a missing file or non-mapping is a ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file '{path}': {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {_one_line(exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"config file '{path}' must hold a mapping of keys to values, not {type(data).__name__}"
+        )
+    return dict(data)
+
+
+def load_shipped(relative: str) -> dict[str, Any]:
+    """Load a config shipped in ``configs/`` by its relative name."""
+    return load_yaml(config_file(relative))
+
+
+def resolve_config(name_or_path: str | Path, *, folder: str) -> Path:
+    """A config given either as a file path or as the name of a shipped config in ``configs/folder``."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} and candidate.is_file():
+        return candidate
+    name = candidate.name if candidate.suffix in {".yaml", ".yml"} else f"{candidate.name}.yaml"
+    try:
+        return config_file(Path(folder) / name)
+    except ConfigError:
+        raise ConfigError(
+            f"'{name_or_path}' is neither a YAML file nor a shipped config in configs/{folder}/; "
+            f"shipped: {', '.join(shipped_names(folder)) or 'none'}"
+        ) from None
+
+
+def shipped_names(folder: str) -> list[str]:
+    """Names (without .yaml) of the configs shipped in ``configs/folder``."""
+    from modic.resources import configs_dir
+
+    return sorted(p.stem for p in (configs_dir() / folder).glob("*.yaml"))
+
+
+def require(mapping: Mapping[str, Any], key: str, *, where: str) -> Any:
+    """Return ``mapping[key]`` or raise a ConfigError naming the missing key and its place."""
+    if key not in mapping:
+        raise ConfigError(f"{where}: missing required key '{key}'")
+    return mapping[key]
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

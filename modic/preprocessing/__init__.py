@@ -1,0 +1,5 @@
+"""Bring images onto the grid and intensity scale the segmentation network expects."""
+
+from modic.preprocessing.sagittal import NETWORK_AXCODES, normalize_slices, to_network_grid
+
+__all__ = ["NETWORK_AXCODES", "normalize_slices", "to_network_grid"]

@@ -1,0 +1,1 @@
+"""Vertebra, disc and S1 segmentation of sagittal slices with a MONAI network."""

@@ -1,0 +1,99 @@
+"""Run the segmentation network on volumes of any orientation and spacing.
+
+Each volume is brought to the network grid (sagittal slices, 1 mm in-plane by
+default), normalised per slice, segmented slice by slice in batches, and the
+class probabilities are resampled back onto the volume's own grid. When a
+T1 and a T2 on the same grid are given, their probabilities are averaged:
+the network is single-channel and contrast-agnostic, so it works from T1
+alone, from T2 alone, and fuses both when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.inferers import SimpleInferer
+from monai.transforms import DivisiblePad, ResampleToMatch
+
+from modic.errors import AnalysisError
+from modic.io.volume import Volume
+from modic.preprocessing import normalize_slices, to_network_grid
+from modic.preprocessing.sagittal import as_metatensor
+from modic.segmentation.bundle import LoadedBundle, PreprocessSettings, load_bundle
+
+
+class SegmentationModel:
+    """A trained network with its preprocessing, ready for inference.
+
+    Args:
+        network: a 2D network mapping ``(B, 1, H, W)`` to ``(B, C, H, W)`` logits.
+        settings: preprocessing that the network was trained with.
+        device: where to run it.
+        batch_size: slices per forward pass.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        *,
+        settings: PreprocessSettings,
+        device: str | torch.device = "cpu",
+        batch_size: int = 16,
+    ) -> None:
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        self.settings = settings
+        self.batch_size = batch_size
+        self.inferer = SimpleInferer()
+
+    @classmethod
+    def from_bundle(cls, path: str | None = None, *, device: str | torch.device = "cpu") -> SegmentationModel:
+        bundle: LoadedBundle = load_bundle(path)
+        return cls(bundle.network, settings=bundle.settings, device=device)
+
+    def network_input(self, volume: Volume) -> MetaTensor:
+        """The normalised network-grid stack ``(1, slices, rows, cols)`` of ``volume``."""
+        if not np.isfinite(volume.array).all():
+            raise AnalysisError(f"image '{volume.info.get('source', '?')}' contains NaN or infinite values")
+        grid = to_network_grid(volume, spacing_mm=self.settings.spacing_mm)
+        normalised = normalize_slices(
+            grid[0], lower=self.settings.percentile_lower, upper=self.settings.percentile_upper
+        )
+        return MetaTensor(normalised[None], affine=grid.affine)
+
+    @torch.no_grad()
+    def logits_on_grid(self, stack: torch.Tensor) -> torch.Tensor:
+        """Per-slice class probabilities ``(C, slices, rows, cols)`` for a normalised stack ``(slices, rows, cols)``."""
+        rows, cols = stack.shape[-2:]
+        padded = DivisiblePad(k=self.settings.pad_multiple, method="end")(stack.as_tensor() if isinstance(stack, MetaTensor) else stack)
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda" else nullcontext()
+        outputs = []
+        for start in range(0, padded.shape[0], self.batch_size):
+            batch = padded[start : start + self.batch_size, None].to(self.device, non_blocking=True)
+            with autocast:
+                logits = self.inferer(batch, self.network)
+            outputs.append(torch.softmax(logits.float(), dim=1)[..., :rows, :cols].cpu())
+        return torch.cat(outputs).movedim(1, 0)
+
+    def predict_probabilities(self, volume: Volume) -> np.ndarray:
+        """Class probabilities ``(C, I, J, K)`` on ``volume``'s own grid."""
+        stack = self.network_input(volume)
+        probabilities = MetaTensor(self.logits_on_grid(stack[0]), affine=stack.affine)
+        back = ResampleToMatch(mode="bilinear", padding_mode="border")(probabilities, as_metatensor(volume))
+        return np.asarray(back, dtype=np.float32)
+
+    def predict_fused(self, volumes: Sequence[Volume]) -> np.ndarray:
+        """Mean class probabilities of several co-registered volumes (e.g. T1 and T2 on the T1 grid)."""
+        if not volumes:
+            raise AnalysisError("no image to segment: give a T1 or a T2")
+        shapes = {v.shape for v in volumes}
+        if len(shapes) != 1:
+            raise AnalysisError(f"volumes to fuse must share a grid; got shapes {sorted(shapes)}")
+        total = self.predict_probabilities(volumes[0])
+        for volume in volumes[1:]:
+            total += self.predict_probabilities(volume)
+        return total / len(volumes)

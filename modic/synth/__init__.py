@@ -1,0 +1,1 @@
+"""Deterministic synthetic lumbar MRI studies for tests, the demo and training supplements."""
