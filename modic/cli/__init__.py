@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "inspect",
     "synth",
     "train",
+    "evaluate",
 )
 
 log = logging.getLogger("modic")

@@ -1,0 +1,24 @@
+"""Choose the endplate classifier named in the config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modic.classification.grading import EndplateClassifier
+from modic.classification.rules import RuleClassifier
+from modic.errors import ConfigError
+
+METHODS = ("rules", "learned")
+
+
+def load_classifier(config: Mapping[str, Any]) -> tuple[EndplateClassifier, dict[str, Any]]:
+    """The classifier for ``config['method']`` and a description of it for reports."""
+    method = config.get("method")
+    if method == "rules":
+        return RuleClassifier(config["rules"]), {"method": "rules", "thresholds": dict(config["voxels"])}
+    if method == "learned":
+        from modic.classification.learned import load_learned
+
+        return load_learned(config)
+    raise ConfigError(f"classification.method is {method!r}; accepted: {', '.join(METHODS)}")

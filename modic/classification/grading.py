@@ -1,0 +1,162 @@
+"""Grade each endplate and level: the classification stage's entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import ndimage
+
+from modic.classification.features import EndplateFeatures, endplate_features
+from modic.levels import SpineAnatomy
+from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A classifier's verdict on one endplate.
+
+    ``scores`` are per-type pattern fractions (rules) or probabilities (learned).
+    """
+
+    modic_type: int
+    mixed: str | None
+    confidence: float
+    scores: dict[int, float]
+    note: str | None = None
+
+
+class EndplateClassifier(Protocol):
+    name: str
+
+    def decide(self, features: EndplateFeatures) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class EndplateGrade:
+    """The reading of one endplate."""
+
+    endplate: str
+    level: str
+    modic_type: int
+    mixed: str | None
+    confidence: float
+    scores: dict[int, float]
+    method: str
+    region_fraction: float
+    height_fraction: float
+    features: EndplateFeatures
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class LevelGrade:
+    """The reading of one disc level: the most significant type of its two endplates."""
+
+    level: str
+    modic_type: int
+    mixed: str | None
+    confidence: float
+    endplates: tuple[EndplateGrade, ...]
+
+
+def grade_study(
+    anatomy: SpineAnatomy,
+    *,
+    t1: np.ndarray | None,
+    t2: np.ndarray | None,
+    classifier: EndplateClassifier,
+    config: Mapping[str, Any],
+) -> list[LevelGrade]:
+    """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None)."""
+    significance = [int(v) for v in config["level_significance"]]
+    levels = []
+    for level in _graded_levels(anatomy):
+        grades = []
+        for name in level_endplates(level):
+            region = anatomy.endplate(name)
+            if region is None:
+                continue
+            features = endplate_features(anatomy, region, t1=t1, t2=t2, settings=config["voxels"])
+            decision = classifier.decide(features)
+            region_fraction, height_fraction = extent(anatomy, name, features, decision.modic_type)
+            grades.append(
+                EndplateGrade(
+                    endplate=name,
+                    level=level,
+                    modic_type=decision.modic_type,
+                    mixed=decision.mixed,
+                    confidence=decision.confidence,
+                    scores=decision.scores,
+                    method=classifier.name,
+                    region_fraction=region_fraction,
+                    height_fraction=height_fraction,
+                    features=features,
+                    note=decision.note,
+                )
+            )
+        if grades:
+            levels.append(_level_grade(level, grades, significance))
+    return levels
+
+
+def _graded_levels(anatomy: SpineAnatomy) -> list[str]:
+    seen: list[str] = []
+    for region in anatomy.endplates:
+        vertebra = region.vertebra
+        index = VERTEBRAE_CAUDAL_FIRST.index(vertebra)
+        level = (
+            f"{vertebra}-{VERTEBRAE_CAUDAL_FIRST[index - 1]}" if region.side == "inferior"
+            else f"{VERTEBRAE_CAUDAL_FIRST[index + 1]}-{vertebra}"
+        )
+        if level not in seen:
+            seen.append(level)
+    return seen
+
+
+def _level_grade(level: str, grades: Sequence[EndplateGrade], significance: Sequence[int]) -> LevelGrade:
+    rank = {t: i for i, t in enumerate(significance)}
+    top = min(grades, key=lambda g: (rank.get(g.modic_type, len(rank)), -g.confidence))
+    mixed_types = sorted({g.modic_type for g in grades if g.modic_type} | _mixed_types(grades))
+    mixed = "/".join(str(t) for t in mixed_types) if len(mixed_types) > 1 else None
+    return LevelGrade(level=level, modic_type=top.modic_type, mixed=mixed, confidence=top.confidence, endplates=tuple(grades))
+
+
+def _mixed_types(grades: Sequence[EndplateGrade]) -> set[int]:
+    return {int(t) for g in grades if g.mixed for t in g.mixed.split("/")}
+
+
+def extent(anatomy: SpineAnatomy, endplate: str, features: EndplateFeatures, modic_type: int) -> tuple[float, float]:
+    """Fraction of the band, and of the body height from the endplate, showing the type's pattern.
+
+    Height is measured along the spine axis over the pattern voxels of the
+    band (the band itself reaches ``depth`` into the body).
+    """
+    if modic_type == 0 or modic_type not in features.pattern_masks:
+        return 0.0, 0.0
+    affected = features.pattern_masks[modic_type]
+    region = anatomy.endplate(endplate)
+    if region is None or not affected.any():
+        return 0.0, 0.0
+    affected = _largest_components(affected)
+    band_fraction = float(affected.sum() / max(region.n_voxels, 1))
+    vertebra_value = VERTEBRAE_CAUDAL_FIRST.index(region.vertebra) + 1
+    body = anatomy.vertebra_map == vertebra_value
+    axis = anatomy.spine_axes.get(region.vertebra, np.array([0.0, 0.0, 1.0]))
+    t_body = anatomy.geometry.world_coordinates(np.argwhere(body)) @ axis
+    t_affected = anatomy.geometry.world_coordinates(np.argwhere(affected)) @ axis
+    low, high = np.percentile(t_body, [2, 98])
+    reach = (high - t_affected.min()) if region.side == "superior" else (t_affected.max() - low)
+    return band_fraction, float(np.clip(reach / max(high - low, 1e-6), 0.0, 1.0))
+
+
+def _largest_components(mask: np.ndarray, keep_fraction: float = 0.1) -> np.ndarray:
+    """Drop specks: keep connected parts holding at least ``keep_fraction`` of the largest."""
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(sizes >= keep_fraction * sizes.max()) + 1
+    return np.isin(labels, keep)

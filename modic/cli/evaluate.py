@@ -1,0 +1,82 @@
+"""``modic evaluate seg|spider``: run the pipeline on a labelled dataset folder and report metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from modic import atomic
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="measure the pipeline on a labelled dataset")
+    targets = parser.add_subparsers(dest="target", metavar="TARGET", parser_class=type(parser))
+    targets.required = True
+
+    seg = targets.add_parser("seg", help="segmentation Dice and level identification (lumbar_seg layout)")
+    seg.add_argument("--data", required=True, type=Path, help="folder with images/, labels/ and cases.csv")
+    _common(seg)
+    seg.set_defaults(handler=run_seg)
+
+    spider = targets.add_parser("spider", help="Modic grading against radiologists (spider_midsag layout)")
+    spider.add_argument("--data", required=True, type=Path, help="folder with images/, gradings.csv and series.csv")
+    _common(spider)
+    spider.set_defaults(handler=run_spider)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
+    parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
+    parser.add_argument("--model", help="segmentation bundle folder (default: the shipped one)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+
+
+def run_seg(args: argparse.Namespace) -> int:
+    from modic.evaluation.segmentation import evaluate_folder
+    from modic.pipeline import Models, load_analysis_config
+
+    config = load_analysis_config(args.config)
+    models = Models.load(config, device=args.device, bundle=args.model)
+    metrics = evaluate_folder(args.data, model=models.segmenter, levels=config["levels"])
+    metrics["model"] = models.info["segmentation"]
+    _write(args.out, metrics)
+    print(_seg_table(metrics))
+    return 0
+
+
+def run_spider(args: argparse.Namespace) -> int:
+    from modic.evaluation.spider import evaluate_spider, format_summary
+    from modic.pipeline import Models, load_analysis_config
+
+    config = load_analysis_config(args.config)
+    models = Models.load(config, device=args.device, bundle=args.model)
+    metrics = evaluate_spider(args.data, models=models, config=config)
+    metrics["model"] = models.info
+    _write(args.out, metrics)
+    print(format_summary(metrics))
+    return 0
+
+
+def _write(path: Path, metrics: dict[str, Any]) -> None:
+    atomic.write_text(path, json.dumps(metrics, indent=2) + "\n")
+
+
+def _seg_table(metrics: dict[str, Any]) -> str:
+    lines = [f"{'case':<12} {'structure':<15} {'dice':>6} {'matched':>8} {'levels':>7}"]
+    for case in metrics["cases"]:
+        level = {True: "ok", False: "WRONG", None: "-"}[case["level_correct"]]
+        lines.append(
+            f"{case['case']:<12} {case['structure']:<15} {case['dice']:>6.3f} "
+            f"{case['n_matched']:>3}/{case['n_labelled']:<4} {level:>7}"
+        )
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines.append(
+        f"mean Dice: vertebral body {fmt(metrics['mean_dice_vertebral_body'])}, disc {fmt(metrics['mean_dice_disc'])}; "
+        f"level accuracy {fmt(metrics['level_accuracy'])} ({metrics['n_cases_with_levels']} cases)"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Evaluation commands that run the pipeline on labelled datasets and report metrics."""

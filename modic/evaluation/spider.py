@@ -1,0 +1,240 @@
+"""``modic evaluate spider``: Modic grading against radiologists on a spider_midsag-layout folder.
+
+For every patient the single-slice path (the same network, level labelling
+and classifier as ``modic analyze``) runs on the T1/T2 pair with the pixel
+spacing from ``series.csv``. The type of each level L3-L4, L4-L5, L5-S1 (the
+most significant of its two endplates) is compared with ``gradings.csv``
+(``IVD label`` 1 = L5-S1, 2 = L4-L5, 3 = L3-L4). Patients or levels the
+pipeline cannot analyse count as errors (a failed level is scored as the
+wrong presence answer), never as skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modic.errors import InputError, ModicError
+
+IVD_LABEL_TO_LEVEL = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"}
+LEVELS = ("L3-L4", "L4-L5", "L5-S1")
+FAILED = -1
+TYPES = (0, 1, 2, 3)
+
+
+@dataclass(frozen=True)
+class PatientGrading:
+    patient: str
+    truth: dict[str, int]
+    predicted: dict[str, int]
+    confidence: dict[str, float]
+    error: str | None = None
+
+
+def read_gradings(root: Path) -> dict[str, dict[str, int]]:
+    """Radiologists' Modic type per patient and level (L3-S1 only)."""
+    path = root / "gradings.csv"
+    if not path.is_file():
+        raise InputError(f"'{path}' not found: a SPIDER-layout folder needs images/, gradings.csv and series.csv")
+    truth: dict[str, dict[str, int]] = defaultdict(dict)
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                label = int(row["IVD label"])
+                modic = int(row["Modic"])
+            except (KeyError, ValueError):
+                raise InputError(f"{path}: row {row} lacks an integer 'IVD label' and 'Modic'") from None
+            if label in IVD_LABEL_TO_LEVEL:
+                truth[str(row["Patient"]).strip()][IVD_LABEL_TO_LEVEL[label]] = modic
+    return dict(truth)
+
+
+def read_spacings(root: Path) -> dict[tuple[str, str], tuple[float, float]]:
+    """Pixel spacing (row, column mm) per (patient, sequence) from ``series.csv``."""
+    path = root / "series.csv"
+    if not path.is_file():
+        raise InputError(f"'{path}' not found: a SPIDER-layout folder needs images/, gradings.csv and series.csv")
+    spacings = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            values = _numbers(row.get("PixelSpacing", ""))
+            if len(values) == 2 and all(np.isfinite(values)) and min(values) > 0:
+                spacings[(str(row["patient"]).strip(), row["sequence"].strip().lower())] = (values[0], values[1])
+    return spacings
+
+
+def _numbers(text: str) -> list[float]:
+    """Numbers in a spacing field written as ``[0.5, 0.5]``, ``[.5, .5]`` or ``0.5\\0.5``."""
+    parts = text.replace("[", " ").replace("]", " ").replace(",", " ").replace("\\", " ").split()
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        return []
+
+
+def analyse_patient(
+    root: Path,
+    patient: str,
+    truth: Mapping[str, int],
+    spacings: Mapping[tuple[str, str], tuple[float, float]],
+    *,
+    models: Any,
+    config: Mapping[str, Any],
+) -> PatientGrading:
+    from modic.io.study import load_slice_pair
+    from modic.pipeline import analyze_images
+
+    try:
+        if (patient, "t1") not in spacings and (patient, "t2") not in spacings:
+            raise InputError(f"series.csv has no PixelSpacing for patient {patient}")
+        t1 = root / "images" / f"{patient}_t1.png"
+        t2 = root / "images" / f"{patient}_t2.png"
+        images = load_slice_pair(
+            t1=t1 if t1.exists() else None,
+            t2=t2 if t2.exists() else None,
+            spacing=spacings.get((patient, "t1")),
+            t2_spacing=spacings.get((patient, "t2")),
+        )
+        analysis = analyze_images(images, models=models, config=config)
+    except ModicError as exc:
+        return PatientGrading(patient, dict(truth), {}, {}, error=str(exc))
+    predicted = {g.level: g.modic_type for g in analysis.levels}
+    confidence = {g.level: g.confidence for g in analysis.levels}
+    missing = [level for level in truth if level not in predicted]
+    error = f"levels not graded: {', '.join(missing)}" if missing else None
+    return PatientGrading(patient, dict(truth), predicted, confidence, error=error)
+
+
+def evaluate_spider(root: str | Path, *, models: Any, config: Mapping[str, Any], progress: bool = True) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    root = Path(root)
+    truth = read_gradings(root)
+    spacings = read_spacings(root)
+    results = [
+        analyse_patient(root, patient, levels, spacings, models=models, config=config)
+        for patient, levels in tqdm(sorted(truth.items(), key=lambda kv: _sort_key(kv[0])), desc="patients",
+                                    unit="patient", disable=None if progress else True)
+    ]
+    return grading_metrics(results)
+
+
+def _sort_key(patient: str) -> tuple[int, str]:
+    return (int(patient), patient) if patient.isdigit() else (10**9, patient)
+
+
+def grading_metrics(results: Sequence[PatientGrading]) -> dict[str, Any]:
+    """Confusion matrix, presence and patient-level metrics (see module docstring)."""
+    truth_levels, predicted_levels = [], []
+    for result in results:
+        for level, true_type in result.truth.items():
+            truth_levels.append(true_type)
+            predicted_levels.append(result.predicted.get(level, FAILED))
+    truth_arr = np.asarray(truth_levels)
+    pred_arr = np.asarray(predicted_levels)
+
+    confusion = {
+        str(t): {str(p) if p != FAILED else "failed": int(np.sum((truth_arr == t) & (pred_arr == p))) for p in (*TYPES, FAILED)}
+        for t in TYPES
+    }
+    true_presence = truth_arr > 0
+    predicted_presence = np.where(pred_arr == FAILED, ~true_presence, pred_arr > 0)
+    presence = binary_metrics(true_presence, predicted_presence)
+
+    patient_truth, patient_pred = [], []
+    for result in results:
+        patient_truth.append(any(v in (1, 2) for v in result.truth.values()))
+        if result.error and not result.predicted:
+            patient_pred.append(not patient_truth[-1])
+        else:
+            patient_pred.append(any(v in (1, 2) for v in result.predicted.values()))
+    patient = binary_metrics(np.asarray(patient_truth), np.asarray(patient_pred))
+
+    recall = {}
+    for t in TYPES:
+        n = int(np.sum(truth_arr == t))
+        recall[str(t)] = round(float(np.sum((truth_arr == t) & (pred_arr == t)) / n), 4) if n else None
+    return {
+        "n_patients": len(results),
+        "n_levels": int(truth_arr.size),
+        "presence_balanced_accuracy": presence["balanced_accuracy"],
+        "presence_sensitivity": presence["sensitivity"],
+        "presence_specificity": presence["specificity"],
+        "presence_kappa": presence["kappa"],
+        "type_kappa": round(cohen_kappa(truth_arr, pred_arr), 4),
+        "per_type_recall": recall,
+        "confusion_matrix": confusion,
+        "patient_sensitivity": patient["sensitivity"],
+        "patient_specificity": patient["specificity"],
+        "patient_balanced_accuracy": patient["balanced_accuracy"],
+        "failed": [{"patient": r.patient, "reason": r.error} for r in results if r.error],
+        "patients": [
+            {"patient": r.patient, "truth": r.truth, "predicted": r.predicted, "confidence": r.confidence, "error": r.error}
+            for r in results
+        ],
+    }
+
+
+def binary_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
+    truth = truth.astype(bool)
+    predicted = predicted.astype(bool)
+    tp = int(np.sum(truth & predicted))
+    tn = int(np.sum(~truth & ~predicted))
+    sensitivity = tp / truth.sum() if truth.sum() else None
+    specificity = tn / (~truth).sum() if (~truth).sum() else None
+    balanced = (sensitivity + specificity) / 2 if sensitivity is not None and specificity is not None else None
+    return {
+        "sensitivity": _round(sensitivity),
+        "specificity": _round(specificity),
+        "balanced_accuracy": _round(balanced),
+        "kappa": round(cohen_kappa(truth.astype(int), predicted.astype(int)), 4),
+    }
+
+
+def cohen_kappa(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Cohen's kappa for two label arrays (any integer labels)."""
+    if truth.size == 0:
+        return float("nan")
+    labels = np.union1d(truth, predicted)
+    index = {v: i for i, v in enumerate(labels)}
+    table = np.zeros((labels.size, labels.size))
+    for t, p in zip(truth, predicted):
+        table[index[t], index[p]] += 1
+    n = table.sum()
+    observed = np.trace(table) / n
+    expected = float((table.sum(axis=0) * table.sum(axis=1)).sum() / n**2)
+    return float((observed - expected) / (1 - expected)) if expected < 1 else 1.0
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def format_summary(metrics: Mapping[str, Any]) -> str:
+    """Human-readable summary printed by the CLI."""
+    confusion = metrics["confusion_matrix"]
+    header = "truth\\pred " + " ".join(f"{c:>6}" for c in ("0", "1", "2", "3", "failed"))
+    rows = [header] + [
+        f"{t:>10} " + " ".join(f"{confusion[t][c]:>6}" for c in ("0", "1", "2", "3", "failed")) for t in ("0", "1", "2", "3")
+    ]
+
+    def fmt(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rows += [
+        f"levels {metrics['n_levels']} of {metrics['n_patients']} patients; failed patients: {len(metrics['failed'])}",
+        f"presence: balanced accuracy {fmt(metrics['presence_balanced_accuracy'])}, sensitivity "
+        f"{fmt(metrics['presence_sensitivity'])}, specificity {fmt(metrics['presence_specificity'])}, "
+        f"kappa {fmt(metrics['presence_kappa'])}",
+        f"type kappa {fmt(metrics['type_kappa'])}; recall per type: "
+        + ", ".join(f"{k}: {fmt(v)}" for k, v in metrics["per_type_recall"].items()),
+        f"patient (Modic 1 or 2 at L3-S1): sensitivity {fmt(metrics['patient_sensitivity'])}, "
+        f"specificity {fmt(metrics['patient_specificity'])}",
+    ]
+    return "\n".join(rows)

@@ -1,0 +1,273 @@
+"""From segmentation probabilities to named anatomy and endplate regions (this stage's entry point)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modic.io.volume import Volume
+from modic.levels.endplates import EndplateRegion, body_frame, endplate_band, reference_region
+from modic.levels.instances import Component, find_instances, is_single_slice
+from modic.levels.labelling import Flag, name_levels
+from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A named vertebral body or disc."""
+
+    name: str
+    kind: str
+    label: int
+    size: float
+    centroid_ras: tuple[float, float, float]
+    s1_fraction: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "kind": self.kind,
+            "label": self.label,
+            "size": round(self.size, 1),
+            "centroid_ras_mm": [round(v, 2) for v in self.centroid_ras],
+        }
+        if self.s1_fraction is not None:
+            data["s1_fraction"] = round(self.s1_fraction, 3)
+        return data
+
+
+@dataclass
+class SpineAnatomy:
+    """Everything downstream stages need about the anatomy, on the T1 (reference) grid.
+
+    Label maps:
+        ``semantic``: network classes (0 background, 1 vertebral body, 2 disc, 3 S1).
+        ``vertebra_map``: named bodies, value = position counted from S1 plus one (S1=1, L5=2, ...).
+        ``disc_map``: named discs, value = position counted from L5-S1 plus one (L5-S1=1, L4-L5=2, ...).
+        ``endplate_map``: graded endplate bands, values = ``EndplateRegion.label``.
+        ``reference_map``: reference marrow regions, values = ``EndplateRegion.reference_label``.
+    """
+
+    geometry: Volume
+    semantic: np.ndarray
+    vertebra_map: np.ndarray
+    disc_map: np.ndarray
+    endplate_map: np.ndarray
+    reference_map: np.ndarray
+    vertebrae: list[Structure]
+    discs: list[Structure]
+    endplates: list[EndplateRegion]
+    flags: list[Flag] = field(default_factory=list)
+    single_slice: bool = False
+    spine_axes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def slice_axis(self) -> int:
+        """Array axis that runs left-right (across sagittal slices)."""
+        directions = np.abs(self.geometry.affine[0, :3]) / np.asarray(self.geometry.spacing)
+        return int(np.argmax(directions))
+
+    @property
+    def size_unit(self) -> str:
+        return "mm2" if self.single_slice else "mm3"
+
+    def endplate(self, name: str) -> EndplateRegion | None:
+        return next((e for e in self.endplates if e.name == name), None)
+
+
+def build_anatomy(
+    probabilities: np.ndarray,
+    geometry: Volume,
+    *,
+    levels: Mapping[str, Any],
+    endplates: Mapping[str, Any],
+) -> SpineAnatomy:
+    """Instances, names, flags and endplate regions from class probabilities on ``geometry``'s grid.
+
+    Args:
+        probabilities: ``(C, I, J, K)`` class probabilities (see :mod:`modic.segmentation.classes`).
+        geometry: the volume whose grid the probabilities are on (the T1 when present).
+        levels: the ``levels`` section of ``configs/analysis.yaml``.
+        endplates: its ``endplates`` section.
+    """
+    single = is_single_slice(geometry)
+    semantic = probabilities.argmax(axis=0).astype(np.uint8)
+    key = "area_mm2" if single else "volume_mm3"
+    instances = find_instances(
+        probabilities,
+        geometry,
+        min_bone=float(levels[f"min_vertebra_{key}"]),
+        min_s1=float(levels[f"min_s1_{key}"]),
+        min_disc=float(levels[f"min_disc_{key}"]),
+        disc_separation_mm=float(levels["disc_separation_mm"]),
+        semantic=semantic,
+    )
+    naming = name_levels(instances.bones, instances.discs, levels)
+    flags = list(naming.flags)
+
+    vertebra_map = np.zeros(geometry.shape, dtype=np.uint16)
+    vertebrae = []
+    for name, component in naming.vertebrae.items():
+        value = VERTEBRAE_CAUDAL_FIRST.index(name) + 1 if name in VERTEBRAE_CAUDAL_FIRST else 0
+        if value:
+            vertebra_map[instances.bone_map == component.label] = value
+        vertebrae.append(_structure(name, "vertebra", value, component, s1=True))
+    disc_map = np.zeros(geometry.shape, dtype=np.uint16)
+    discs = []
+    for name, component in naming.discs.items():
+        upper = name.split("-")[0]
+        value = VERTEBRAE_CAUDAL_FIRST.index(upper) if upper in VERTEBRAE_CAUDAL_FIRST else 0
+        if value:
+            disc_map[instances.disc_map == component.label] = value
+        discs.append(_structure(name, "disc", value, component, s1=False))
+
+    endplate_map = np.zeros(geometry.shape, dtype=np.uint8)
+    reference_map = np.zeros(geometry.shape, dtype=np.uint8)
+    spine_axes: dict[str, np.ndarray] = {}
+    regions = _endplate_regions(
+        graded=levels["graded"],
+        naming_vertebrae=naming.vertebrae,
+        naming_discs=naming.discs,
+        instances_bone=instances.bone_map,
+        instances_disc=instances.disc_map,
+        geometry=geometry,
+        settings=endplates,
+        endplate_map=endplate_map,
+        reference_map=reference_map,
+        flags=flags,
+        spine_axes=spine_axes,
+    )
+    return SpineAnatomy(
+        geometry=geometry,
+        semantic=semantic,
+        vertebra_map=vertebra_map,
+        disc_map=disc_map,
+        endplate_map=endplate_map,
+        reference_map=reference_map,
+        vertebrae=sorted(vertebrae, key=lambda s: s.centroid_ras[2]),
+        discs=sorted(discs, key=lambda s: s.centroid_ras[2]),
+        endplates=regions,
+        flags=flags,
+        single_slice=single,
+        spine_axes=spine_axes,
+    )
+
+
+def _structure(name: str, kind: str, value: int, component: Component, *, s1: bool) -> Structure:
+    return Structure(
+        name=name,
+        kind=kind,
+        label=value,
+        size=component.size,
+        centroid_ras=tuple(float(v) for v in component.centroid_ras),  # type: ignore[arg-type]
+        s1_fraction=component.s1_fraction if s1 else None,
+    )
+
+
+def _endplate_regions(
+    *,
+    graded: Sequence[str],
+    naming_vertebrae: Mapping[str, Component],
+    naming_discs: Mapping[str, Component],
+    instances_bone: np.ndarray,
+    instances_disc: np.ndarray,
+    geometry: Volume,
+    settings: Mapping[str, Any],
+    endplate_map: np.ndarray,
+    reference_map: np.ndarray,
+    flags: list[Flag],
+    spine_axes: dict[str, np.ndarray],
+) -> list[EndplateRegion]:
+    regions: list[EndplateRegion] = []
+    reference_labels: dict[str, int] = {}
+    frames = {}
+    label = 0
+    for level in graded:
+        for endplate in level_endplates(level):
+            label += 1
+            vertebra, side = endplate_parts(endplate)
+            component = naming_vertebrae.get(vertebra)
+            if component is None:
+                flags.append(Flag("endplate_missing", f"{endplate}: vertebra {vertebra} was not found; not graded"))
+                continue
+            window = _window(instances_bone == component.label, geometry, settings)
+            body = (instances_bone == component.label)[window]
+            disc_component = naming_discs.get(level)
+            disc = (instances_disc == disc_component.label)[window] if disc_component is not None else None
+            sub = _sub_volume(geometry, window)
+            if vertebra not in frames:
+                spine_axes[vertebra] = _spine_axis(vertebra, naming_vertebrae, component)
+                frames[vertebra] = body_frame(body, sub, spine_axes[vertebra])
+            frame = frames[vertebra]
+            band, depth = endplate_band(body, disc, frame, sub, side=side, settings=settings)
+            if vertebra not in reference_labels:
+                reference_labels[vertebra] = len(reference_labels) + 1
+                reference = reference_region(body, frame, sub, settings=settings)
+                reference_map[window][reference] = reference_labels[vertebra]
+            endplate_map[window][band & (endplate_map[window] == 0)] = label
+            n_band = int((endplate_map == label).sum())
+            n_reference = int((reference_map == reference_labels[vertebra]).sum())
+            unit = float(np.prod(np.asarray(geometry.spacing)[np.asarray(geometry.shape) > 1]))
+            if n_band < int(settings["min_band_voxels"]) or n_reference < int(settings["min_reference_voxels"]):
+                flags.append(
+                    Flag(
+                        "small_region",
+                        f"{endplate}: the marrow band ({n_band} voxels) or reference ({n_reference} voxels) is too "
+                        "small for a reliable reading",
+                    )
+                )
+            regions.append(
+                EndplateRegion(
+                    name=endplate,
+                    vertebra=vertebra,
+                    side=side,
+                    disc=level if disc_component is not None else None,
+                    label=label,
+                    reference_label=reference_labels[vertebra],
+                    n_voxels=n_band,
+                    reference_voxels=n_reference,
+                    volume_mm=n_band * unit,
+                    depth_mm=depth,
+                    body_height_mm=frame.height_mm,
+                    from_disc=disc_component is not None,
+                )
+            )
+    return regions
+
+
+def _spine_axis(vertebra: str, named: Mapping[str, Component], component: Component) -> np.ndarray:
+    """Cranio-caudal direction at ``vertebra``: from the body below to the body above (RAS, pointing up)."""
+    index = VERTEBRAE_CAUDAL_FIRST.index(vertebra) if vertebra in VERTEBRAE_CAUDAL_FIRST else -1
+    below = named.get(VERTEBRAE_CAUDAL_FIRST[index - 1]) if index > 0 else None
+    above = named.get(VERTEBRAE_CAUDAL_FIRST[index + 1]) if 0 <= index < len(VERTEBRAE_CAUDAL_FIRST) - 1 else None
+    lower = below.centroid_ras if below is not None else component.centroid_ras
+    upper = above.centroid_ras if above is not None else component.centroid_ras
+    axis = upper - lower
+    if np.linalg.norm(axis) < 1e-6:
+        return np.array([0.0, 0.0, 1.0])
+    return axis / np.linalg.norm(axis)
+
+
+def _window(mask: np.ndarray, geometry: Volume, settings: Mapping[str, Any]) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` grown by enough millimetres to contain its endplate bands and discs."""
+    depth = settings["depth"]
+    reach_mm = 20.0 + (float(depth["value"]) if depth["mode"] == "mm" else 0.0)
+    index = np.argwhere(mask)
+    low = index.min(axis=0)
+    high = index.max(axis=0) + 1
+    margin = np.ceil(reach_mm / np.asarray(geometry.spacing)).astype(int)
+    return tuple(
+        slice(int(max(lo - m, 0)), int(min(hi + m, n))) for lo, hi, m, n in zip(low, high, margin, geometry.shape)
+    )
+
+
+def _sub_volume(geometry: Volume, window: tuple[slice, ...]) -> Volume:
+    """The geometry of a window of ``geometry`` (affine shifted to the window's origin)."""
+    origin = np.array([s.start for s in window], dtype=float)
+    affine = geometry.affine.copy()
+    affine[:3, 3] = geometry.world_coordinates(origin)[0]
+    shape = tuple(s.stop - s.start for s in window)
+    return Volume(np.zeros(shape, dtype=np.float32), affine)

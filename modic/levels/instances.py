@@ -1,0 +1,164 @@
+"""Separate the semantic segmentation into vertebral-body and disc instances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from modic.io.volume import Volume
+from modic.segmentation.classes import SegClass
+
+
+@dataclass(frozen=True)
+class Component:
+    """One connected structure.
+
+    Attributes:
+        label: its value in the component map it came from.
+        n_voxels: voxel count.
+        size: volume in mm^3 (3D) or area in mm^2 (single slice).
+        centroid_ijk: voxel-index centroid.
+        centroid_ras: RAS mm centroid.
+        s1_fraction: share of its bone probability that is S1 (bones only).
+    """
+
+    label: int
+    n_voxels: int
+    size: float
+    centroid_ijk: np.ndarray
+    centroid_ras: np.ndarray
+    s1_fraction: float = 0.0
+
+    @property
+    def superior_mm(self) -> float:
+        """Height of the centroid along the patient's superior axis (RAS z)."""
+        return float(self.centroid_ras[2])
+
+
+@dataclass(frozen=True)
+class Instances:
+    bone_map: np.ndarray
+    disc_map: np.ndarray
+    bones: list[Component]
+    discs: list[Component]
+    single_slice: bool
+
+
+def is_single_slice(volume: Volume) -> bool:
+    return min(volume.shape) == 1
+
+
+def voxel_size(volume: Volume) -> float:
+    """mm^3 per voxel, or mm^2 per pixel for a single slice."""
+    spacing = np.asarray(volume.spacing)
+    if is_single_slice(volume):
+        return float(np.prod(spacing[np.asarray(volume.shape) > 1]))
+    return float(np.prod(spacing))
+
+
+def find_instances(
+    probabilities: np.ndarray,
+    volume: Volume,
+    *,
+    min_bone: float,
+    min_s1: float,
+    min_disc: float,
+    disc_separation_mm: float,
+    semantic: np.ndarray | None = None,
+) -> Instances:
+    """Bone (vertebral body or S1) and disc instances from class probabilities ``(C, I, J, K)``.
+
+    Discs, slightly dilated, cut the bone mask so touching bodies separate;
+    the cut-away bone voxels are then given back to the nearest instance so
+    the endplate zone stays part of its body. Work is confined to the
+    bounding box of the spine.
+    """
+    if semantic is None:
+        semantic = probabilities.argmax(axis=0)
+    bone_map = np.zeros(semantic.shape, dtype=np.int32)
+    disc_map = np.zeros(semantic.shape, dtype=np.int32)
+    box = _bounding_box(semantic > 0)
+    if box is None:
+        return Instances(bone_map, disc_map, [], [], is_single_slice(volume))
+    sub = semantic[box]
+    probs = probabilities[(slice(None), *box)]
+    spacing = np.asarray(volume.spacing)
+    disc = sub == SegClass.DISC
+    bone = np.isin(sub, (SegClass.VERTEBRAL_BODY, SegClass.S1))
+    near_disc = ndimage.distance_transform_edt(~disc, sampling=spacing) <= disc_separation_mm if disc.any() else disc
+    structure = ndimage.generate_binary_structure(3, 1)
+    cores, n_cores = ndimage.label(bone & ~near_disc, structure=structure)
+
+    unit = voxel_size(volume)
+    bone_prob = probs[SegClass.VERTEBRAL_BODY] + probs[SegClass.S1]
+    s1_mass = ndimage.sum_labels(probs[SegClass.S1], cores, index=np.arange(1, n_cores + 1))
+    bone_mass = ndimage.sum_labels(bone_prob, cores, index=np.arange(1, n_cores + 1))
+    counts = np.bincount(cores.ravel(), minlength=n_cores + 1)[1:]
+    s1_share = s1_mass / np.maximum(bone_mass, 1e-6)
+    keep = np.concatenate([[False], counts * unit >= np.where(s1_share >= 0.5, min_s1, min_bone)])
+    cores = np.where(keep[cores], cores, 0)
+    bone_map[box] = _grow_into(cores, bone)
+    origin = np.array([b.start for b in box])
+    bones = _components(bone_map, volume, unit, s1_probability=probabilities[SegClass.S1],
+                        bone_probability=probabilities[SegClass.VERTEBRAL_BODY] + probabilities[SegClass.S1], box=box,
+                        origin=origin)
+
+    disc_labels, _ = ndimage.label(disc, structure=structure)
+    disc_map[box] = disc_labels
+    discs = [c for c in _components(disc_map, volume, unit, box=box, origin=origin) if c.size >= min_disc]
+    disc_map[box] = np.where(np.isin(disc_labels, [c.label for c in discs]), disc_labels, 0)
+    return Instances(bone_map=bone_map, disc_map=disc_map, bones=bones, discs=discs, single_slice=is_single_slice(volume))
+
+
+def _bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...] | None:
+    if not mask.any():
+        return None
+    slices = []
+    for axis in range(mask.ndim):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        slices.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + 1 + margin, mask.shape[axis])))
+    return tuple(slices)
+
+
+def _grow_into(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Give every voxel of ``mask`` the label of its nearest seed (voxel metric)."""
+    if not seeds.any():
+        return seeds
+    _, nearest = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+    grown = seeds[tuple(nearest)]
+    return np.where(mask, grown, 0)
+
+
+def _components(
+    labels: np.ndarray,
+    volume: Volume,
+    unit: float,
+    *,
+    box: tuple[slice, ...],
+    origin: np.ndarray,
+    s1_probability: np.ndarray | None = None,
+    bone_probability: np.ndarray | None = None,
+) -> list[Component]:
+    components = []
+    sub = labels[box]
+    present = np.unique(sub)
+    for label in present[present > 0]:
+        region = sub == label
+        centroid = np.argwhere(region).mean(axis=0) + origin
+        s1 = 0.0
+        if s1_probability is not None and bone_probability is not None:
+            s1 = float(s1_probability[box][region].sum() / max(bone_probability[box][region].sum(), 1e-6))
+        n_voxels = int(region.sum())
+        components.append(
+            Component(
+                label=int(label),
+                n_voxels=n_voxels,
+                size=n_voxels * unit,
+                centroid_ijk=centroid,
+                centroid_ras=volume.world_coordinates(centroid)[0],
+                s1_fraction=s1,
+            )
+        )
+    return components

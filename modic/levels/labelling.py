@@ -1,0 +1,152 @@
+"""Name vertebrae by finding S1 and counting upwards, and flag every ambiguity.
+
+The commonest failure of automatic level labelling is a one-level shift, so
+nothing here guesses silently: a missing S1, a suspected transitional
+vertebra, a gap that may hide a missed body or a missing disc each become a
+flag in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modic.levels.instances import Component
+from modic.levels.names import disc_name, vertebra_name
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A warning attached to the analysis: machine-readable ``code`` and a sentence for people."""
+
+    code: str
+    message: str
+    severity: str = "warning"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "severity": self.severity, "message": self.message}
+
+
+@dataclass
+class Naming:
+    vertebrae: dict[str, Component] = field(default_factory=dict)
+    discs: dict[str, Component] = field(default_factory=dict)
+    flags: list[Flag] = field(default_factory=list)
+
+
+def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings: Mapping[str, Any]) -> Naming:
+    """Assign anatomical names to bone and disc instances (see module docstring)."""
+    naming = Naming()
+    if not bones:
+        naming.flags.append(Flag("no_vertebrae", "no vertebral body was found in the image"))
+        return naming
+    by_height = sorted(bones, key=lambda c: c.superior_mm)
+    s1 = _choose_s1(by_height, float(settings["s1_fraction"]), naming.flags)
+    if s1 is None:
+        above = by_height
+        naming.flags.append(
+            Flag(
+                "s1_not_found",
+                "S1 was not identified (sacrum outside the field of view or not recognised); levels are "
+                "named assuming the lowest vertebral body is L5 and may be shifted",
+            )
+        )
+    else:
+        naming.vertebrae["S1"] = s1
+        above = [c for c in by_height if c.superior_mm > s1.superior_mm and c is not s1]
+        below = [c for c in by_height if c.superior_mm < s1.superior_mm]
+        if below:
+            naming.flags.append(
+                Flag("bone_below_s1", f"{len(below)} bony structure(s) below S1 were ignored", severity="info")
+            )
+    for offset, component in enumerate(above, start=1):
+        naming.vertebrae[vertebra_name(offset)] = component
+
+    ordered = sorted(naming.vertebrae.items(), key=lambda item: item[1].superior_mm)
+    _check_gaps(ordered, float(settings["gap_factor"]), naming.flags)
+    _assign_discs(ordered, discs, naming)
+    if s1 is not None:
+        _check_transitional(s1, discs, naming, float(settings["transitional_disc_ratio"]))
+    return naming
+
+
+def _choose_s1(by_height: Sequence[Component], threshold: float, flags: list[Flag]) -> Component | None:
+    candidates = [c for c in by_height if c.s1_fraction >= threshold]
+    if not candidates:
+        return None
+    strongest = max(candidates, key=lambda c: c.size * c.s1_fraction)
+    rivals = [c for c in candidates if c is not strongest and c.size * c.s1_fraction >= 0.5 * strongest.size * strongest.s1_fraction]
+    if rivals:
+        flags.append(
+            Flag(
+                "s1_ambiguous",
+                f"{len(rivals) + 1} bodies look like S1; the largest was taken as S1, so level names may be shifted",
+            )
+        )
+    return strongest
+
+
+def _check_gaps(ordered: Sequence[tuple[str, Component]], factor: float, flags: list[Flag]) -> None:
+    if len(ordered) < 3:
+        return
+    centres = np.array([c.centroid_ras for _, c in ordered])
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    typical = float(np.median(steps))
+    for (lower, _), (upper, _), step in zip(ordered[:-1], ordered[1:], steps):
+        if step > factor * typical:
+            flags.append(
+                Flag(
+                    "possible_missed_vertebra",
+                    f"the gap between {lower} and {upper} ({step:.0f} mm) is much larger than usual "
+                    f"({typical:.0f} mm): a vertebra may be missed and names above {lower} may be shifted",
+                )
+            )
+
+
+def _assign_discs(ordered: Sequence[tuple[str, Component]], discs: Sequence[Component], naming: Naming) -> None:
+    free = list(discs)
+    for (lower_name, lower), (upper_name, upper) in zip(ordered[:-1], ordered[1:]):
+        midpoint = (lower.centroid_ras + upper.centroid_ras) / 2
+        half = np.linalg.norm(upper.centroid_ras - lower.centroid_ras) / 2
+        between = [
+            d for d in free
+            if lower.superior_mm < d.superior_mm < upper.superior_mm and np.linalg.norm(d.centroid_ras - midpoint) < half
+        ]
+        if not between:
+            naming.flags.append(
+                Flag(
+                    "disc_not_found",
+                    f"no disc was found between {upper_name} and {lower_name} (fusion, severe degeneration or a "
+                    "segmentation miss); endplate regions there are taken from the vertebral body shape",
+                    severity="info",
+                )
+            )
+            continue
+        chosen = min(between, key=lambda d: np.linalg.norm(d.centroid_ras - midpoint))
+        naming.discs[disc_name(upper_name, lower_name)] = chosen
+        free.remove(chosen)
+
+
+def _check_transitional(s1: Component, discs: Sequence[Component], naming: Naming, ratio: float) -> None:
+    below = [d for d in discs if d.superior_mm < s1.superior_mm and d not in naming.discs.values()]
+    if below:
+        naming.flags.append(
+            Flag(
+                "transitional_vertebra_suspected",
+                "a disc-like structure lies below the body named S1: S1 may be lumbarised (transitional "
+                "vertebra); names count upwards from that body, which may differ from counting down from C2",
+            )
+        )
+    lumbosacral = naming.discs.get("L5-S1")
+    above = naming.discs.get("L4-L5")
+    if lumbosacral is not None and above is not None and lumbosacral.size < ratio * above.size:
+        naming.flags.append(
+            Flag(
+                "transitional_vertebra_suspected",
+                f"the L5-S1 disc is much smaller than L4-L5 ({lumbosacral.size:.0f} vs {above.size:.0f}): "
+                "L5 may be sacralised (transitional vertebra); confirm the level count on a whole-spine image",
+            )
+        )
