@@ -1,0 +1,174 @@
+"""``report.json``: the versioned, machine-readable result of one analysis.
+
+The schema is documented in ``docs/report.md`` and ``docs/report.schema.json``.
+Version rules: the minor version grows when fields are added; a different
+major version cannot be read by this modic (:func:`read_report` refuses it).
+Floats are rounded so that the same input gives byte-identical files apart
+from ``created``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modic import RESEARCH_NOTICE, __version__
+from modic.classification.grading import EndplateGrade, LevelGrade
+from modic.errors import SchemaError
+from modic.levels import SpineAnatomy
+from modic.pipeline import StudyAnalysis
+from modic.report.privacy import input_paths, scrub, study_key
+
+SCHEMA_NAME = "modic-report"
+SCHEMA_VERSION = "1.0"
+DIGITS = 4
+
+
+def build_report(
+    analysis: StudyAnalysis,
+    *,
+    keep_identifiers: bool = False,
+    candidacy: Mapping[str, Any] | None = None,
+    created: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The report dictionary of ``analysis`` (identifiers removed unless ``keep_identifiers``)."""
+    import monai
+    import torch
+
+    images = analysis.images
+    paths = input_paths(images)
+    anatomy = analysis.anatomy
+    study: dict[str, Any] = {"key": study_key(images), "single_slice": anatomy.single_slice}
+    if keep_identifiers:
+        study.update(_identifiers(analysis))
+    report = {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "research_notice": RESEARCH_NOTICE,
+        "created": (created or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software": {
+            "name": "modic",
+            "version": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "monai": monai.__version__,
+        },
+        "models": analysis.models,
+        "study": study,
+        "series": {
+            role: scrub(info.to_dict(), paths=paths, keep_identifiers=keep_identifiers)
+            for role, info in sorted(images.series.items())
+        },
+        "anatomy": {
+            "size_unit": anatomy.size_unit,
+            "vertebrae": [v.as_dict() for v in anatomy.vertebrae],
+            "discs": [d.as_dict() for d in anatomy.discs],
+        },
+        "levels": [_level(level, anatomy) for level in analysis.levels],
+        "warnings": [flag.as_dict() for flag in analysis.warnings],
+        "input_decisions": scrub(images.decisions, paths=paths, keep_identifiers=keep_identifiers),
+        "settings": {
+            "levels": analysis.config["levels"],
+            "endplates": analysis.config["endplates"],
+            "classification": analysis.config["classification"],
+        },
+        "candidacy": dict(candidacy) if candidacy is not None else None,
+    }
+    return _rounded(report)
+
+
+def _identifiers(analysis: StudyAnalysis) -> dict[str, Any]:
+    headers = analysis.images.t1_source_headers or analysis.images.t2_source_headers
+    data: dict[str, Any] = {"study_instance_uid": analysis.images.study_uid}
+    if headers:
+        first = headers[0]
+        for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyDate"):
+            value = first.get(keyword)
+            data[keyword] = str(value) if value is not None else None
+    return data
+
+
+def _level(level: LevelGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
+    return {
+        "level": level.level,
+        "modic_type": level.modic_type,
+        "mixed": level.mixed,
+        "confidence": level.confidence,
+        "endplates": [_endplate(grade, anatomy) for grade in level.endplates],
+    }
+
+
+def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
+    features = grade.features
+    region = anatomy.endplate(grade.endplate)
+    signal: dict[str, Any] = {}
+    for name, stats in (("t1", features.t1), ("t2", features.t2)):
+        signal[name] = None if stats is None else {
+            "ratio_median": stats.ratio_median,
+            "ratio_p25": stats.ratio_p25,
+            "ratio_p75": stats.ratio_p75,
+            "low_fraction": stats.low_fraction,
+            "high_fraction": stats.high_fraction,
+            "ratio_to_patient_marrow": stats.patient_ratio,
+        }
+    return {
+        "endplate": grade.endplate,
+        "modic_type": grade.modic_type,
+        "mixed": grade.mixed,
+        "confidence": grade.confidence,
+        "method": grade.method,
+        "scores": {str(k): v for k, v in sorted(grade.scores.items())},
+        "extent": {"region_fraction": grade.region_fraction, "height_fraction": grade.height_fraction},
+        "signal": signal,
+        "pattern_fractions": {str(k): v for k, v in sorted(features.pattern_fractions.items())},
+        "region": None if region is None else {
+            "label": region.label,
+            "voxels": region.n_voxels,
+            f"size_{anatomy.size_unit}": region.volume_mm,
+            "depth_mm": region.depth_mm,
+            "body_height_mm": region.body_height_mm,
+            "reference_voxels": region.reference_voxels,
+            "measured_from_disc": region.from_disc,
+        },
+        "note": grade.note,
+    }
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, DIGITS) if value == value else None
+    if isinstance(value, Mapping):
+        return {str(k): _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return _rounded(value.item())
+    return value
+
+
+def dumps(report: Mapping[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """Load a report.json, refusing files of another schema or major version."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaError(f"report '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SchemaError(f"report '{path}' is not readable JSON ({type(exc).__name__}); give a modic report.json") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
+        raise SchemaError(f"'{path}' is not a modic report (schema {data.get('schema') if isinstance(data, dict) else None!r})")
+    version = str(data.get("schema_version", ""))
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise SchemaError(
+            f"report '{path}' has schema version {version!r}; this modic {__version__} reads {SCHEMA_VERSION.split('.')[0]}.x: "
+            "re-run modic analyze with this version"
+        )
+    return data

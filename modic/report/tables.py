@@ -1,0 +1,55 @@
+"""``levels.csv``: one row per graded endplate, for spreadsheets and cohort statistics."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from typing import Any
+
+LEVEL_COLUMNS = (
+    "study_key", "level", "level_modic_type", "endplate", "modic_type", "mixed", "confidence", "method",
+    "region_fraction", "height_fraction", "t1_ratio_median", "t2_ratio_median", "region_voxels", "region_size",
+    "size_unit", "depth_mm", "reference_voxels", "note",
+)
+
+
+def endplate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of ``levels.csv`` from a report dictionary."""
+    unit = report["anatomy"]["size_unit"]
+    rows = []
+    for level in report["levels"]:
+        for endplate in level["endplates"]:
+            signal = endplate["signal"]
+            region = endplate["region"] or {}
+            rows.append(
+                {
+                    "study_key": report["study"]["key"],
+                    "level": level["level"],
+                    "level_modic_type": level["modic_type"],
+                    "endplate": endplate["endplate"],
+                    "modic_type": endplate["modic_type"],
+                    "mixed": endplate["mixed"] or "",
+                    "confidence": endplate["confidence"],
+                    "method": endplate["method"],
+                    "region_fraction": endplate["extent"]["region_fraction"],
+                    "height_fraction": endplate["extent"]["height_fraction"],
+                    "t1_ratio_median": (signal["t1"] or {}).get("ratio_median", ""),
+                    "t2_ratio_median": (signal["t2"] or {}).get("ratio_median", ""),
+                    "region_voxels": region.get("voxels", ""),
+                    "region_size": region.get(f"size_{unit}", ""),
+                    "size_unit": unit,
+                    "depth_mm": region.get("depth_mm", ""),
+                    "reference_voxels": region.get("reference_voxels", ""),
+                    "note": endplate["note"] or "",
+                }
+            )
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = LEVEL_COLUMNS) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,73 @@
+"""Write every output of one analysis into a folder, atomically.
+
+The folder appears complete or not at all: everything is written into a
+temporary sibling that is renamed at the end (:func:`modic.atomic.output_folder`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modic import atomic
+from modic.errors import UsageError
+from modic.io.formats import write_nifti
+from modic.pipeline import StudyAnalysis
+from modic.report import dicom_seg, dicom_sr, figures, html
+from modic.report.json_report import build_report, dumps
+from modic.report.tables import endplate_rows, to_csv
+
+LABEL_MAPS = {
+    "segmentation.nii.gz": "semantic",
+    "vertebrae.nii.gz": "vertebra_map",
+    "discs.nii.gz": "disc_map",
+    "endplates.nii.gz": "endplate_map",
+    "reference_marrow.nii.gz": "reference_map",
+}
+
+
+def check_output_folder(path: str | Path, *, overwrite: bool) -> Path:
+    """Refuse to write into an existing non-empty folder unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output '{path}' exists and is not a folder; choose another -o")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise UsageError(f"output folder '{path}' is not empty; choose another -o or add --overwrite")
+    return path
+
+
+def write_outputs(
+    analysis: StudyAnalysis,
+    out_dir: str | Path,
+    *,
+    keep_identifiers: bool = False,
+    candidacy: Mapping[str, Any] | None = None,
+    dicom: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write report.json, levels.csv, label maps, pictures, report.html and (for DICOM input) SEG and SR.
+
+    Returns the report dictionary.
+    """
+    report = build_report(analysis, keep_identifiers=keep_identifiers, candidacy=candidacy)
+    with atomic.output_folder(out_dir, replace=overwrite) as folder:
+        write_into(folder, analysis, report, dicom=dicom)
+    return report
+
+
+def write_into(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any], *, dicom: bool) -> None:
+    """The files of one analysis, into an existing (temporary) folder."""
+    (folder / "report.json").write_text(dumps(report), encoding="utf-8")
+    (folder / "levels.csv").write_text(to_csv(endplate_rows(report)), encoding="utf-8")
+    geometry = analysis.anatomy.geometry
+    for name, attribute in LABEL_MAPS.items():
+        labels = getattr(analysis.anatomy, attribute)
+        write_nifti(geometry.with_array(labels.astype(np.uint16)), folder / name)
+    pictures = figures.write_figures(analysis, report, folder)
+    html.write_html(report, pictures, folder / "report.html")
+    if dicom and analysis.images.t1_source_headers:
+        seg_path = dicom_seg.write_seg(analysis, folder / "seg.dcm")
+        dicom_sr.write_sr(analysis, report, folder / "sr.dcm", segmentation=seg_path)
