@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
 from modic.config import load_shipped, load_yaml
 from modic.errors import AnalysisError, ConfigError
+from modic.io.resample import resample_to
 from modic.io.study import StudyImages
 from modic.levels import Flag, SpineAnatomy, build_anatomy
+from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.resources import models_dir
 from modic.segmentation.bundle import LoadedBundle, load_bundle
 from modic.segmentation.infer import SegmentationModel
 
-CONFIG_SECTIONS = ("segmentation", "levels", "endplates", "classification")
+CONFIG_SECTIONS = ("segmentation", "levels", "endplates", "classification", "single_slice")
 
 
 def load_analysis_config(path: str | Path | None = None) -> dict[str, Any]:
@@ -89,6 +93,55 @@ def _bundle_path(bundle: str | Path) -> Path:
     raise ConfigError(f"segmentation bundle {str(bundle)!r} is neither a folder nor a bundle shipped in {models_dir()}")
 
 
+def _segment_slice_pair(
+    images: StudyImages, segmenter: SegmentationModel, settings: Mapping[str, Any]
+) -> tuple[StudyImages, np.ndarray, list[Flag]]:
+    """Segment T1 and T2 slices separately, align the T2 on the spine, and fuse where both exist."""
+    assert images.t1 is not None and images.t2_native is not None
+    t1, t2_native = images.t1, images.t2_native
+    p1 = segmenter.predict_probabilities(t1)
+    p2_native = segmenter.predict_probabilities(t2_native)
+    on_t1 = [resample_to(t2_native.with_array(channel), t1).array for channel in p2_native]
+    p2 = np.stack(on_t1)
+    coverage = resample_to(t2_native.with_array(np.ones(t2_native.shape, dtype=np.float32)), t1).array
+    t2_image = images.t2.array if images.t2 is not None else resample_to(t2_native, t1).array
+
+    plane = tuple(axis for axis, n in enumerate(t1.shape) if n > 1)
+    squeeze = tuple(axis for axis, n in enumerate(t1.shape) if n == 1)
+    spacing = min(np.asarray(t1.spacing)[list(plane)])
+    translation = estimate_translation(
+        np.squeeze(p1[1:].sum(axis=0), axis=squeeze),
+        np.squeeze(p2[1:].sum(axis=0), axis=squeeze),
+        max_shift=int(round(float(settings["max_shift_mm"]) / spacing)),
+    )
+
+    def moved(array: np.ndarray) -> np.ndarray:
+        squeezed = np.squeeze(array, axis=tuple(a + array.ndim - t1.array.ndim for a in squeeze))
+        return shift_image(squeezed, translation).reshape(array.shape)
+
+    p2, coverage, t2_image = moved(p2), moved(coverage), moved(t2_image)
+    covered = coverage > 0.5
+    fused = np.where(covered[None], (p1 + p2) / 2, p1)
+    t2_aligned = t1.with_array(np.where(covered, t2_image, np.nan).astype(np.float32))
+    shift_mm = [translation.rows * t1.spacing[plane[0]], translation.cols * t1.spacing[plane[1]]]
+    record = {
+        "event": "register",
+        "level": "info",
+        "shift_mm": [round(v, 2) for v in shift_mm],
+        "correlation": round(translation.correlation, 3),
+        "message": f"T2 slice aligned to the T1 on the segmented spine: shift {shift_mm[0]:.1f}, {shift_mm[1]:.1f} mm "
+        f"(correlation {translation.correlation:.2f})",
+    }
+    flags = []
+    if translation.correlation < float(settings["min_alignment_correlation"]):
+        flags.append(
+            Flag("alignment_uncertain", f"T1 and T2 slices could not be aligned reliably (correlation "
+                 f"{translation.correlation:.2f}); T2-based signal may be wrong")
+        )
+    aligned = replace(images, t2=t2_aligned, decisions=[*images.decisions, record])
+    return aligned, fused.astype(np.float32), flags
+
+
 @dataclass
 class StudyAnalysis:
     """Everything one analysis produced, in memory (reports are written from this)."""
@@ -111,7 +164,11 @@ def analyze_images(images: StudyImages, *, models: Models, config: Mapping[str, 
     geometry = volumes[0]
 
     started = time.perf_counter()
-    probabilities = models.segmenter.predict_fused(volumes)
+    alignment_flags: list[Flag] = []
+    if min(geometry.shape) == 1 and images.t1 is not None and images.t2_native is not None:
+        images, probabilities, alignment_flags = _segment_slice_pair(images, models.segmenter, config["single_slice"])
+    else:
+        probabilities = models.segmenter.predict_fused(volumes)
     timings["segment_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -131,7 +188,7 @@ def analyze_images(images: StudyImages, *, models: Models, config: Mapping[str, 
     )
     timings["classify_s"] = time.perf_counter() - started
 
-    warnings = list(anatomy.flags)
+    warnings = list(anatomy.flags) + alignment_flags
     if images.t1 is None:
         warnings.append(Flag("missing_t1", "no sagittal T1: Modic types cannot be determined reliably from T2 alone"))
     if images.t2 is None:

@@ -82,7 +82,9 @@ def relative_signal(
 
     Returns the relative image and the reference median.
     """
-    median = float(np.median(image[reference])) if reference.any() else float("nan")
+    values = image[reference]
+    values = values[np.isfinite(values)]
+    median = float(np.median(values)) if values.size else float("nan")
     if not np.isfinite(median) or median <= 0:
         return np.full(image.shape, np.nan, dtype=np.float32), median
     relative = image.astype(np.float32) / median
@@ -116,10 +118,14 @@ def endplate_features(
             image[window], reference_w, median_filter=filter_size, slice_axis=anatomy.slice_axis
         )
         values = relative[band_w]
+        values = values[np.isfinite(values)]
         if not values.size or not np.isfinite(median):
             return None, None
-        patient_median = float(np.median(image[all_references])) if all_references.any() else median
+        patient_values = image[all_references]
+        patient_values = patient_values[np.isfinite(patient_values)]
+        patient_median = float(np.median(patient_values)) if patient_values.size else median
         reference_values = image[window][reference_w].astype(float)
+        reference_values = reference_values[np.isfinite(reference_values)]
         cv = float(ndimage.standard_deviation(reference_values) / max(median, 1e-6)) if reference_values.size else np.nan
         stats = SignalStats(
             ratio_median=float(np.median(values)),
@@ -129,7 +135,7 @@ def endplate_features(
             high_fraction=float(np.mean(values > high)),
             reference_median=median,
             reference_cv=cv,
-            patient_ratio=float(np.median(image[window][band_w]) / max(patient_median, 1e-6)),
+            patient_ratio=float(np.nanmedian(image[window][band_w]) / max(patient_median, 1e-6)),
         )
         return stats, relative
 

@@ -1,0 +1,417 @@
+"""Find the DICOM images under a folder and group them by study and series.
+
+A PACS export is a tree of nested folders holding files with or without
+extensions, a DICOMDIR, non-DICOM files and sometimes several studies. Only
+headers are read here (``stop_before_pixels`` and ``specific_tags``). Files
+are grouped by StudyInstanceUID, then SeriesInstanceUID, never by folder.
+Anything that cannot be used is recorded in :attr:`FolderScan.skipped` with
+a reason; scanning never fails because of one bad file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+from tqdm import tqdm
+
+from modic.config import load_shipped
+from modic.errors import InputError
+
+log = logging.getLogger("modic.io.dicom_scan")
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+HEADER_KEYWORDS: tuple[str, ...] = (
+    "SpecificCharacterSet",
+    "ImageType",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "Modality",
+    "Manufacturer",
+    "StudyDescription",
+    "SeriesDescription",
+    "ManufacturerModelName",
+    "PatientID",
+    "BodyPartExamined",
+    "ContrastBolusAgent",
+    "ScanningSequence",
+    "SequenceVariant",
+    "ScanOptions",
+    "MRAcquisitionType",
+    "SequenceName",
+    "SliceThickness",
+    "RepetitionTime",
+    "EchoTime",
+    "InversionTime",
+    "EchoNumbers",
+    "MagneticFieldStrength",
+    "SpacingBetweenSlices",
+    "EchoTrainLength",
+    "ProtocolName",
+    "FlipAngle",
+    "PatientPosition",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "StudyID",
+    "SeriesNumber",
+    "AcquisitionNumber",
+    "InstanceNumber",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "FrameOfReferenceUID",
+    "SliceLocation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "RescaleIntercept",
+    "RescaleSlope",
+)
+"""Header attributes kept for classification, selection and geometry checks."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was not used, and why.
+
+    ``kind`` is one of ``not_dicom``, ``dicomdir``, ``unreadable``, ``corrupt``,
+    ``not_image`` or ``duplicate``. ``study_uid``/``series_uid`` are set when the
+    header could still be read (e.g. truncated pixel data).
+    """
+
+    path: str
+    kind: str
+    reason: str
+    study_uid: str = ""
+    series_uid: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        entry = {"path": self.path, "kind": self.kind, "reason": self.reason}
+        if self.series_uid:
+            entry["series_uid"] = self.series_uid
+        return entry
+
+
+@dataclass(frozen=True)
+class SeriesIndex:
+    """The instances of one series (header-only datasets; ``dataset.filename`` is the file).
+
+    Instances are in file-path order; slice order is decided by geometry when the
+    volume is built (:mod:`modic.io.dicom_volume`), never by InstanceNumber.
+    """
+
+    study_uid: str
+    series_uid: str
+    instances: tuple[Dataset, ...]
+    corrupt_files: tuple[SkippedFile, ...] = ()
+
+    @property
+    def first(self) -> Dataset:
+        return self.instances[0]
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return tuple(Path(str(ds.filename)) for ds in self.instances)
+
+    @property
+    def number(self) -> int | None:
+        value = self.first.get("SeriesNumber")
+        try:
+            return int(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def description(self) -> str:
+        """SeriesDescription (ProtocolName when empty) as one printable line."""
+        text = str(self.first.get("SeriesDescription", "") or "") or str(self.first.get("ProtocolName", "") or "")
+        return printable(text)
+
+    @property
+    def modality(self) -> str:
+        return str(self.first.get("Modality", "") or "")
+
+    @property
+    def label(self) -> str:
+        """How messages name this series: number, description and UID."""
+        return series_label(self.number, self.description, self.series_uid)
+
+
+@dataclass(frozen=True)
+class StudyIndex:
+    """One study (one StudyInstanceUID) wherever its files lie under the scanned root."""
+
+    study_uid: str
+    root: Path
+    series: tuple[SeriesIndex, ...]
+    study_date: str = ""
+    study_description: str = ""
+    accession_number: str = ""
+
+    def get(self, series_uid: str) -> SeriesIndex | None:
+        """The series with this SeriesInstanceUID, or None."""
+        for series in self.series:
+            if series.series_uid == series_uid:
+                return series
+        return None
+
+    @property
+    def n_instances(self) -> int:
+        return sum(len(s.instances) for s in self.series)
+
+    def summary(self) -> str:
+        """One line naming the study without patient identifiers."""
+        parts = [self.study_uid]
+        if self.study_date:
+            parts.append(f"date {self.study_date}")
+        if self.study_description:
+            parts.append(f"'{self.study_description}'")
+        parts.append(f"{len(self.series)} series, {self.n_instances} images")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """Result of scanning a folder: the studies found and the files not used."""
+
+    root: Path
+    studies: tuple[StudyIndex, ...]
+    skipped: tuple[SkippedFile, ...] = field(default=())
+    files_seen: int = 0
+
+    def skipped_summary(self) -> dict[str, int]:
+        """Number of skipped files per kind."""
+        counts: dict[str, int] = {}
+        for item in self.skipped:
+            counts[item.kind] = counts.get(item.kind, 0) + 1
+        return counts
+
+
+def printable(text: str) -> str:
+    """Header text as one line without control characters (header strings are data)."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def series_label(number: int | None, description: str, series_uid: str) -> str:
+    """``series 3 't1_tse_sag' (1.2.3...)``: how every message names a series."""
+    shown = f"series {number}" if number is not None else "series"
+    return f"{shown} '{description}' ({series_uid})"
+
+
+def scan_studies(root: str | Path, *, config: Mapping[str, Any] | None = None) -> list[StudyIndex]:
+    """All studies under ``root``, one :class:`StudyIndex` per StudyInstanceUID.
+
+    Skipped files are logged; use :func:`scan_folder` to get them as data.
+    """
+    scan = scan_folder(root, config=config)
+    for kind, count in sorted(scan.skipped_summary().items()):
+        log.info("%d file(s) skipped under %s: %s", count, scan.root, kind)
+    return list(scan.studies)
+
+
+def scan_folder(root: str | Path, *, config: Mapping[str, Any] | None = None) -> FolderScan:
+    """Read the headers of every file under ``root`` and group the images by study and series.
+
+    Raises:
+        InputError: ``root`` does not exist or is not a folder.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"study folder '{root}' does not exist; give the folder exported from the PACS")
+    if not root.is_dir():
+        raise InputError(f"'{root}' is not a folder; give the folder holding the study's DICOM files")
+    settings = config if config is not None else load_shipped("io.yaml")
+    follow = bool(settings.get("scan", {}).get("follow_symlinks", True))
+
+    skipped: list[SkippedFile] = []
+    files = list(_walk_files(root, follow_symlinks=follow, skipped=skipped))
+    headers: list[Dataset] = []
+    for path in tqdm(files, desc="reading DICOM headers", unit="file", disable=not sys.stderr.isatty(), leave=False):
+        result = _read_header(path)
+        if isinstance(result, SkippedFile):
+            skipped.append(result)
+        else:
+            headers.append(result)
+    studies = _group(root, headers, skipped)
+    log.debug("scanned %s: %d files, %d studies, %d skipped", root, len(files), len(studies), len(skipped))
+    return FolderScan(root=root, studies=studies, skipped=tuple(skipped), files_seen=len(files))
+
+
+def _walk_files(root: Path, *, follow_symlinks: bool, skipped: list[SkippedFile]) -> Iterator[Path]:
+    """Every regular file under ``root`` once, in a stable order, without symlink loops."""
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
+        real_dir = os.path.realpath(dirpath)
+        if real_dir in seen_dirs:
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real_dir)
+        dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in seen_dirs)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            try:
+                real = os.path.realpath(path)
+                if not os.path.isfile(real):
+                    skipped.append(SkippedFile(str(path), "unreadable", "broken link or not a regular file"))
+                    continue
+            except OSError as exc:
+                skipped.append(SkippedFile(str(path), "unreadable", _one_line(exc)))
+                continue
+            if real in seen_files:
+                continue
+            seen_files.add(real)
+            yield path
+
+
+def _read_header(path: Path) -> Dataset | SkippedFile:
+    """The header of one file, or why it cannot be used."""
+    try:
+        with open(path, "rb") as handle:
+            preamble = handle.read(132)
+            if len(preamble) < 132 or preamble[128:132] != b"DICM":
+                if not _looks_like_raw_dicom(preamble):
+                    return SkippedFile(str(path), "not_dicom", "no DICOM preamble ('DICM' at byte 128)")
+            handle.seek(0)
+            with warnings.catch_warnings():
+                # Odd files make pydicom warn; the outcome is recorded in the scan instead.
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(
+                    handle,
+                    stop_before_pixels=True,
+                    specific_tags=list(HEADER_KEYWORDS),
+                    force=not preamble[128:132] == b"DICM",
+                )
+            pixel_offset = handle.tell()
+        size = path.stat().st_size
+    except InvalidDicomError as exc:
+        return SkippedFile(str(path), "not_dicom", _one_line(exc))
+    except OSError as exc:
+        return SkippedFile(str(path), "unreadable", _one_line(exc))
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files; record, never crash
+        return SkippedFile(str(path), "corrupt", f"cannot parse header: {type(exc).__name__}: {_one_line(exc)}")
+
+    meta = getattr(ds, "file_meta", None)
+    media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    if media_class == MEDIA_STORAGE_DIRECTORY:
+        return SkippedFile(str(path), "dicomdir", "DICOMDIR (media storage directory), not an image")
+    missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID") if not str(ds.get(k, "") or "")]
+    if len(missing) == 3:
+        return SkippedFile(str(path), "corrupt", "no study, series or instance UID: damaged or truncated header")
+    if missing:
+        return SkippedFile(str(path), "corrupt", f"no {'/'.join(missing)}")
+    if "Rows" not in ds or "Columns" not in ds:
+        sop = UID(str(ds.get("SOPClassUID", "") or ""))
+        return SkippedFile(str(path), "not_image", f"no pixel data attributes (SOP class {sop.name or 'unknown'})")
+    truncation = _truncation(ds, remaining=size - pixel_offset)
+    if truncation:
+        return SkippedFile(
+            str(path), "corrupt", truncation, study_uid=str(ds.StudyInstanceUID), series_uid=str(ds.SeriesInstanceUID)
+        )
+    ds.filename = str(path)
+    return ds
+
+
+def _looks_like_raw_dicom(start: bytes) -> bool:
+    """A Part-10 file without preamble starts with a group 0x0002 or 0x0008 little-endian tag."""
+    return (
+        len(start) >= 8
+        and start[:2] in (b"\x02\x00", b"\x08\x00")
+        and start[2:4]
+        in (
+            b"\x00\x00",
+            b"\x01\x00",
+            b"\x05\x00",
+            b"\x08\x00",
+            b"\x10\x00",
+            b"\x16\x00",
+        )
+    )
+
+
+def _truncation(ds: Dataset, *, remaining: int) -> str:
+    """Why the native pixel data of ``ds`` cannot be complete ('' when it can)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = (
+        UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))) if meta is not None else UID("1.2.840.10008.1.2")
+    )
+    if syntax.is_compressed:
+        return ""
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        expected = (
+            int(ds.Rows)
+            * int(ds.Columns)
+            * int(ds.get("SamplesPerPixel", 1) or 1)
+            * frames
+            * -(-int(ds.get("BitsAllocated", 16) or 16) // 8)
+        )
+    except (TypeError, ValueError):
+        return ""
+    if remaining <= 0:
+        return "file ends before the pixel data"
+    if remaining < expected:
+        return f"pixel data truncated: {remaining} bytes left in the file, {expected} needed for Rows x Columns"
+    return ""
+
+
+def _group(root: Path, headers: list[Dataset], skipped: list[SkippedFile]) -> tuple[StudyIndex, ...]:
+    by_study: dict[str, dict[str, list[Dataset]]] = {}
+    for ds in headers:
+        by_study.setdefault(str(ds.StudyInstanceUID), {}).setdefault(str(ds.SeriesInstanceUID), []).append(ds)
+    studies: list[StudyIndex] = []
+    for study_uid, by_series in by_study.items():
+        series_list: list[SeriesIndex] = []
+        for series_uid, instances in by_series.items():
+            unique: dict[str, Dataset] = {}
+            for ds in sorted(instances, key=lambda d: str(d.filename)):
+                sop = str(ds.SOPInstanceUID)
+                if sop in unique:
+                    skipped.append(
+                        SkippedFile(str(ds.filename), "duplicate", f"same SOPInstanceUID as {unique[sop].filename}")
+                    )
+                    continue
+                unique[sop] = ds
+            corrupt = tuple(item for item in skipped if item.study_uid == study_uid and item.series_uid == series_uid)
+            series_list.append(
+                SeriesIndex(
+                    study_uid=study_uid, series_uid=series_uid, instances=tuple(unique.values()), corrupt_files=corrupt
+                )
+            )
+        series_list.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.series_uid))
+        first = series_list[0].first
+        studies.append(
+            StudyIndex(
+                study_uid=study_uid,
+                root=root,
+                series=tuple(series_list),
+                study_date=printable(str(first.get("StudyDate", "") or "")),
+                study_description=printable(str(first.get("StudyDescription", "") or "")),
+                accession_number=printable(str(first.get("AccessionNumber", "") or "")),
+            )
+        )
+    studies.sort(key=lambda s: (s.study_date, s.study_uid))
+    return tuple(studies)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

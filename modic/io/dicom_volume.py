@@ -1,0 +1,497 @@
+"""Build a :class:`~modic.io.volume.Volume` from the files of one DICOM series.
+
+Slices are ordered by their position along the slice normal
+(``dot(ImagePositionPatient, normal)``), never by InstanceNumber. The affine
+comes from ImagePositionPatient, ImageOrientationPatient and PixelSpacing and
+is converted from DICOM's LPS to RAS with :func:`~modic.io.volume.lps_to_ras`:
+``i`` is the column index (along the IOP row direction), ``j`` the row index
+(along the IOP column direction) and ``k`` the slice index. Every problem is a
+one-line :class:`~modic.errors.InputError` naming the series and the values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from modic.config import load_shipped
+from modic.errors import InputError, MissingCodecError
+from modic.io.dicom_scan import SeriesIndex, printable
+from modic.io.volume import Volume, lps_to_ras
+
+log = logging.getLogger("modic.io.dicom_volume")
+
+CODECS_FIX = 'install the decoders with: pip install "modic[codecs]"'
+
+
+@dataclass(frozen=True)
+class SeriesGeometry:
+    """Validated geometry of a series, from headers only.
+
+    Attributes:
+        order: indices of the instances in slice order (one per position).
+        duplicates: for each position held by several instances, the indices
+            of the extra instances paired with the kept one: ``(kept, extra)``.
+        affine: 4x4 voxel-to-RAS affine.
+        shape: ``(columns, rows, slices)``, the shape of the volume array.
+        pixel_spacing: PixelSpacing ``(row spacing, column spacing)`` in mm.
+        slice_spacing: distance between slice centres in mm.
+        normal: unit slice normal in LPS.
+        positions: slice positions along the normal (mm), in slice order.
+    """
+
+    order: tuple[int, ...]
+    duplicates: tuple[tuple[int, int], ...]
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    pixel_spacing: tuple[float, float]
+    slice_spacing: float
+    normal: tuple[float, float, float]
+    positions: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LoadedSeries:
+    """A series read into a volume, with its headers in slice order.
+
+    ``headers`` are the datasets of the files used, without pixel data, in
+    slice order (what DICOM SEG/SR writers need to reference the source).
+    """
+
+    volume: Volume
+    headers: tuple[Dataset, ...]
+    warnings: tuple[str, ...]
+
+
+def io_config(config: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """``configs/io.yaml`` unless a mapping with the same layout is given."""
+    return config if config is not None else load_shipped("io.yaml")
+
+
+def series_geometry(
+    instances: Sequence[Dataset],
+    *,
+    label: str,
+    config: Mapping[str, Any] | None = None,
+    min_slices: int | None = None,
+    single_slice_thickness: float | None = None,
+) -> SeriesGeometry:
+    """Check the geometry of a series from its headers and compute its affine.
+
+    Args:
+        instances: header datasets of the series (any order).
+        label: how messages name the series (see :func:`series_label`).
+        config: ``configs/io.yaml`` layout; the shipped file by default.
+        min_slices: fewest distinct slice positions accepted (default
+            ``geometry.min_slices``).
+        single_slice_thickness: slice thickness (mm) used for the third
+            affine column when the series has one slice.
+
+    Raises:
+        InputError: missing or invalid ImagePositionPatient /
+            ImageOrientationPatient / PixelSpacing, inconsistent orientation,
+            spacing or matrix, too few slices, non-uniform or non-collinear
+            slice positions.
+    """
+    geo = dict(io_config(config)["geometry"])
+    needed = int(geo["min_slices"]) if min_slices is None else min_slices
+    if not instances:
+        raise InputError(f"{label} has no images")
+
+    orientations = [_numbers(ds, "ImageOrientationPatient", 6, label=label) for ds in instances]
+    positions = [_numbers(ds, "ImagePositionPatient", 3, label=label) for ds in instances]
+    spacings = [_numbers(ds, "PixelSpacing", 2, label=label) for ds in instances]
+    for ds, spacing in zip(instances, spacings):
+        if not all(np.isfinite(spacing)) or min(spacing) <= 0:
+            raise InputError(
+                f"{label}: PixelSpacing {_fmt(spacing)} in {_name(ds)} is not a pair of positive numbers; "
+                "the file's geometry is corrupt, re-export the series"
+            )
+    _check_orientation(orientations[0], instances[0], label=label, tolerance=float(geo["orthonormality_tolerance"]))
+
+    first = orientations[0]
+    for ds, orientation in zip(instances, orientations):
+        difference = float(np.max(np.abs(np.subtract(orientation, first))))
+        if difference > float(geo["orientation_tolerance"]):
+            raise InputError(
+                f"{label} mixes slice orientations: ImageOrientationPatient {_fmt(orientation)} in {_name(ds)} "
+                f"differs from {_fmt(first)} in {_name(instances[0])}; choose a series acquired in one plane"
+            )
+    for ds, spacing in zip(instances, spacings):
+        if float(np.max(np.abs(np.subtract(spacing, spacings[0])))) > float(geo["pixel_spacing_tolerance_mm"]):
+            raise InputError(
+                f"{label} mixes pixel spacings: PixelSpacing {_fmt(spacing)} in {_name(ds)} "
+                f"differs from {_fmt(spacings[0])} in {_name(instances[0])}; choose another series"
+            )
+    matrix0 = _matrix(instances[0], label=label)
+    for ds in instances:
+        if _matrix(ds, label=label) != matrix0:
+            raise InputError(
+                f"{label} mixes image sizes: Rows x Columns {_matrix(ds, label=label)} in {_name(ds)} "
+                f"differs from {matrix0} in {_name(instances[0])}; choose another series"
+            )
+
+    row_cos = np.asarray(first[:3], dtype=float)
+    col_cos = np.asarray(first[3:], dtype=float)
+    normal = np.cross(row_cos, col_cos)
+    normal /= np.linalg.norm(normal)
+    ipp = np.asarray(positions, dtype=float)
+    along = ipp @ normal
+    order = np.argsort(along, kind="stable")
+
+    kept: list[int] = []
+    duplicates: list[tuple[int, int]] = []
+    dup_tolerance = float(geo["duplicate_position_tolerance_mm"])
+    for index in order:
+        if kept and abs(along[index] - along[kept[-1]]) <= dup_tolerance:
+            duplicates.append((int(kept[-1]), int(index)))
+        else:
+            kept.append(int(index))
+
+    if len(kept) < needed:
+        raise InputError(
+            f"{label} has {len(kept)} slice position(s) ({len(instances)} file(s)); a 3D volume needs at least "
+            f"{needed} (geometry.min_slices in configs/io.yaml); use the single-slice path for one slice"
+        )
+
+    stack = ipp[kept]
+    steps = np.diff(along[kept])
+    if len(kept) > 1:
+        mean_step = float(np.mean(steps))
+        allowed = max(
+            float(geo["slice_spacing_tolerance_mm"]), float(geo["slice_spacing_tolerance_fraction"]) * mean_step
+        )
+        worst = int(np.argmax(np.abs(steps - mean_step)))
+        if abs(float(steps[worst]) - mean_step) > allowed:
+            raise InputError(
+                f"{label} has non-uniform slice spacing: steps from {steps.min():.4g} to {steps.max():.4g} mm "
+                f"along the slice normal (mean {mean_step:.4g} mm, tolerance {allowed:.4g} mm; "
+                f"irregular step after the slice at {along[kept][worst]:.4g} mm); a slice may be missing, "
+                "re-export the complete series"
+            )
+        step_vector = (stack[-1] - stack[0]) / (len(kept) - 1)
+        deviation = stack - (stack[0] + np.outer(np.arange(len(kept)), step_vector))
+        worst_deviation = float(np.max(np.linalg.norm(deviation, axis=1)))
+        if worst_deviation > float(geo["collinearity_tolerance_mm"]):
+            raise InputError(
+                f"{label}: slice origins (ImagePositionPatient) do not lie on a straight line "
+                f"(largest deviation {worst_deviation:.4g} mm, tolerance {geo['collinearity_tolerance_mm']} mm); "
+                "the series mixes stacks, choose another series"
+            )
+        slice_spacing = float(np.linalg.norm(step_vector))
+    else:
+        thickness = single_slice_thickness
+        if thickness is None or not np.isfinite(thickness) or thickness <= 0:
+            raise InputError(f"{label} has one slice and no usable slice thickness ({thickness})")
+        step_vector = normal * thickness
+        slice_spacing = float(thickness)
+
+    row_spacing, col_spacing = (float(v) for v in spacings[0])
+    affine_lps = np.eye(4)
+    affine_lps[:3, 0] = row_cos * col_spacing
+    affine_lps[:3, 1] = col_cos * row_spacing
+    affine_lps[:3, 2] = step_vector
+    affine_lps[:3, 3] = stack[0]
+    rows, columns = matrix0
+    return SeriesGeometry(
+        order=tuple(kept),
+        duplicates=tuple(duplicates),
+        affine=lps_to_ras(affine_lps),
+        shape=(columns, rows, len(kept)),
+        pixel_spacing=(row_spacing, col_spacing),
+        slice_spacing=slice_spacing,
+        normal=tuple(float(v) for v in normal),  # type: ignore[arg-type]
+        positions=tuple(float(v) for v in along[kept]),
+    )
+
+
+def load_series(
+    series: SeriesIndex,
+    *,
+    config: Mapping[str, Any] | None = None,
+    min_slices: int | None = None,
+    single_slice_thickness: float | None = None,
+) -> LoadedSeries:
+    """Read the pixel data of ``series`` into a float32 volume in RAS.
+
+    RescaleSlope/RescaleIntercept are applied. Instances sharing a slice
+    position are dropped when their pixels are identical to the kept one (said
+    in :attr:`LoadedSeries.warnings`); otherwise the series is refused.
+
+    Raises:
+        InputError: invalid geometry, memory guard exceeded, duplicate
+            positions with different pixels, short or undecodable pixel data.
+        MissingCodecError: compressed pixel data without an installed decoder.
+    """
+    settings = io_config(config)
+    label = series.label
+    instances = series.instances
+    first = instances[0]
+    check_memory(series, config=settings)
+    geometry = series_geometry(
+        instances, label=label, config=settings, min_slices=min_slices, single_slice_thickness=single_slice_thickness
+    )
+
+    data = np.empty(geometry.shape, dtype=np.float32)
+    headers: list[Dataset] = []
+    for k, index in enumerate(geometry.order):
+        pixels, header = _read_slice(instances[index], label=label)
+        data[:, :, k] = pixels.T
+        headers.append(header)
+
+    warnings: list[str] = []
+    if geometry.duplicates:
+        position = dict(zip(geometry.order, geometry.positions))
+        differing = []
+        for kept, extra in geometry.duplicates:
+            kept_pixels = data[:, :, geometry.order.index(kept)]
+            extra_pixels, _ = _read_slice(instances[extra], label=label)
+            if not np.array_equal(kept_pixels, extra_pixels.T):
+                differing.append((kept, extra))
+        if differing:
+            kept, extra = differing[0]
+            raise InputError(
+                f"{label} has {len(geometry.duplicates)} duplicate slice position(s), {len(differing)} with different "
+                f"pixel data (e.g. at {position[kept]:.4g} mm: {_name(instances[kept])} and "
+                f"{_name(instances[extra])}); "
+                "the series mixes acquisitions (echoes or repeats), choose another series"
+            )
+        message = (
+            f"{label}: dropped {len(geometry.duplicates)} duplicate slice(s) with identical pixels at the same position"
+        )
+        warnings.append(message)
+
+    info = _volume_info(first, series=series, geometry=geometry, duplicates_dropped=len(geometry.duplicates))
+    volume = Volume(array=data, affine=geometry.affine, info=info)
+    return LoadedSeries(volume=volume, headers=tuple(headers), warnings=tuple(warnings))
+
+
+def check_memory(series: SeriesIndex, *, config: Mapping[str, Any] | None = None) -> None:
+    """Raise the memory-guard InputError for ``series`` without reading pixels."""
+    settings = io_config(config)
+    rows, columns = _matrix(series.first, label=series.label)
+    voxels = rows * columns * len(series.instances)
+    limit = int(settings["memory"]["max_voxels"])
+    if voxels > limit:
+        raise InputError(
+            f"{series.label} is {rows} x {columns} x {len(series.instances)} = {voxels:,} voxels, above the memory "
+            f"guard of {limit:,} voxels (memory.max_voxels in configs/io.yaml); raise the limit if the machine "
+            "has the memory"
+        )
+
+
+def decode_pixels(ds: Dataset, *, label: str) -> np.ndarray:
+    """The 2D stored pixel values of one full dataset (compressed or not), as float32 after rescale.
+
+    Raises:
+        MissingCodecError: the transfer syntax needs a decoder that is not installed.
+        InputError: missing, short or undecodable pixel data, non-grayscale
+            images, multi-frame images or an invalid rescale.
+    """
+    name = _name(ds)
+    if "PixelData" not in ds:
+        raise InputError(f"{label}: {name} has no pixel data")
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise InputError(
+            f"{label}: {name} is not a grayscale image (SamplesPerPixel {samples}, "
+            f"PhotometricInterpretation '{photometric}'); MR analysis needs MONOCHROME images"
+        )
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames != 1:
+        raise InputError(f"{label}: {name} holds {frames} frames; only single-frame MR images are supported")
+    syntax = _transfer_syntax(ds)
+    rows, columns = _matrix(ds, label=label)
+    if syntax.is_compressed:
+        _require_decoder(syntax, label=label)
+    else:
+        bytes_per_pixel = -(-int(ds.get("BitsAllocated", 16) or 16) // 8)
+        expected = rows * columns * bytes_per_pixel
+        if len(ds.PixelData) < expected:
+            raise InputError(
+                f"{label}: {name} has {len(ds.PixelData)} bytes of pixel data, fewer than Rows x Columns = "
+                f"{rows} x {columns} x {bytes_per_pixel} bytes = {expected}; the file is truncated, re-export it"
+            )
+    try:
+        stored = ds.pixel_array
+    except RuntimeError as exc:
+        if "Unable to decompress" in str(exc):
+            raise MissingCodecError(
+                f"{label}: cannot decode '{syntax.name}' ({syntax}) pixel data in {name}: "
+                f"{' '.join(str(exc).split())}; {CODECS_FIX}"
+            ) from None
+        raise InputError(f"{label}: cannot decode the pixel data of {name}: {' '.join(str(exc).split())}") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on corrupt data; report one line
+        raise InputError(
+            f"{label}: cannot decode the '{syntax.name}' pixel data of {name}: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}; the file is corrupt, re-export it"
+        ) from None
+    if stored.shape != (rows, columns):
+        raise InputError(
+            f"{label}: {name} decodes to an array of shape {stored.shape}, not Rows x Columns ({rows}, {columns})"
+        )
+    slope = _optional_number(ds, "RescaleSlope", default=1.0)
+    intercept = _optional_number(ds, "RescaleIntercept", default=0.0)
+    if not np.isfinite(slope) or slope == 0 or not np.isfinite(intercept):
+        raise InputError(
+            f"{label}: {name} has RescaleSlope {slope} / RescaleIntercept {intercept}; "
+            "the slope must be a non-zero number and the intercept finite"
+        )
+    pixels = stored.astype(np.float32)
+    if slope != 1.0:
+        pixels *= np.float32(slope)
+    if intercept != 0.0:
+        pixels += np.float32(intercept)
+    return pixels
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The dataset's transfer syntax; for files without file meta (no preamble), the encoding they were read with."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    if "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding
+        if implicit is None:
+            implicit, little = True, True
+        meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return UID(str(meta.TransferSyntaxUID))
+
+
+def _read_slice(header: Dataset, *, label: str) -> tuple[np.ndarray, Dataset]:
+    """Pixels (rows, columns) and the full header without pixel data of one instance."""
+    path = Path(str(header.filename))
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:  # noqa: BLE001 - the file changed or is corrupt since the scan
+        raise InputError(f"{label}: cannot read '{path}': {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    pixels = decode_pixels(ds, label=label)
+    del ds.PixelData
+    return pixels, ds
+
+
+def _require_decoder(syntax: UID, *, label: str) -> None:
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise MissingCodecError(
+            f"{label}: pixel data is compressed as '{syntax.name}' ({syntax}), which pydicom cannot decode; "
+            "convert the series to an uncompressed transfer syntax (e.g. with dcmdjpeg or gdcmconv)"
+        ) from None
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies) or "no decoder plugin"
+        raise MissingCodecError(
+            f"{label}: pixel data is compressed as '{syntax.name}' ({syntax}) and no installed decoder can read it "
+            f"({missing}); {CODECS_FIX}"
+        )
+
+
+def _volume_info(
+    first: Dataset, *, series: SeriesIndex, geometry: SeriesGeometry, duplicates_dropped: int
+) -> dict[str, Any]:
+    meta = getattr(first, "file_meta", None)
+    return {
+        "source": "dicom",
+        "study_uid": series.study_uid,
+        "series_uid": series.series_uid,
+        "series_number": series.number,
+        "series_description": series.description,
+        "modality": series.modality,
+        "frame_of_reference_uid": str(first.get("FrameOfReferenceUID", "") or ""),
+        "manufacturer": printable(str(first.get("Manufacturer", "") or "")),
+        "magnetic_field_strength": _optional_number(first, "MagneticFieldStrength", default=None),
+        "repetition_time": _optional_number(first, "RepetitionTime", default=None),
+        "echo_time": _optional_number(first, "EchoTime", default=None),
+        "inversion_time": _optional_number(first, "InversionTime", default=None),
+        "transfer_syntax": str(meta.get("TransferSyntaxUID", "")) if meta is not None else "",
+        "pixel_spacing": list(geometry.pixel_spacing),
+        "slice_spacing": geometry.slice_spacing,
+        "duplicates_dropped": duplicates_dropped,
+    }
+
+
+def _numbers(ds: Dataset, keyword: str, count: int, *, label: str) -> list[float]:
+    """``count`` numbers of a multi-valued attribute, or an InputError naming file and value."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        raise InputError(
+            f"{label}: {_name(ds)} has no {keyword}; the series cannot be placed in space, "
+            "choose another series or re-export it with its geometry"
+        )
+    values = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise InputError(f"{label}: {keyword} {values} in {_name(ds)} is not numeric") from None
+    if len(numbers) != count:
+        raise InputError(f"{label}: {keyword} {_fmt(numbers)} in {_name(ds)} has {len(numbers)} values, not {count}")
+    if not all(np.isfinite(numbers)):
+        raise InputError(f"{label}: {keyword} {_fmt(numbers)} in {_name(ds)} is not finite")
+    return numbers
+
+
+def _check_orientation(orientation: list[float], ds: Dataset, *, label: str, tolerance: float) -> None:
+    row, col = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    if (
+        abs(np.linalg.norm(row) - 1) > tolerance
+        or abs(np.linalg.norm(col) - 1) > tolerance
+        or abs(float(row @ col)) > tolerance
+    ):
+        raise InputError(
+            f"{label}: ImageOrientationPatient {_fmt(orientation)} in {_name(ds)} is not two orthogonal unit "
+            "vectors; the file's geometry is corrupt"
+        )
+
+
+def _matrix(ds: Dataset, *, label: str) -> tuple[int, int]:
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+    except (AttributeError, TypeError, ValueError):
+        raise InputError(f"{label}: {_name(ds)} has no valid Rows/Columns") from None
+    if rows <= 0 or columns <= 0:
+        raise InputError(f"{label}: {_name(ds)} has an empty image (Rows {rows}, Columns {columns})")
+    return rows, columns
+
+
+def _optional_number(ds: Dataset, keyword: str, *, default: float | None) -> Any:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        value = value[0] if len(value) else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _name(ds: Dataset) -> str:
+    filename = getattr(ds, "filename", None)
+    return f"'{filename}'" if filename else f"instance {ds.get('SOPInstanceUID', '?')}"
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{float(v):.6g}" for v in values) + "]"
+
+
+__all__ = [
+    "CODECS_FIX",
+    "LoadedSeries",
+    "SeriesGeometry",
+    "check_memory",
+    "decode_pixels",
+    "load_series",
+    "series_geometry",
+]
