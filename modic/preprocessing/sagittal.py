@@ -44,11 +44,10 @@ def normalize_slices(stack: torch.Tensor, *, lower: float, upper: float) -> torc
     A blank slice (upper percentile equal to the lower) becomes all zeros.
     """
     scaler = ScaleIntensityRangePercentiles(lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
-    flat = torch.as_tensor(stack).reshape(-1, *stack.shape[-2:]).float()
-    out = torch.empty_like(flat)
-    for index, plane in enumerate(flat):
-        if torch.quantile(plane, upper / 100.0) <= torch.quantile(plane, lower / 100.0):
-            out[index] = 0.0
-        else:
-            out[index] = scaler(plane[None])[0]
+    flat = torch.as_tensor(stack).as_subclass(torch.Tensor).reshape(-1, *stack.shape[-2:]).float()
+    out = torch.zeros_like(flat)
+    for index, plane in enumerate(flat.numpy()):
+        low, high = np.percentile(plane, [lower, upper])
+        if high > low:
+            out[index] = torch.as_tensor(np.asarray(scaler(plane[None]))[0])
     return out.reshape(stack.shape)

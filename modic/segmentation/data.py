@@ -150,12 +150,15 @@ def synthetic_cases(*, seeds: Sequence[int], config: str, spacing_mm: float) -> 
     """T1 and T2 of synthetic studies as fully labelled single-channel cases."""
     from modic.synth import generate_study
 
+    from modic.io.resample import resample_to
+
     labelled = np.ones(N_CLASSES, dtype=bool)
     cases = []
     for seed in seeds:
         study = generate_study(seed=seed, config=config)
-        label, _ = _grid(study.semantic, spacing_mm, "nearest")
         for weighting, volume in (("t1", study.t1), ("t2", study.t2)):
+            semantic = resample_to(study.semantic, volume, interpolation="nearest")
+            label, _ = _grid(semantic, spacing_mm, "nearest")
             image, affine = _grid(volume, spacing_mm, "bilinear")
             cases.append(
                 SegCase(f"synth{seed}_{weighting}", image, label.astype(np.uint8), labelled, "synthetic", affine)

@@ -69,7 +69,8 @@ class SegmentationModel:
     def logits_on_grid(self, stack: torch.Tensor) -> torch.Tensor:
         """Per-slice class probabilities ``(C, slices, rows, cols)`` for a normalised stack ``(slices, rows, cols)``."""
         rows, cols = stack.shape[-2:]
-        padded = DivisiblePad(k=self.settings.pad_multiple, method="end")(stack.as_tensor() if isinstance(stack, MetaTensor) else stack)
+        padded = DivisiblePad(k=self.settings.pad_multiple, method="end")(torch.as_tensor(stack))
+        padded = padded.as_tensor() if isinstance(padded, MetaTensor) else padded
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda" else nullcontext()
         outputs = []
         for start in range(0, padded.shape[0], self.batch_size):

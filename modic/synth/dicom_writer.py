@@ -89,6 +89,8 @@ def write_series(
     transfer_syntax: str = ExplicitVRLittleEndian,
     rescale: tuple[float, float] | None = None,
     file_names: Sequence[str] | None = None,
+    first_instance: int = 1,
+    slice_thickness: float | None = None,
 ) -> list[Path]:
     """Write ``volume`` as one DICOM file per slice (along the third array axis).
 
@@ -102,7 +104,11 @@ def write_series(
             JPEG 2000 or JPEG-LS with the codec extra).
         rescale: ``(slope, intercept)`` written as RescaleSlope/Intercept; the
             stored pixels are ``(value - intercept) / slope``.
-        file_names: names for the files in slice order (default ``IM0001.dcm`` ...).
+        file_names: names for the files in slice order (default ``IM0001.dcm`` ...); may hold
+            sub-folders, which must exist.
+        first_instance: InstanceNumber of the first slice, so several volumes (localizer
+            planes, axial blocks) can form one series.
+        slice_thickness: SliceThickness in mm (default 0.9 x the slice spacing).
 
     Returns:
         Paths of the written files in slice order.
@@ -126,6 +132,7 @@ def write_series(
     stored = np.clip(stored, 0, 65535).astype(np.uint16)
     paths: list[Path] = []
     n_slices = volume.shape[2]
+    thickness = slice_spacing * 0.9 if slice_thickness is None else float(slice_thickness)
     for k in range(n_slices):
         position = affine_lps @ np.array([0.0, 0.0, float(k), 1.0])
         ds = _slice_dataset(
@@ -134,15 +141,16 @@ def write_series(
             protocol=protocol,
             series_uid=series_uid,
             frame_uid=frame_uid,
-            instance=k + 1,
+            instance=first_instance + k,
             position=position[:3],
             orientation=orientation,
             pixel_spacing=(row_spacing, col_spacing),
             slice_spacing=slice_spacing,
+            slice_thickness=thickness,
             slice_location=float(np.dot(position[:3], unit_normal)),
             rescale=rescale,
         )
-        name = file_names[k] if file_names else f"IM{k + 1:04d}.dcm"
+        name = file_names[k] if file_names else f"IM{first_instance + k:04d}.dcm"
         path = folder / name
         if transfer_syntax != ExplicitVRLittleEndian:
             ds.compress(transfer_syntax, encoding_plugin=_encoder_for(transfer_syntax))
@@ -168,6 +176,7 @@ def _slice_dataset(
     orientation: list[float],
     pixel_spacing: tuple[float, float],
     slice_spacing: float,
+    slice_thickness: float,
     slice_location: float,
     rescale: tuple[float, float] | None,
 ) -> Dataset:
@@ -204,7 +213,7 @@ def _slice_dataset(
     ds.SequenceVariant = list(protocol.sequence_variant)
     ds.ScanOptions = list(protocol.scan_options)
     ds.MRAcquisitionType = "2D"
-    ds.SliceThickness = _ds(slice_spacing * 0.9)
+    ds.SliceThickness = _ds(slice_thickness)
     ds.RepetitionTime = _ds(protocol.repetition_time)
     ds.EchoTime = _ds(protocol.echo_time)
     if protocol.inversion_time is not None:
