@@ -2,8 +2,16 @@
 
 The network sees sagittal slices with rows running superior->inferior and
 columns anterior->posterior (head at the top, anterior on the left, as a
-radiologist views them), resampled in-plane to a fixed spacing. The slice
-axis keeps its native positions so that predictions map back exactly.
+radiologist views them), resampled in-plane to about ``spacing_mm``. The
+slice axis keeps its native positions so predictions map back exactly.
+
+Reorientation is MONAI's ``Orientation`` (a permutation/flip); in-plane
+resampling is MONAI's ``Resize`` with ``align_corners=True`` applied to the
+slices as channels, so the first and last pixel centres stay in place and
+the mapping back (:func:`from_network_grid`) is the exact inverse. The
+in-plane spacing on the grid is therefore within a fraction of a percent of
+``spacing_mm``, and exactly what the returned affine says.
+
 Intensities are scaled per slice between robust percentiles, which makes the
 network indifferent to 8-bit renderings, 12/16-bit scanner ranges and
 per-slice gain, and identical between the 3D and single-slice paths.
@@ -11,10 +19,12 @@ per-slice gain, and identical between the 3D and single-slice paths.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Orientation, ScaleIntensityRangePercentiles, Spacing
+from monai.transforms import Orientation, Resize
 
 from modic.io.volume import Volume
 
@@ -22,32 +32,93 @@ NETWORK_AXCODES = "RIP"
 """Array axes on the network grid: slice index left->right, rows superior->inferior, columns anterior->posterior."""
 
 
+@dataclass(frozen=True)
+class NetworkGrid:
+    """A volume on the network grid and what is needed to map results back.
+
+    Attributes:
+        stack: ``(slices, rows, cols)`` float32 intensities (not normalised).
+        affine: voxel-to-RAS affine of ``stack``.
+        oriented_shape: ``(slices, rows, cols)`` before in-plane resizing.
+        oriented_affine: affine of the reoriented volume before resizing.
+        source_axcodes: orientation codes of the source volume.
+    """
+
+    stack: torch.Tensor
+    affine: np.ndarray
+    oriented_shape: tuple[int, int, int]
+    oriented_affine: np.ndarray
+    source_axcodes: str
+
+
 def as_metatensor(volume: Volume) -> MetaTensor:
     """A channel-first MONAI MetaTensor carrying the volume's RAS affine."""
-    return MetaTensor(torch.as_tensor(np.ascontiguousarray(volume.array, dtype=np.float32))[None],
-                      affine=torch.as_tensor(volume.affine, dtype=torch.float64))
+    return MetaTensor(
+        torch.as_tensor(np.ascontiguousarray(volume.array, dtype=np.float32))[None],
+        affine=torch.as_tensor(volume.affine, dtype=torch.float64),
+    )
 
 
-def to_network_grid(volume: Volume, *, spacing_mm: float, mode: str = "bilinear") -> MetaTensor:
-    """Reorient ``volume`` to :data:`NETWORK_AXCODES` and resample rows/columns to ``spacing_mm``.
+def grid_shape(oriented_shape: tuple[int, int, int], spacing: np.ndarray, spacing_mm: float) -> tuple[int, int]:
+    """Rows and columns on the network grid for an oriented in-plane shape and spacing."""
+    return tuple(  # type: ignore[return-value]
+        max(int(round((n - 1) * s / spacing_mm)) + 1, 1) for n, s in zip(oriented_shape[1:], spacing[1:])
+    )
 
-    Returns a MetaTensor of shape ``(1, slices, rows, columns)`` whose affine
-    maps that grid to RAS mm. Slice positions are unchanged.
+
+def to_network_grid(volume: Volume, *, spacing_mm: float, mode: str = "bilinear") -> NetworkGrid:
+    """Reorient ``volume`` to :data:`NETWORK_AXCODES` and resize rows/columns to about ``spacing_mm``."""
+    oriented = Orientation(axcodes=NETWORK_AXCODES)(as_metatensor(volume))
+    affine = np.asarray(oriented.affine, dtype=float)
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    shape = tuple(int(n) for n in oriented.shape[1:])
+    rows, cols = grid_shape(shape, spacing, spacing_mm)
+    stack = torch.as_tensor(oriented[0]).as_subclass(torch.Tensor)
+    resized = _resize(stack, (rows, cols), mode=mode)
+    scale = np.ones(4)
+    scale[1] = (shape[1] - 1) / (rows - 1) if rows > 1 else 1.0
+    scale[2] = (shape[2] - 1) / (cols - 1) if cols > 1 else 1.0
+    return NetworkGrid(
+        stack=resized,
+        affine=affine @ np.diag(scale),
+        oriented_shape=shape,  # type: ignore[arg-type]
+        oriented_affine=affine,
+        source_axcodes="".join(volume.axcodes),
+    )
+
+
+def from_network_grid(values: torch.Tensor, grid: NetworkGrid, *, mode: str = "bilinear") -> np.ndarray:
+    """Map ``(channels, slices, rows, cols)`` values on ``grid`` back to the source volume's array axes."""
+    channels = values.shape[0]
+    slices, rows, cols = grid.oriented_shape
+    flat = values.reshape(channels * slices, *values.shape[-2:])
+    restored = _resize(flat, (rows, cols), mode=mode).reshape(channels, slices, rows, cols)
+    oriented = MetaTensor(restored, affine=torch.as_tensor(grid.oriented_affine))
+    back = Orientation(axcodes=grid.source_axcodes)(oriented)
+    return np.asarray(back.as_tensor() if isinstance(back, MetaTensor) else back, dtype=np.float32)
+
+
+def _resize(stack: torch.Tensor, size: tuple[int, int], *, mode: str) -> torch.Tensor:
+    """Resize the last two axes of ``(n, rows, cols)``; identity when the size already matches."""
+    if tuple(stack.shape[-2:]) == tuple(size):
+        return stack.float()
+    kwargs = {"align_corners": True} if mode in {"bilinear", "bicubic"} else {}
+    out = Resize(spatial_size=size, mode=mode, **kwargs)(stack.float())
+    return torch.as_tensor(out).as_subclass(torch.Tensor)
+
+
+def normalize_slices(stack: torch.Tensor | np.ndarray, *, lower: float, upper: float) -> torch.Tensor:
+    """Scale each 2D slice of ``(..., rows, cols)`` to [0, 1] between its ``lower``/``upper`` percentiles.
+
+    The same arithmetic as MONAI's ``ScaleIntensityRangePercentiles(b_min=0,
+    b_max=1, clip=True)`` used in training (linear percentile
+    interpolation), vectorised over slices. A blank slice becomes zeros.
     """
-    image = Orientation(axcodes=NETWORK_AXCODES)(as_metatensor(volume))
-    return Spacing(pixdim=(0.0, spacing_mm, spacing_mm), mode=mode, padding_mode="border")(image)
-
-
-def normalize_slices(stack: torch.Tensor, *, lower: float, upper: float) -> torch.Tensor:
-    """Scale each 2D slice of ``stack`` (``(..., slices, rows, cols)``) to [0, 1] between its percentiles.
-
-    A blank slice (upper percentile equal to the lower) becomes all zeros.
-    """
-    scaler = ScaleIntensityRangePercentiles(lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
-    flat = torch.as_tensor(stack).as_subclass(torch.Tensor).reshape(-1, *stack.shape[-2:]).float()
-    out = torch.zeros_like(flat)
-    for index, plane in enumerate(flat.numpy()):
-        low, high = np.percentile(plane, [lower, upper])
-        if high > low:
-            out[index] = torch.as_tensor(np.asarray(scaler(plane[None]))[0])
-    return out.reshape(stack.shape)
+    array = torch.as_tensor(stack).as_subclass(torch.Tensor).float().numpy()
+    flat = array.reshape(-1, array.shape[-2] * array.shape[-1])
+    low, high = np.percentile(flat, [lower, upper], axis=1)
+    span = high - low
+    safe = np.where(span > 0, span, 1.0)
+    scaled = np.clip((flat - low[:, None]) / safe[:, None], 0.0, 1.0)
+    scaled[span <= 0] = 0.0
+    return torch.from_numpy(scaled.reshape(array.shape).astype(np.float32))

@@ -168,7 +168,7 @@ def synthetic_cases(*, seeds: Sequence[int], config: str, spacing_mm: float) -> 
 
 def _grid(volume: Volume, spacing_mm: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
     grid = to_network_grid(volume, spacing_mm=spacing_mm, mode=mode)
-    return grid[0].numpy().astype(np.float32), grid.affine.numpy().astype(float)
+    return grid.stack.numpy().astype(np.float32), grid.affine
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,12 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 from monai.inferers import SimpleInferer
-from monai.transforms import DivisiblePad, ResampleToMatch
+from monai.transforms import DivisiblePad
 
 from modic.errors import AnalysisError
 from modic.io.volume import Volume
-from modic.preprocessing import normalize_slices, to_network_grid
-from modic.preprocessing.sagittal import as_metatensor
+from modic.preprocessing import NetworkGrid, from_network_grid, normalize_slices, to_network_grid
 from modic.segmentation.bundle import LoadedBundle, PreprocessSettings, load_bundle
 
 
@@ -55,22 +53,22 @@ class SegmentationModel:
         bundle: LoadedBundle = load_bundle(path)
         return cls(bundle.network, settings=bundle.settings, device=device)
 
-    def network_input(self, volume: Volume) -> MetaTensor:
-        """The normalised network-grid stack ``(1, slices, rows, cols)`` of ``volume``."""
+    def network_input(self, volume: Volume) -> tuple[torch.Tensor, NetworkGrid]:
+        """The normalised network-grid stack ``(slices, rows, cols)`` of ``volume`` and its grid."""
         if not np.isfinite(volume.array).all():
             raise AnalysisError(f"image '{volume.info.get('source', '?')}' contains NaN or infinite values")
         grid = to_network_grid(volume, spacing_mm=self.settings.spacing_mm)
         normalised = normalize_slices(
-            grid[0], lower=self.settings.percentile_lower, upper=self.settings.percentile_upper
+            grid.stack, lower=self.settings.percentile_lower, upper=self.settings.percentile_upper
         )
-        return MetaTensor(normalised[None], affine=grid.affine)
+        return normalised, grid
 
     @torch.no_grad()
     def logits_on_grid(self, stack: torch.Tensor) -> torch.Tensor:
         """Per-slice class probabilities ``(C, slices, rows, cols)`` for a normalised stack ``(slices, rows, cols)``."""
         rows, cols = stack.shape[-2:]
-        padded = DivisiblePad(k=self.settings.pad_multiple, method="end")(torch.as_tensor(stack))
-        padded = padded.as_tensor() if isinstance(padded, MetaTensor) else padded
+        padded = DivisiblePad(k=self.settings.pad_multiple, method="end")(stack)
+        padded = torch.as_tensor(padded).as_subclass(torch.Tensor)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda" else nullcontext()
         outputs = []
         for start in range(0, padded.shape[0], self.batch_size):
@@ -82,10 +80,8 @@ class SegmentationModel:
 
     def predict_probabilities(self, volume: Volume) -> np.ndarray:
         """Class probabilities ``(C, I, J, K)`` on ``volume``'s own grid."""
-        stack = self.network_input(volume)
-        probabilities = MetaTensor(self.logits_on_grid(stack[0]), affine=stack.affine)
-        back = ResampleToMatch(mode="bilinear", padding_mode="border")(probabilities, as_metatensor(volume))
-        return np.asarray(back, dtype=np.float32)
+        stack, grid = self.network_input(volume)
+        return from_network_grid(self.logits_on_grid(stack), grid)
 
     def predict_fused(self, volumes: Sequence[Volume]) -> np.ndarray:
         """Mean class probabilities of several co-registered volumes (e.g. T1 and T2 on the T1 grid)."""
