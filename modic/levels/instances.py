@@ -87,7 +87,7 @@ def find_instances(
     spacing = np.asarray(volume.spacing)
     disc = sub == SegClass.DISC
     bone = np.isin(sub, (SegClass.VERTEBRAL_BODY, SegClass.S1))
-    near_disc = ndimage.distance_transform_edt(~disc, sampling=spacing) <= disc_separation_mm if disc.any() else disc
+    near_disc = ndimage.binary_dilation(disc, structure=_ball(disc_separation_mm, spacing)) if disc.any() else disc
     structure = ndimage.generate_binary_structure(3, 1)
     cores, n_cores = ndimage.label(bone & ~near_disc, structure=structure)
 
@@ -99,7 +99,8 @@ def find_instances(
     s1_share = s1_mass / np.maximum(bone_mass, 1e-6)
     keep = np.concatenate([[False], counts * unit >= np.where(s1_share >= 0.5, min_s1, min_bone)])
     cores = np.where(keep[cores], cores, 0)
-    bone_map[box] = _grow_into(cores, bone)
+    steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
+    bone_map[box] = _grow_into(cores, bone, steps=steps)
     origin = np.array([b.start for b in box])
     bones = _components(bone_map, volume, unit, s1_probability=probabilities[SegClass.S1],
                         bone_probability=probabilities[SegClass.VERTEBRAL_BODY] + probabilities[SegClass.S1], box=box,
@@ -122,13 +123,28 @@ def _bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...] | None
     return tuple(slices)
 
 
-def _grow_into(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Give every voxel of ``mask`` the label of its nearest seed (voxel metric)."""
-    if not seeds.any():
-        return seeds
-    _, nearest = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-    grown = seeds[tuple(nearest)]
-    return np.where(mask, grown, 0)
+def _ball(radius_mm: float, spacing: np.ndarray) -> np.ndarray:
+    """Ellipsoidal structuring element of ``radius_mm`` on a grid of ``spacing``."""
+    half = np.floor(radius_mm / spacing).astype(int)
+    axes = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
+    distance = sum((a * s) ** 2 for a, s in zip(axes, spacing))
+    return np.asarray(distance <= radius_mm**2 + 1e-9)
+
+
+def _grow_into(seeds: np.ndarray, mask: np.ndarray, *, steps: int) -> np.ndarray:
+    """Spread seed labels into the rest of ``mask`` by up to ``steps`` voxel dilations.
+
+    Mask voxels out of reach stay unlabelled (they were not next to any body).
+    """
+    grown = seeds.copy()
+    footprint = ndimage.generate_binary_structure(3, 1)
+    for _ in range(steps):
+        pending = mask & (grown == 0)
+        if not pending.any():
+            break
+        dilated = ndimage.grey_dilation(grown, footprint=footprint)
+        grown = np.where(pending, dilated, grown)
+    return grown
 
 
 def _components(
