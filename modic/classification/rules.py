@@ -29,6 +29,8 @@ class RuleClassifier:
 
     def decide(self, features: EndplateFeatures) -> Decision:
         fractions = features.pattern_fractions
+        if features.band_voxels == 0:
+            return Decision(0, None, 0.0, {}, note="the endplate region is empty: no marrow could be measured")
         if not fractions:
             return Decision(0, None, 0.0, {}, note="no T1: Modic type cannot be determined from T2 alone")
         ranked = sorted(fractions.items(), key=lambda item: item[1], reverse=True)

@@ -18,10 +18,14 @@ from modic import __version__
 from modic.errors import EXIT_FAILURE, EXIT_USAGE, ModicError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "analyze",
     "inspect",
     "synth",
     "train",
     "evaluate",
+    "candidacy",
+    "demo",
+    "batch",
 )
 
 log = logging.getLogger("modic")

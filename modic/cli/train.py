@@ -1,4 +1,4 @@
-"""``modic train seg``: train the segmentation network from a config."""
+"""``modic train seg|grade``: train the segmentation network or the learned grading model from a config."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     seg.add_argument("--epochs", type=int, help="override training.epochs")
     seg.set_defaults(handler=run_seg)
 
+    grade = models.add_parser("grade", help="learned Modic grading model (cross-validated on radiologists' gradings)")
+    grade.add_argument("--config", required=True, help="training YAML, e.g. configs/grade/train.yaml")
+    grade.add_argument("--output", help="run folder (default: the config's output_dir)")
+    grade.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    grade.add_argument("--export", metavar="BUNDLE_DIR", help="write the model bundle here")
+    grade.add_argument("--fresh", action="store_true", help="recompute samples instead of reusing the cached ones")
+    grade.set_defaults(handler=run_grade)
+
 
 def run_seg(args: argparse.Namespace) -> int:
     from modic.segmentation.train import load_train_config, train
@@ -34,4 +42,14 @@ def run_seg(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, overrides=overrides)
     result = train(config, output_dir=args.output, device=args.device, export_bundle=args.export)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    from modic.classification.training import train_grade
+
+    result = train_grade(
+        args.config, output_dir=args.output, device=args.device, export_bundle=args.export, reuse_samples=not args.fresh
+    )
+    print(json.dumps({k: v for k, v in result.items() if k != "failed_patients"}, indent=2))
     return 0

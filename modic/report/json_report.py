@@ -19,6 +19,7 @@ from typing import Any
 from modic import RESEARCH_NOTICE, __version__
 from modic.classification.grading import EndplateGrade, LevelGrade
 from modic.errors import SchemaError
+from modic.io.study import StudyImages
 from modic.levels import SpineAnatomy
 from modic.pipeline import StudyAnalysis
 from modic.report.privacy import input_paths, scrub, study_key
@@ -40,7 +41,7 @@ def build_report(
     import torch
 
     images = analysis.images
-    paths = input_paths(images)
+    paths = [*input_paths(images), *_input_uids(images)]
     anatomy = analysis.anatomy
     study: dict[str, Any] = {"key": study_key(images), "single_slice": anatomy.single_slice}
     if keep_identifiers:
@@ -79,6 +80,18 @@ def build_report(
         "candidacy": dict(candidacy) if candidacy is not None else None,
     }
     return _rounded(report)
+
+
+def _input_uids(images: StudyImages) -> list[str]:
+    """Study, series and frame-of-reference UIDs of the input, which de-identified outputs must not show.
+
+    The decision log quotes some of them as values (e.g. the study UIDs of a folder
+    scan), where removing identifying keys cannot catch them.
+    """
+    uids = {images.study_uid} if images.study_uid else set()
+    for info in images.series.values():
+        uids.update(uid for uid in (info.series_uid, info.frame_of_reference_uid) if uid)
+    return sorted(uids, key=len, reverse=True)
 
 
 def _identifiers(analysis: StudyAnalysis) -> dict[str, Any]:
@@ -131,6 +144,7 @@ def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
             f"size_{anatomy.size_unit}": region.volume_mm,
             "depth_mm": region.depth_mm,
             "body_height_mm": region.body_height_mm,
+            "reference_label": region.reference_label,
             "reference_voxels": region.reference_voxels,
             "measured_from_disc": region.from_disc,
         },

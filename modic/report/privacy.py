@@ -43,10 +43,9 @@ def input_paths(images: StudyImages) -> list[str]:
     """Paths of the input that must not appear in de-identified outputs."""
     paths = set()
     for info in images.series.values():
-        for text in (info.path, info.source):
-            if text:
-                paths.add(str(text))
-                paths.add(str(Path(text).parent))
+        if info.path:
+            paths.add(str(info.path))
+            paths.add(str(Path(info.path).parent))
     return sorted((p for p in paths if p not in {"", "."}), key=len, reverse=True)
 
 

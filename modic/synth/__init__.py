@@ -11,7 +11,7 @@ NIfTI and ``truth.json``. The same seed and config always give the same bytes.
 from modic.synth.anatomy import Variant
 from modic.synth.config import load_synth_config
 from modic.synth.lesions import ModicSpec, parse_modic
-from modic.synth.study import GENERATOR_VERSION, SyntheticStudy, generate_study
+from modic.synth.study import GENERATOR_VERSION, SyntheticStudy, generate_study, to_study_images
 from modic.synth.writer import available_transfer_syntaxes, write_study
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "generate_study",
     "load_synth_config",
     "parse_modic",
+    "to_study_images",
     "write_study",
 ]

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ GENERATOR_VERSION = "1.0"
 TRUTH_SCHEMA = "modic.synth.truth/1"
 SEMANTIC_CLASSES = {0: "background", 1: "vertebral body", 2: "intervertebral disc", 3: "S1 vertebral body"}
 LABEL_MAPS = ("semantic", "vertebra_instances", "disc_instances", "endplate_modic")
+
+if TYPE_CHECKING:
+    from modic.io.study import StudyImages
 
 _STREAM_VARIANT, _STREAM_ANATOMY, _STREAM_PATIENT, _STREAM_SCENE = 0, 1, 2, 4
 
@@ -379,3 +382,18 @@ def _truth(
 
 
 __all__ = ["EXTRA_SERIES", "GENERATOR_VERSION", "LABEL_MAPS", "SyntheticStudy", "generate_study", "study_key"]
+
+
+def to_study_images(study: SyntheticStudy) -> StudyImages:
+    """The study's T1 and T2 as the pipeline receives them (T2 resampled onto the T1 grid), without DICOM I/O."""
+    from modic.io.resample import resample_to
+    from modic.io.study import StudyImages
+
+    return StudyImages(
+        t1=study.t1,
+        t2=resample_to(study.t2, study.t1),
+        t2_native=study.t2,
+        decisions=[],
+        study_uid=None,
+        series={},
+    )

@@ -1,0 +1,238 @@
+"""``seg.dcm``: a DICOM Segmentation of the analysis, on the frames of the source T1 series.
+
+One BINARY segment per named vertebral body, per named disc, per graded
+endplate marrow band and per reference marrow region. BINARY (not LABELMAP)
+because the segments overlap: every band and reference region lies inside its
+vertebral body. One segment per named structure (rather than one "vertebral
+body" segment told apart by tracking ids) because viewers list and colour
+segments by label, so a reader sees "L5 vertebral body" directly, and because
+the SR (:mod:`modic.report.dicom_sr`) references single endplate bands.
+
+The label maps live on the T1 grid (axes i = column, j = row, k = slice in
+source slice order), so frame ``k`` of segment ``s`` is ``map[:, :, k].T == value``
+and corresponds to ``t1_source_headers[k]``. Empty frames are omitted; a
+structure without any voxel gets no segment.
+
+The codes are listed in ``docs/report.md`` (SEG segments). The object copies
+the patient and study modules of the source series: that is how DICOM attaches
+it to the study (see the privacy section of ``docs/report.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from modic import __version__, atomic
+from modic.errors import AnalysisError
+from modic.levels import SpineAnatomy
+from modic.levels.names import endplate_parts
+from modic.pipeline import StudyAnalysis
+from modic.report.figures import DISC_COLOUR, MODIC_COLOURS, VERTEBRA_COLOUR
+
+SERIES_NUMBER = 9101
+SERIES_DESCRIPTION = "modic segmentation (research use only)"
+CONTENT_LABEL = "MODIC_SEG"
+MANUFACTURER = "modic"
+
+VERTEBRAL_BODY = Code("3572006", "SCT", "Vertebral body")
+"""SNOMED CT "Vertebral body" (body structure); pydicom's dictionary has no entry for it."""
+INTERVERTEBRAL_DISC = Code("360499006", "SCT", "Intervertebral disc")
+"""Used only for a disc whose level has no code in DICOM CID 7604."""
+SACRUM = codes.SCT.Sacrum
+"""S1 has no code in DICOM CID 7603 (Vertebra); its body is coded as part of the sacrum."""
+
+STRUCTURE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "vertebra": VERTEBRA_COLOUR,
+    "disc": DISC_COLOUR,
+    "reference": (170, 170, 170),
+}
+"""RGB display colours; bands take their Modic type's colour (:data:`~modic.report.figures.MODIC_COLOURS`)."""
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """One segment: where its voxels are (``attribute`` of the anatomy equal to ``value``) and how it is coded.
+
+    Attributes:
+        number: segment number (1-based, in writing order).
+        kind: ``vertebra``, ``disc``, ``endplate`` or ``reference``.
+        name: anatomical name (``"L5"``, ``"L4-L5"``, ``"L5 superior"``).
+        label: SegmentLabel shown by viewers.
+        tracking_id: TrackingID, also used by the SR to find the segment.
+        attribute: label map of :class:`~modic.levels.SpineAnatomy` holding it.
+        value: its value in that map.
+    """
+
+    number: int
+    kind: str
+    name: str
+    label: str
+    tracking_id: str
+    attribute: str
+    value: int
+
+    def mask(self, anatomy: SpineAnatomy) -> np.ndarray:
+        return getattr(anatomy, self.attribute) == self.value
+
+
+def endplate_tracking_id(endplate: str) -> str:
+    """Tracking identifier of an endplate band, shared by SEG and SR: ``"L5 superior endplate"``."""
+    return f"{endplate} endplate"
+
+
+def vertebra_code(vertebra: str) -> Code:
+    """The DICOM CID 7603 code of a vertebra (the sacrum for S1)."""
+    if vertebra == "S1":
+        return SACRUM
+    code = getattr(codes.SCT, f"{vertebra}Vertebra", None)
+    if code is None:
+        raise AnalysisError(f"vertebra name {vertebra!r} has no SNOMED CT code in DICOM CID 7603; cannot write the SEG")
+    return code
+
+
+def disc_code(disc: str) -> Code:
+    """The DICOM CID 7604 code of a disc (``"L4-L5"`` -> L4/L5 disc), else the generic intervertebral disc."""
+    upper, _, lower = disc.partition("-")
+    return getattr(codes.SCT, f"{upper}{lower}Disc", None) or INTERVERTEBRAL_DISC
+
+
+def segment_specs(anatomy: SpineAnatomy) -> list[SegmentSpec]:
+    """Segments in writing order: vertebrae and discs (caudal first), endplate bands, reference regions."""
+    present = {
+        attribute: set(np.unique(getattr(anatomy, attribute)).tolist()) - {0}
+        for attribute in ("vertebra_map", "disc_map", "endplate_map", "reference_map")
+    }
+    rows: list[tuple[str, str, str, str, str, int]] = []
+    for structure in anatomy.vertebrae:
+        if structure.label in present["vertebra_map"]:
+            rows.append(("vertebra", structure.name, f"{structure.name} vertebral body", structure.name,
+                         "vertebra_map", structure.label))
+    for structure in anatomy.discs:
+        if structure.label in present["disc_map"]:
+            rows.append(("disc", structure.name, f"{structure.name} disc", structure.name, "disc_map", structure.label))
+    for region in anatomy.endplates:
+        if region.label in present["endplate_map"]:
+            rows.append(("endplate", region.name, f"{region.name} endplate marrow", endplate_tracking_id(region.name),
+                         "endplate_map", region.label))
+    references = {}
+    for region in anatomy.endplates:
+        references.setdefault(region.reference_label, region.vertebra)
+    for value, vertebra in sorted(references.items()):
+        if value in present["reference_map"]:
+            rows.append(("reference", vertebra, f"{vertebra} reference marrow", f"{vertebra} reference marrow",
+                         "reference_map", value))
+    return [
+        SegmentSpec(number=n, kind=kind, name=name, label=label, tracking_id=tracking, attribute=attribute, value=value)
+        for n, (kind, name, label, tracking, attribute, value) in enumerate(rows, start=1)
+    ]
+
+
+def write_seg(analysis: StudyAnalysis, path: str | Path) -> Path:
+    """Write ``seg.dcm`` for ``analysis`` (DICOM T1 input) atomically; returns ``path``."""
+    import highdicom as hd
+
+    path = Path(path)
+    sources = _source_headers(analysis)
+    anatomy = analysis.anatomy
+    specs = segment_specs(anatomy)
+    grades = {grade.endplate: grade.modic_type for level in analysis.levels for grade in level.endplates}
+    algorithm = algorithm_identification(analysis)
+    descriptions = [_description(spec, algorithm, grades) for spec in specs]
+    # frames (k), rows (j), columns (i), segments: frame k of the T1 is array[:, :, k].T
+    pixels = np.stack([spec.mask(anatomy).transpose(2, 1, 0) for spec in specs], axis=-1).astype(np.uint8)
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name="modic",
+        software_versions=__version__,
+        device_serial_number=model_id(analysis),
+        content_label=CONTENT_LABEL,
+        content_description="Vertebral bodies, discs and endplate marrow bands",
+        series_description=SERIES_DESCRIPTION,
+    )
+    with atomic.temporary_path(path) as temporary:
+        seg.save_as(temporary, enforce_file_format=True)
+    return path
+
+
+def algorithm_identification(analysis: StudyAnalysis) -> object:
+    """highdicom AlgorithmIdentificationSequence naming modic, its version and the models used."""
+    import highdicom as hd
+
+    segmentation = analysis.models.get("segmentation", {})
+    classifier = analysis.models.get("classifier", {})
+    parameters = {
+        "segmentation_model": f"{segmentation.get('bundle')} {segmentation.get('version')}",
+        "classifier": str(classifier.get("method")),
+    }
+    return hd.AlgorithmIdentificationSequence(
+        name="modic",
+        family=codes.DCM.ArtificialIntelligence,
+        version=__version__,
+        parameters=parameters,
+    )
+
+
+def model_id(analysis: StudyAnalysis) -> str:
+    """The segmentation model's SHA-256 prefix, or its version when the hash is unknown."""
+    segmentation = analysis.models.get("segmentation", {})
+    return str(segmentation.get("sha256") or segmentation.get("version") or "unknown")[:16]
+
+
+def _source_headers(analysis: StudyAnalysis) -> Sequence[Dataset]:
+    """The T1 source headers, checked against the grid of the label maps."""
+    headers = analysis.images.t1_source_headers
+    if not headers:
+        raise AnalysisError("a DICOM SEG needs DICOM T1 input; this study has no T1 source headers (use --no-dicom)")
+    geometry = analysis.anatomy.geometry
+    expected = (int(headers[0].Columns), int(headers[0].Rows), len(headers))
+    if tuple(geometry.shape) != expected:
+        raise AnalysisError(
+            f"the label maps have shape {tuple(geometry.shape)} but the T1 source series is columns x rows x slices "
+            f"{expected}; cannot map them onto its frames (use --no-dicom)"
+        )
+    return headers
+
+
+def _description(spec: SegmentSpec, algorithm: object, grades: dict[str, int]) -> object:
+    import highdicom as hd
+
+    if spec.kind == "vertebra":
+        category, kind, region = codes.SCT.AnatomicalStructure, VERTEBRAL_BODY, vertebra_code(spec.name)
+        colour = STRUCTURE_COLOURS["vertebra"]
+    elif spec.kind == "disc":
+        category, kind, region = codes.SCT.AnatomicalStructure, disc_code(spec.name), None
+        colour = STRUCTURE_COLOURS["disc"]
+    elif spec.kind == "endplate":
+        category, kind, region = codes.SCT.Tissue, codes.SCT.BoneMarrow, vertebra_code(endplate_parts(spec.name)[0])
+        colour = MODIC_COLOURS.get(grades.get(spec.name, 0), MODIC_COLOURS[0])
+    else:
+        category, kind, region = codes.SCT.Tissue, codes.SCT.BoneMarrow, vertebra_code(spec.name)
+        colour = STRUCTURE_COLOURS["reference"]
+    return hd.seg.SegmentDescription(
+        segment_number=spec.number,
+        segment_label=spec.label,
+        segmented_property_category=category,
+        segmented_property_type=kind,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+        tracking_uid=hd.UID(),
+        tracking_id=spec.tracking_id,
+        anatomic_regions=[region] if region is not None else None,
+        display_color=hd.color.CIELabColor.from_rgb(*colour),
+    )
+
