@@ -79,6 +79,7 @@ def evaluate_case(
         min_s1=float(levels[f"min_s1_{key}"]),
         min_disc=float(levels[f"min_disc_{key}"]),
         disc_separation_mm=float(levels["disc_separation_mm"]),
+        merge_factor=float(levels["merge_factor"]),
     )
     naming = name_levels(instances.bones, instances.discs, levels)
     if case.structure == "disc":

@@ -103,10 +103,20 @@ def build_anatomy(
         min_s1=float(levels[f"min_s1_{key}"]),
         min_disc=float(levels[f"min_disc_{key}"]),
         disc_separation_mm=float(levels["disc_separation_mm"]),
+        merge_factor=float(levels["merge_factor"]),
         semantic=semantic,
     )
     naming = name_levels(instances.bones, instances.discs, levels)
     flags = list(naming.flags)
+    if instances.split_bodies:
+        flags.append(
+            Flag(
+                "merged_bodies_split",
+                f"{instances.split_bodies} extra vertebral bod{'y was' if instances.split_bodies == 1 else 'ies were'} "
+                "separated from regions spanning several bodies (a disc was not segmented); check the level names",
+                severity="info",
+            )
+        )
 
     vertebra_map = np.zeros(geometry.shape, dtype=np.uint16)
     vertebrae = []

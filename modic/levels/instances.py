@@ -44,6 +44,7 @@ class Instances:
     bones: list[Component]
     discs: list[Component]
     single_slice: bool
+    split_bodies: int = 0
 
 
 def is_single_slice(volume: Volume) -> bool:
@@ -66,14 +67,17 @@ def find_instances(
     min_s1: float,
     min_disc: float,
     disc_separation_mm: float,
+    merge_factor: float,
     semantic: np.ndarray | None = None,
 ) -> Instances:
     """Bone (vertebral body or S1) and disc instances from class probabilities ``(C, I, J, K)``.
 
     Discs, slightly dilated, cut the bone mask so touching bodies separate;
     the cut-away bone voxels are then given back to the nearest instance so
-    the endplate zone stays part of its body. Work is confined to the
-    bounding box of the spine.
+    the endplate zone stays part of its body. Bodies that stay joined (a
+    disc the network missed) are split (:func:`split_merged_bodies`), since a
+    merged pair would shift every level name above it. Work is confined to
+    the bounding box of the spine.
     """
     if semantic is None:
         semantic = probabilities.argmax(axis=0)
@@ -99,6 +103,16 @@ def find_instances(
     s1_share = s1_mass / np.maximum(bone_mass, 1e-6)
     keep = np.concatenate([[False], counts * unit >= np.where(s1_share >= 0.5, min_s1, min_bone)])
     cores = np.where(keep[cores], cores, 0)
+    before = len(np.unique(cores)) - 1
+    cores = split_merged_bodies(
+        cores,
+        discs=disc,
+        s1_share=dict(enumerate(np.concatenate([[0.0], s1_share]))),
+        volume=volume,
+        spacing=spacing,
+        factor=merge_factor,
+    )
+    split = len(np.unique(cores)) - 1 - before
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
     bone_map[box] = _grow_into(cores, bone, steps=steps)
     origin = np.array([b.start for b in box])
@@ -110,7 +124,98 @@ def find_instances(
     disc_map[box] = disc_labels
     discs = [c for c in _components(disc_map, volume, unit, box=box, origin=origin) if c.size >= min_disc]
     disc_map[box] = np.where(np.isin(disc_labels, [c.label for c in discs]), disc_labels, 0)
-    return Instances(bone_map=bone_map, disc_map=disc_map, bones=bones, discs=discs, single_slice=is_single_slice(volume))
+    return Instances(
+        bone_map=bone_map,
+        disc_map=disc_map,
+        bones=bones,
+        discs=discs,
+        single_slice=is_single_slice(volume),
+        split_bodies=split,
+    )
+
+
+def split_merged_bodies(
+    cores: np.ndarray,
+    *,
+    discs: np.ndarray,
+    s1_share: dict[int, float],
+    volume: Volume,
+    spacing: np.ndarray,
+    factor: float,
+) -> np.ndarray:
+    """Split vertebral-body instances much taller than the typical one into separate bodies.
+
+    A component whose cranio-caudal extent exceeds ``factor`` times the
+    median body extent ``h`` holds ``n = round((extent + d) / (h + d))``
+    bodies, ``d`` being the median disc height (measured on the disc mask,
+    or ``0.3 h`` without discs). It is cut at the ``n - 1``
+    narrowest cross-sections (the disc spaces) searched around the equal
+    divisions of its extent. S1 instances are left alone (the sacrum is
+    legitimately tall).
+    """
+    labels = [int(v) for v in np.unique(cores) if v > 0]
+    if len(labels) < 3:
+        return cores
+    superior = _superior_axis(volume)
+    positions = {}
+    for label in labels:
+        index = np.argwhere(cores == label)
+        positions[label] = (index, (index * spacing) @ superior)
+    extents = {
+        label: float(np.percentile(t, 97) - np.percentile(t, 3)) for label, (_, t) in positions.items()
+    }
+    typical = float(np.median(list(extents.values())))
+    disc_height = _median_extent(discs, spacing, superior) or 0.3 * typical
+    out = cores.copy()
+    next_label = max(labels) + 1
+    for label in labels:
+        if s1_share.get(label, 0.0) >= 0.5 or extents[label] <= factor * typical:
+            continue
+        index, t = positions[label]
+        n_bodies = int(round((extents[label] + disc_height) / (typical + disc_height)))
+        if n_bodies < 2:
+            continue
+        cuts = _cut_positions(t, n_bodies=n_bodies, typical=typical)
+        part = np.searchsorted(cuts, t)
+        for number in range(1, len(cuts) + 1):
+            out[tuple(index[part == number].T)] = next_label
+            next_label += 1
+    return out
+
+
+def _median_extent(mask: np.ndarray, spacing: np.ndarray, superior: np.ndarray) -> float | None:
+    """Median cranio-caudal extent (mm) of the connected components of ``mask``."""
+    labels, n = ndimage.label(mask)
+    extents = []
+    for label in range(1, n + 1):
+        t = (np.argwhere(labels == label) * spacing) @ superior
+        if t.size >= 10:
+            extents.append(float(np.percentile(t, 95) - np.percentile(t, 5)))
+    return float(np.median(extents)) if extents else None
+
+
+def _cut_positions(t: np.ndarray, *, n_bodies: int, typical: float, bin_mm: float = 0.5) -> np.ndarray:
+    """Heights at which to cut a column of ``n_bodies`` bodies: the thinnest cross-sections near equal divisions."""
+    low, high = np.percentile(t, [1, 99])
+    edges = np.arange(low, high + bin_mm, bin_mm)
+    profile = ndimage.uniform_filter1d(np.histogram(t, bins=edges)[0].astype(float), size=3)
+    centres = (edges[:-1] + edges[1:]) / 2
+    cuts = []
+    for j in range(1, n_bodies):
+        target = low + j * (high - low) / n_bodies
+        window = np.abs(centres - target) <= 0.3 * typical
+        if window.any():
+            candidates = np.flatnonzero(window)
+            cuts.append(float(centres[candidates[np.argmin(profile[candidates])]]))
+        else:
+            cuts.append(float(target))
+    return np.sort(np.asarray(cuts))
+
+
+def _superior_axis(volume: Volume) -> np.ndarray:
+    """Unit vector in voxel-index space (scaled by spacing) pointing to the patient's head."""
+    direction = volume.affine[2, :3] / np.asarray(volume.spacing)
+    return direction / max(np.linalg.norm(direction), 1e-9)
 
 
 def _bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...] | None:

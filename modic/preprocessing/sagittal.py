@@ -28,6 +28,9 @@ from monai.transforms import Orientation, Resize
 
 from modic.io.volume import Volume
 
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+"""Axis labels of RAS+ space, passed explicitly to MONAI's Orientation."""
+
 NETWORK_AXCODES = "RIP"
 """Array axes on the network grid: slice index left->right, rows superior->inferior, columns anterior->posterior."""
 
@@ -68,7 +71,7 @@ def grid_shape(oriented_shape: tuple[int, int, int], spacing: np.ndarray, spacin
 
 def to_network_grid(volume: Volume, *, spacing_mm: float, mode: str = "bilinear") -> NetworkGrid:
     """Reorient ``volume`` to :data:`NETWORK_AXCODES` and resize rows/columns to about ``spacing_mm``."""
-    oriented = Orientation(axcodes=NETWORK_AXCODES)(as_metatensor(volume))
+    oriented = Orientation(axcodes=NETWORK_AXCODES, labels=RAS_LABELS)(as_metatensor(volume))
     affine = np.asarray(oriented.affine, dtype=float)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     shape = tuple(int(n) for n in oriented.shape[1:])
@@ -94,7 +97,7 @@ def from_network_grid(values: torch.Tensor, grid: NetworkGrid, *, mode: str = "b
     flat = values.reshape(channels * slices, *values.shape[-2:])
     restored = _resize(flat, (rows, cols), mode=mode).reshape(channels, slices, rows, cols)
     oriented = MetaTensor(restored, affine=torch.as_tensor(grid.oriented_affine))
-    back = Orientation(axcodes=grid.source_axcodes)(oriented)
+    back = Orientation(axcodes=grid.source_axcodes, labels=RAS_LABELS)(oriented)
     return np.asarray(back.as_tensor() if isinstance(back, MetaTensor) else back, dtype=np.float32)
 
 
