@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modic.io.study import load_slice_pair, load_study
+from modic.io.slice_pair import load_slice_pair
+from modic.io.study import load_study
 from modic.pipeline import Models, StudyAnalysis, analyze_images, load_analysis_config
 
 

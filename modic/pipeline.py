@@ -8,7 +8,7 @@ the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,12 @@ from modic.config import load_shipped, load_yaml
 from modic.errors import AnalysisError, ConfigError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
+from modic.io.volume import Volume
 from modic.levels import Flag, SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.resources import models_dir
 from modic.segmentation.bundle import LoadedBundle, load_bundle
-from modic.segmentation.infer import SegmentationModel
+from modic.segmentation.infer import SegmentationModel, fuse_probabilities
 
 CONFIG_SECTIONS = ("segmentation", "levels", "endplates", "classification", "single_slice")
 
@@ -93,14 +94,32 @@ def _bundle_path(bundle: str | Path) -> Path:
     raise ConfigError(f"segmentation bundle {str(bundle)!r} is neither a folder nor a bundle shipped in {models_dir()}")
 
 
-def _segment_slice_pair(
-    images: StudyImages, segmenter: SegmentationModel, settings: Mapping[str, Any]
+def is_slice_pair(images: StudyImages) -> bool:
+    """Whether ``images`` is a single T1/T2 slice pair, whose slices are segmented apart and aligned on the spine."""
+    volumes = [v for v in (images.t1, images.t2) if v is not None]
+    return bool(volumes) and min(volumes[0].shape) == 1 and images.t1 is not None and images.t2_native is not None
+
+
+def segmentation_inputs(images: StudyImages) -> list[Volume]:
+    """The volumes :func:`analyze_images` segments, in order.
+
+    The T1 and the T2 on the T1 grid (whichever exist); for a slice pair the
+    T1 and the T2 on its own grid. Batch processing segments these itself
+    (many studies per forward pass) and passes the results to
+    :func:`analyze_images` as ``probabilities``.
+    """
+    if is_slice_pair(images):
+        assert images.t1 is not None and images.t2_native is not None
+        return [images.t1, images.t2_native]
+    return [v for v in (images.t1, images.t2) if v is not None]
+
+
+def _fuse_slice_pair(
+    images: StudyImages, p1: np.ndarray, p2_native: np.ndarray, settings: Mapping[str, Any]
 ) -> tuple[StudyImages, np.ndarray, list[Flag]]:
-    """Segment T1 and T2 slices separately, align the T2 on the spine, and fuse where both exist."""
+    """Align the separately segmented T2 slice on the T1 by the spine, and fuse where both exist."""
     assert images.t1 is not None and images.t2_native is not None
     t1, t2_native = images.t1, images.t2_native
-    p1 = segmenter.predict_probabilities(t1)
-    p2_native = segmenter.predict_probabilities(t2_native)
     on_t1 = [resample_to(t2_native.with_array(channel), t1).array for channel in p2_native]
     p2 = np.stack(on_t1)
     coverage = resample_to(t2_native.with_array(np.ones(t2_native.shape, dtype=np.float32)), t1).array
@@ -142,6 +161,20 @@ def _segment_slice_pair(
     return aligned, fused.astype(np.float32), flags
 
 
+def _check_probabilities(probabilities: Sequence[np.ndarray], volumes: Sequence[Volume]) -> None:
+    if len(probabilities) != len(volumes):
+        raise AnalysisError(
+            f"{len(probabilities)} probability map(s) given for {len(volumes)} segmented image(s); "
+            "give one per volume of segmentation_inputs(images)"
+        )
+    for p, volume in zip(probabilities, volumes):
+        if p.ndim != 4 or tuple(p.shape[1:]) != tuple(volume.shape):
+            raise AnalysisError(
+                f"probabilities of shape {tuple(p.shape)} do not fit an image of shape {tuple(volume.shape)}; "
+                "expected (classes, *image shape)"
+            )
+
+
 @dataclass
 class StudyAnalysis:
     """Everything one analysis produced, in memory (reports are written from this)."""
@@ -155,8 +188,20 @@ class StudyAnalysis:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def analyze_images(images: StudyImages, *, models: Models, config: Mapping[str, Any]) -> StudyAnalysis:
-    """Segment, label and grade one study whose T2 (if any) is on the T1 grid."""
+def analyze_images(
+    images: StudyImages,
+    *,
+    models: Models,
+    config: Mapping[str, Any],
+    probabilities: Sequence[np.ndarray] | None = None,
+) -> StudyAnalysis:
+    """Segment, label and grade one study whose T2 (if any) is on the T1 grid.
+
+    ``probabilities``: class probabilities ``(C, I, J, K)`` of each volume of
+    :func:`segmentation_inputs` (in that order, on that volume's grid), when
+    the caller has already run the segmentation network; ``models.segmenter``
+    is then not used.
+    """
     timings: dict[str, float] = {}
     volumes = [v for v in (images.t1, images.t2) if v is not None]
     if not volumes:
@@ -165,14 +210,22 @@ def analyze_images(images: StudyImages, *, models: Models, config: Mapping[str, 
 
     started = time.perf_counter()
     alignment_flags: list[Flag] = []
-    if min(geometry.shape) == 1 and images.t1 is not None and images.t2_native is not None:
-        images, probabilities, alignment_flags = _segment_slice_pair(images, models.segmenter, config["single_slice"])
+    if probabilities is not None:
+        _check_probabilities(probabilities, segmentation_inputs(images))
+    if is_slice_pair(images):
+        assert images.t1 is not None and images.t2_native is not None
+        if probabilities is None:
+            probabilities = [models.segmenter.predict_probabilities(v) for v in (images.t1, images.t2_native)]
+        p1, p2_native = probabilities
+        images, fused, alignment_flags = _fuse_slice_pair(images, p1, p2_native, config["single_slice"])
+    elif probabilities is None:
+        fused = models.segmenter.predict_fused(volumes)
     else:
-        probabilities = models.segmenter.predict_fused(volumes)
+        fused = fuse_probabilities(probabilities)
     timings["segment_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    anatomy = build_anatomy(probabilities, geometry, levels=config["levels"], endplates=config["endplates"])
+    anatomy = build_anatomy(fused, geometry, levels=config["levels"], endplates=config["endplates"])
     timings["levels_s"] = time.perf_counter() - started
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")

@@ -3,7 +3,9 @@
 Each subcommand lives in its own module under :mod:`modic.cli` and exposes
 ``add_parser(subparsers)``, which registers the parser and sets ``handler``.
 Errors the user can act on print one line and exit 1 (2 for usage errors);
-tracebacks appear only with ``--debug``.
+tracebacks appear only with ``--debug``. Python warnings of the libraries
+(pydicom on odd header values, torch, MONAI) are shown only with ``--debug``
+too: modic reports what matters about the input itself, in its own words.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from modic import __version__
@@ -67,12 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(debug=args.debug, quiet=args.quiet)
+    with warnings.catch_warnings():
+        if not args.debug:
+            warnings.simplefilter("ignore")
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args) or 0)
     except ModicError as exc:
         if args.debug:
             raise
-        print(f"modic: error: {exc}", file=sys.stderr)
+        print(f"modic: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("modic: interrupted", file=sys.stderr)
@@ -82,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("modic: error: out of memory; process fewer or smaller studies at a time", file=sys.stderr)
         return EXIT_FAILURE
-    except Exception as exc:  # noqa: BLE001 - last-resort guard so users never see a raw traceback
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - last resort (also Rust extensions' PanicException), no traceback
         if args.debug:
             raise
         detail = " ".join(str(exc).split()) or type(exc).__name__

@@ -58,7 +58,7 @@ def run_study(args: argparse.Namespace) -> int:
 
 
 def run_slice(args: argparse.Namespace) -> int:
-    from modic.io.study import load_slice_pair
+    from modic.io.slice_pair import load_slice_pair
 
     images = load_slice_pair(
         t1=args.t1,

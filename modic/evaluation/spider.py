@@ -87,7 +87,7 @@ def analyse_patient(
     models: Any,
     config: Mapping[str, Any],
 ) -> PatientGrading:
-    from modic.io.study import load_slice_pair
+    from modic.io.slice_pair import load_slice_pair
     from modic.pipeline import analyze_images
 
     try:

@@ -166,7 +166,59 @@ def _load_dicom_study(
         raise UsageError(f"'{root}' is a file; give the DICOM study folder, or NIfTI/MHA files as T1/T2 (--t1/--t2)")
     scan = scan_folder(root, config=io_cfg)
     study = single_study(scan)
-    decisions: list[dict[str, Any]] = [scan_decision(scan)]
+    return _load_indexed(
+        study,
+        decisions=[scan_decision(scan)],
+        skipped=scan.skipped,
+        t1_uid=t1_uid,
+        t2_uid=t2_uid,
+        io_cfg=io_cfg,
+        sel_cfg=sel_cfg,
+    )
+
+
+def load_study_index(
+    index: StudyIndex,
+    *,
+    t1_uid: str | None = None,
+    t2_uid: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    selection: Mapping[str, Any] | None = None,
+) -> StudyImages:
+    """Read the sagittal T1 and T2 of a study already found by :func:`~modic.io.dicom_scan.scan_studies`.
+
+    The study's files may lie in any number of folders under ``index.root``;
+    batch processing scans a cohort once and loads each study from its index.
+    Arguments and errors are those of :func:`load_study`.
+    """
+    io_cfg = io_config(config)
+    sel_cfg = selection_config(selection)
+    corrupt = tuple(item for series in index.series for item in series.corrupt_files)
+    decision = {
+        "event": "index",
+        "level": "warning" if corrupt else "info",
+        "root": str(index.root),
+        "series": len(index.series),
+        "images": index.n_instances,
+        "message": f"study taken from the scan of '{index.root}': {len(index.series)} series, "
+        f"{index.n_instances} image(s)" + (f", {len(corrupt)} corrupt file(s) skipped" if corrupt else ""),
+    }
+    return _load_indexed(
+        index, decisions=[decision], skipped=corrupt, t1_uid=t1_uid, t2_uid=t2_uid, io_cfg=io_cfg, sel_cfg=sel_cfg
+    )
+
+
+def _load_indexed(
+    study: StudyIndex,
+    *,
+    decisions: list[dict[str, Any]],
+    skipped: tuple[SkippedFile, ...],
+    t1_uid: str | None,
+    t2_uid: str | None,
+    io_cfg: Mapping[str, Any],
+    sel_cfg: Mapping[str, Any],
+) -> StudyImages:
+    root = study.root
     chosen = select_series(study, t1_uid=t1_uid, t2_uid=t2_uid, config=sel_cfg, io_settings=io_cfg)
     decisions.extend(chosen.decisions)
     chosen.require_any()
@@ -202,7 +254,7 @@ def _load_dicom_study(
         series=infos,
         t1_source_headers=headers.get("t1", ()),
         t2_source_headers=headers.get("t2", ()),
-        skipped_files=scan.skipped,
+        skipped_files=skipped,
     )
 
 

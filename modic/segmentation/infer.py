@@ -66,17 +66,42 @@ class SegmentationModel:
     @torch.no_grad()
     def logits_on_grid(self, stack: torch.Tensor) -> torch.Tensor:
         """Per-slice class probabilities ``(C, slices, rows, cols)`` for a normalised stack ``(slices, rows, cols)``."""
-        rows, cols = stack.shape[-2:]
-        padded = DivisiblePad(k=self.settings.pad_multiple, method="end")(stack)
-        padded = torch.as_tensor(padded).as_subclass(torch.Tensor)
+        return self.logits_on_grids([stack])[0]
+
+    @torch.no_grad()
+    def logits_on_grids(self, stacks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`logits_on_grid` of several stacks (e.g. of many studies) in shared forward passes.
+
+        Slices whose padded size is the same share batches of ``batch_size``
+        whatever stack they come from, so a GPU sees full batches rather than
+        one short study at a time. Every slice is padded exactly as on its own
+        (the network normalises each slice separately), so each stack's result
+        equals :meth:`logits_on_grid` of that stack up to floating-point rounding.
+        """
+        pad = DivisiblePad(k=self.settings.pad_multiple, method="end")
+        padded = [torch.as_tensor(pad(stack)).as_subclass(torch.Tensor) for stack in stacks]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, tensor in enumerate(padded):
+            groups.setdefault((int(tensor.shape[-2]), int(tensor.shape[-1])), []).append(index)
+        results: dict[int, torch.Tensor] = {}
+        for members in groups.values():
+            slices = torch.cat([padded[index] for index in members]) if len(members) > 1 else padded[members[0]]
+            probabilities = self._forward_slices(slices)
+            for index, part in zip(members, probabilities.split([padded[i].shape[0] for i in members])):
+                rows, cols = stacks[index].shape[-2:]
+                results[index] = part[..., :rows, :cols].movedim(1, 0)
+        return [results[index] for index in range(len(stacks))]
+
+    def _forward_slices(self, slices: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities ``(n, C, H, W)`` (on the CPU) of padded slices ``(n, H, W)``, in batches."""
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda" else nullcontext()
         outputs = []
-        for start in range(0, padded.shape[0], self.batch_size):
-            batch = padded[start : start + self.batch_size, None].to(self.device, non_blocking=True)
+        for start in range(0, slices.shape[0], self.batch_size):
+            batch = slices[start : start + self.batch_size, None].to(self.device, non_blocking=True)
             with autocast:
                 logits = self.inferer(batch, self.network)
-            outputs.append(torch.softmax(logits.float(), dim=1)[..., :rows, :cols].cpu())
-        return torch.cat(outputs).movedim(1, 0)
+            outputs.append(torch.softmax(logits.float(), dim=1).cpu())
+        return torch.cat(outputs)
 
     def predict_probabilities(self, volume: Volume) -> np.ndarray:
         """Class probabilities ``(C, I, J, K)`` on ``volume``'s own grid."""
@@ -90,7 +115,17 @@ class SegmentationModel:
         shapes = {v.shape for v in volumes}
         if len(shapes) != 1:
             raise AnalysisError(f"volumes to fuse must share a grid; got shapes {sorted(shapes)}")
-        total = self.predict_probabilities(volumes[0])
-        for volume in volumes[1:]:
-            total += self.predict_probabilities(volume)
-        return total / len(volumes)
+        return fuse_probabilities([self.predict_probabilities(volume) for volume in volumes])
+
+
+def fuse_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean class probabilities ``(C, I, J, K)`` of co-registered volumes, as :meth:`predict_fused` returns."""
+    if not probabilities:
+        raise AnalysisError("no image to segment: give a T1 or a T2")
+    shapes = {p.shape for p in probabilities}
+    if len(shapes) != 1:
+        raise AnalysisError(f"probabilities to fuse must share a grid; got shapes {sorted(shapes)}")
+    total = np.array(probabilities[0], dtype=np.float32, copy=True)
+    for p in probabilities[1:]:
+        total += p
+    return total / len(probabilities)
