@@ -1,7 +1,9 @@
 """Atomic output: write to a temporary sibling, then rename into place.
 
 A reader (or a rerun after ``kill -9``) sees either the complete file or
-folder, or nothing at all.
+folder, or nothing at all. A file system that refuses the write (no
+permission, disk full, a file where a folder should be) is an
+:class:`~modic.errors.OutputError`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from modic.errors import OutputError
 
 TEMP_PREFIX = ".modic-tmp-"
 
@@ -25,11 +29,22 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def cannot_write(path: Path, exc: OSError) -> OutputError:
+    """The one-line error for an output that the file system refuses (no permission, disk full, a file in the way)."""
+    return OutputError(
+        f"cannot write '{path}': {exc.strerror or type(exc).__name__}; "
+        "check the free space and permissions there, or choose another output"
+    )
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically; OutputError when the file system refuses."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
@@ -37,9 +52,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise cannot_write(path, exc) from None
         raise
 
 
@@ -55,13 +72,19 @@ def temporary_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     For writers (nibabel, pydicom) that want a file name rather than bytes.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix or "".join(path.suffixes), dir=path.parent)
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix or "".join(path.suffixes), dir=path.parent)
+        os.fchmod(fd, _FILE_MODE)
+        os.close(fd)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -77,18 +100,28 @@ def output_folder(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
     is left to the caller to check.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + path.name + "-", dir=path.parent))
-    tmp.chmod(0o777 & ~_umask())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + path.name + "-", dir=path.parent))
+        tmp.chmod(0o777 & ~_umask())
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     try:
         yield tmp
-        if path.exists() and replace:
-            trash = path.with_name(f"{TEMP_PREFIX}old-{path.name}-{os.getpid()}")
-            os.replace(path, trash)
-            os.replace(tmp, path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        try:
+            if path.exists() and replace:
+                trash = path.with_name(f"{TEMP_PREFIX}old-{path.name}-{os.getpid()}")
+                os.replace(path, trash)
+                try:
+                    os.replace(tmp, path)
+                except OSError:
+                    os.replace(trash, path)
+                    raise
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,6 +15,8 @@ from modic.resources import config_file
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Load a YAML mapping from ``path``; a missing file or non-mapping is a ConfigError."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"config '{path}' is not a regular file; give a YAML file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

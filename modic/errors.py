@@ -48,5 +48,9 @@ class AnalysisError(ModicError):
     """The images were read but the analysis could not complete (e.g. no spine found)."""
 
 
+class OutputError(ModicError):
+    """The outputs cannot be written (no permission, disk full, a file in the way)."""
+
+
 class SchemaError(ModicError):
     """A report file has an unknown or incompatible schema version."""

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
-from modic.config import load_shipped, load_yaml
-from modic.errors import AnalysisError, ConfigError
+from modic.analysis_config import load_analysis_config
+from modic.errors import AnalysisError, ConfigError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
 from modic.io.volume import Volume
@@ -27,16 +27,15 @@ from modic.resources import models_dir
 from modic.segmentation.bundle import LoadedBundle, load_bundle
 from modic.segmentation.infer import SegmentationModel, fuse_probabilities
 
-CONFIG_SECTIONS = ("segmentation", "levels", "endplates", "classification", "single_slice")
-
-
-def load_analysis_config(path: str | Path | None = None) -> dict[str, Any]:
-    """The analysis settings: the shipped ``configs/analysis.yaml``, or a user file with the same sections."""
-    config = load_yaml(path) if path is not None else load_shipped("analysis.yaml")
-    missing = [s for s in CONFIG_SECTIONS if s not in config]
-    if missing:
-        raise ConfigError(f"analysis config {path or 'configs/analysis.yaml'} lacks section(s) {missing}")
-    return config
+__all__ = [
+    "Models",
+    "StudyAnalysis",
+    "analyze_images",
+    "is_slice_pair",
+    "load_analysis_config",
+    "resolve_device",
+    "segmentation_inputs",
+]
 
 
 def resolve_device(device: str) -> str:
@@ -161,6 +160,18 @@ def _fuse_slice_pair(
     return aligned, fused.astype(np.float32), flags
 
 
+def _check_field_of_view(volume: Volume, minimum_mm: float) -> None:
+    """Refuse images too small to hold a lumbar spine (and too small for the network)."""
+    lateral = int(np.argmax(np.abs(volume.affine[0, :3]) / np.asarray(volume.spacing)))
+    extents = [n * s for axis, (n, s) in enumerate(zip(volume.shape, volume.spacing)) if axis != lateral]
+    if min(extents) < minimum_mm:
+        name = Path(str(volume.info.get("path", volume.info.get("source", "image")))).name
+        raise InputError(
+            f"image '{name}' covers only {extents[0]:.0f} x {extents[1]:.0f} mm in the sagittal plane; "
+            f"lumbar spine analysis needs at least {minimum_mm:.0f} mm in each direction"
+        )
+
+
 def _check_probabilities(probabilities: Sequence[np.ndarray], volumes: Sequence[Volume]) -> None:
     if len(probabilities) != len(volumes):
         raise AnalysisError(
@@ -207,6 +218,8 @@ def analyze_images(
     if not volumes:
         raise AnalysisError("the study has neither a T1 nor a T2 image to analyse")
     geometry = volumes[0]
+    for volume in segmentation_inputs(images):
+        _check_field_of_view(volume, float(config["segmentation"]["min_field_of_view_mm"]))
 
     started = time.perf_counter()
     alignment_flags: list[Flag] = []

@@ -20,7 +20,7 @@ from typing import Any
 from modic import atomic
 from modic.atomic import TEMP_PREFIX
 from modic.errors import SchemaError
-from modic.report.json_report import read_report
+from modic.report.schema import read_report
 from modic.report.tables import LEVEL_COLUMNS, endplate_rows, to_csv
 
 log = logging.getLogger("modic.batch")

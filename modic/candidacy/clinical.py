@@ -173,6 +173,8 @@ class ClinicalFacts:
 
 def load_clinical(path: str | Path) -> ClinicalFacts:
     """Read and validate a clinical facts YAML file (see ``configs/clinical_template.yaml``)."""
+    if Path(path).exists() and not Path(path).is_file():
+        raise ConfigError(f"clinical file '{path}' is not a regular file (a folder, pipe or device); give a YAML file")
     data = load_yaml(path)
     return ClinicalFacts.from_mapping(data, source=f"clinical file '{path}'")
 

@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from modic.candidacy import evaluate_candidacy, load_clinical, load_policy
-    from modic.report.json_report import read_report
+    from modic.report.schema import read_report
 
     report = read_report(args.report)
     clinical = load_clinical(args.clinical)

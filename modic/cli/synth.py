@@ -57,7 +57,7 @@ def _split(value: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from modic.atomic import remove_stale_temporaries
+    from modic.atomic import cannot_write, remove_stale_temporaries
     from modic.synth import generate_study, load_synth_config, parse_modic, write_study
     from modic.synth.study import study_key
     from modic.synth.writer import resolve_transfer_syntax
@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if "dicom" not in formats and (extra or args.shuffle or args.dicomdir or args.readme):
         raise UsageError("--extra-series, --shuffle, --dicomdir and --readme need 'dicom' in --format")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(out, exc) from None
     removed = remove_stale_temporaries(out)
     if removed:
         log.info("removed %d unfinished study folder(s) left by an interrupted run", removed)

@@ -11,6 +11,7 @@ a reason; scanning never fails because of one bad file.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import warnings
@@ -134,11 +135,7 @@ class SeriesIndex:
 
     @property
     def number(self) -> int | None:
-        value = self.first.get("SeriesNumber")
-        try:
-            return int(value) if value not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
+        return header_int(self.first, "SeriesNumber")
 
     @property
     def description(self) -> str:
@@ -206,15 +203,31 @@ class FolderScan:
         return counts
 
 
+def header_int(ds: Dataset, keyword: str) -> int | None:
+    """An integer attribute as one whole number; None when absent, empty, multi-valued, fractional or unreadable."""
+    try:
+        value = ds.get(keyword)
+        number = float(value)
+    except Exception:  # noqa: BLE001 - pydicom raises many types converting damaged raw values
+        return None
+    if not math.isfinite(number) or not number.is_integer():
+        return None
+    return int(number)
+
+
 def printable(text: str) -> str:
     """Header text as one line without control characters (header strings are data)."""
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
 def series_label(number: int | None, description: str, series_uid: str) -> str:
-    """``series 3 't1_tse_sag' (1.2.3...)``: how every message names a series."""
+    """``series 3 't1_tse_sag' (1.2.3...)``: how every message names a series.
+
+    Without ``series_uid`` (``series 3 't1_tse_sag'``) for warnings logged by a
+    successful analysis, whose logs carry no UIDs.
+    """
     shown = f"series {number}" if number is not None else "series"
-    return f"{shown} '{description}' ({series_uid})"
+    return f"{shown} '{description}' ({series_uid})" if series_uid else f"{shown} '{description}'"
 
 
 def scan_studies(root: str | Path, *, config: Mapping[str, Any] | None = None) -> list[StudyIndex]:
@@ -354,19 +367,18 @@ def _truncation(ds: Dataset, *, remaining: int) -> str:
     syntax = (
         UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))) if meta is not None else UID("1.2.840.10008.1.2")
     )
-    if syntax.is_compressed:
-        return ""
-    try:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        expected = (
-            int(ds.Rows)
-            * int(ds.Columns)
-            * int(ds.get("SamplesPerPixel", 1) or 1)
-            * frames
-            * -(-int(ds.get("BitsAllocated", 16) or 16) // 8)
-        )
-    except (TypeError, ValueError):
-        return ""
+    if not syntax.is_transfer_syntax or syntax.is_compressed:
+        return ""  # encapsulated or unknown encoding: its length says nothing; decoding will tell
+    rows, columns = header_int(ds, "Rows"), header_int(ds, "Columns")
+    if rows is None or columns is None:
+        return ""  # no usable matrix: series selection and pixel decoding say so
+    expected = (
+        rows
+        * columns
+        * (header_int(ds, "SamplesPerPixel") or 1)
+        * (header_int(ds, "NumberOfFrames") or 1)
+        * -(-(header_int(ds, "BitsAllocated") or 16) // 8)
+    )
     if remaining <= 0:
         return "file ends before the pixel data"
     if remaining < expected:

@@ -25,7 +25,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from modic.config import load_shipped
 from modic.errors import InputError, MissingCodecError
-from modic.io.dicom_scan import SeriesIndex, printable
+from modic.io.dicom_scan import SeriesIndex, header_int, printable, series_label
 from modic.io.volume import Volume, lps_to_ras
 
 log = logging.getLogger("modic.io.dicom_volume")
@@ -266,7 +266,8 @@ def load_series(
                 "the series mixes acquisitions (echoes or repeats), choose another series"
             )
         message = (
-            f"{label}: dropped {len(geometry.duplicates)} duplicate slice(s) with identical pixels at the same position"
+            f"{series_label(series.number, series.description, '')}: dropped {len(geometry.duplicates)} duplicate "
+            "slice(s) with identical pixels at the same position"
         )
         warnings.append(message)
 
@@ -300,22 +301,22 @@ def decode_pixels(ds: Dataset, *, label: str) -> np.ndarray:
     name = _name(ds)
     if "PixelData" not in ds:
         raise InputError(f"{label}: {name} has no pixel data")
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    samples = _whole_number(ds, "SamplesPerPixel", default=1, label=label)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise InputError(
             f"{label}: {name} is not a grayscale image (SamplesPerPixel {samples}, "
             f"PhotometricInterpretation '{photometric}'); MR analysis needs MONOCHROME images"
         )
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _whole_number(ds, "NumberOfFrames", default=1, label=label) or 1
     if frames != 1:
         raise InputError(f"{label}: {name} holds {frames} frames; only single-frame MR images are supported")
     syntax = _transfer_syntax(ds)
     rows, columns = _matrix(ds, label=label)
-    if syntax.is_compressed:
+    if not syntax.is_transfer_syntax or syntax.is_compressed:
         _require_decoder(syntax, label=label)
     else:
-        bytes_per_pixel = -(-int(ds.get("BitsAllocated", 16) or 16) // 8)
+        bytes_per_pixel = -(-(_whole_number(ds, "BitsAllocated", default=16, label=label) or 16) // 8)
         expected = rows * columns * bytes_per_pixel
         if len(ds.PixelData) < expected:
             raise InputError(
@@ -331,7 +332,9 @@ def decode_pixels(ds: Dataset, *, label: str) -> np.ndarray:
                 f"{' '.join(str(exc).split())}; {CODECS_FIX}"
             ) from None
         raise InputError(f"{label}: cannot decode the pixel data of {name}: {' '.join(str(exc).split())}") from None
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types on corrupt data; report one line
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - decoders raise many types on corrupt data, Rust ones a PanicException
         raise InputError(
             f"{label}: cannot decode the '{syntax.name}' pixel data of {name}: {type(exc).__name__}: "
             f"{' '.join(str(exc).split())}; the file is corrupt, re-export it"
@@ -383,6 +386,11 @@ def _read_slice(header: Dataset, *, label: str) -> tuple[np.ndarray, Dataset]:
 
 
 def _require_decoder(syntax: UID, *, label: str) -> None:
+    if not syntax.is_transfer_syntax:
+        raise InputError(
+            f"{label}: TransferSyntaxUID '{syntax}' is not a DICOM transfer syntax, so the pixel data cannot be "
+            "decoded; convert the series to a standard uncompressed transfer syntax (e.g. with dcmconv or gdcmconv)"
+        )
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:
@@ -456,13 +464,30 @@ def _check_orientation(orientation: list[float], ds: Dataset, *, label: str, tol
 
 
 def _matrix(ds: Dataset, *, label: str) -> tuple[int, int]:
-    try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-    except (AttributeError, TypeError, ValueError):
-        raise InputError(f"{label}: {_name(ds)} has no valid Rows/Columns") from None
+    rows, columns = header_int(ds, "Rows"), header_int(ds, "Columns")
+    if rows is None or columns is None:
+        raise InputError(f"{label}: {_name(ds)} has no valid Rows/Columns")
     if rows <= 0 or columns <= 0:
         raise InputError(f"{label}: {_name(ds)} has an empty image (Rows {rows}, Columns {columns})")
     return rows, columns
+
+
+def _whole_number(ds: Dataset, keyword: str, *, default: int, label: str) -> int:
+    """An integer attribute, ``default`` when absent or empty; InputError quoting a damaged value."""
+    try:
+        raw = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - pydicom raises many types converting damaged raw values
+        raw = "(unreadable)"
+    if raw is None or raw == "":
+        return default
+    number = header_int(ds, keyword)
+    if number is None:
+        shown = printable(str(raw))[:40]
+        raise InputError(
+            f"{label}: {keyword} '{shown}' in {_name(ds)} is not a whole number; the file's header is corrupt, "
+            "re-export the series"
+        )
+    return number
 
 
 def _optional_number(ds: Dataset, keyword: str, *, default: float | None) -> Any:

@@ -22,7 +22,7 @@ import numpy as np
 
 from modic.atomic import temporary_path
 from modic.errors import InputError, UsageError
-from modic.io.dicom_scan import SeriesIndex, printable, series_label
+from modic.io.dicom_scan import SeriesIndex, header_int, printable, series_label
 from modic.io.dicom_volume import decode_pixels, io_config, load_series
 from modic.io.volume import Volume, lps_to_ras
 
@@ -193,32 +193,36 @@ def _dicom_slice(path: Path, *, spacing: tuple[float, float] | None, settings: M
         raise InputError(f"cannot read DICOM '{path}': {type(exc).__name__}: {_one_line(exc)}") from None
     header.filename = str(path)
     label = series_label(
-        int(header.SeriesNumber) if str(header.get("SeriesNumber", "") or "").strip() else None,
+        header_int(header, "SeriesNumber"),
         printable(str(header.get("SeriesDescription", "") or "")),
         str(header.get("SeriesInstanceUID", "") or "?"),
     )
-    frames = int(header.get("NumberOfFrames", 1) or 1)
+    frames = header_int(header, "NumberOfFrames") or 1
     if frames != 1:
         raise InputError(f"{label}: '{path}' holds {frames} frames; read_slice needs a single-slice file")
-    if "PixelSpacing" not in header and spacing is not None:
+    header_spacing = _header_spacing(header)
+    if header_spacing is None and spacing is not None:
+        if "PixelSpacing" in header:
+            log.warning(
+                "%s: PixelSpacing in the header is not two positive numbers; the given %s is used", path, spacing
+            )
         header.PixelSpacing = [spacing[0], spacing[1]]
-    elif spacing is not None:
-        header_spacing = tuple(float(v) for v in header.PixelSpacing)
-        if not np.allclose(header_spacing, spacing, atol=1e-3):
-            log.warning("%s: PixelSpacing %s from the header is used, not the given %s", path, header_spacing, spacing)
+        header_spacing = spacing
+    elif header_spacing is not None and spacing is not None and not np.allclose(header_spacing, spacing, atol=1e-3):
+        log.warning("%s: PixelSpacing %s from the header is used, not the given %s", path, header_spacing, spacing)
     thickness = _dicom_thickness(header, default=_default_thickness(settings))
     if "ImageOrientationPatient" not in header or "ImagePositionPatient" not in header:
-        if "PixelSpacing" not in header:
+        if header_spacing is None:
             raise InputError(
-                f"{label}: '{path}' has no ImageOrientationPatient/ImagePositionPatient and no PixelSpacing; "
-                "give spacing=(row_mm, col_mm) to read it as a sagittal slice (head up, anterior left)"
+                f"{label}: '{path}' has no ImageOrientationPatient/ImagePositionPatient and no usable PixelSpacing; "
+                "give its spacing (--spacing ROW_MM COL_MM) to read it as a sagittal slice (head up, anterior left)"
             )
         log.warning(
             "%s: no patient geometry; assuming a sagittal slice with the head up and anterior on the left", path
         )
         full = pydicom.dcmread(path, force=True)
         pixels = decode_pixels(full, label=label)
-        row_mm, col_mm = (float(v) for v in header.PixelSpacing)
+        row_mm, col_mm = header_spacing
         return _raster_volume(
             pixels, spacing=(row_mm, col_mm), thickness=thickness, info={"source": "dicom", "path": str(path)}
         )
@@ -309,6 +313,17 @@ def _require_sagittal(volume: Volume, *, path: Path) -> None:
         )
 
 
+def _header_spacing(header: Any) -> tuple[float, float] | None:
+    """PixelSpacing of a DICOM header as two positive millimetre values, or None when absent or unusable."""
+    try:
+        values = [float(v) for v in header.get("PixelSpacing") or ()]
+    except Exception:  # noqa: BLE001 - pydicom raises many types converting damaged raw values
+        return None
+    if len(values) != 2 or not all(np.isfinite(values)) or min(values) <= 0:
+        return None
+    return values[0], values[1]
+
+
 def _dicom_thickness(header: Any, *, default: float) -> float:
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         try:
@@ -373,6 +388,8 @@ def _existing(path: str | Path) -> Path:
         raise InputError(f"'{path}' does not exist")
     if path.is_dir():
         raise UsageError(f"'{path}' is a folder; give a file")
+    if not path.is_file():
+        raise InputError(f"'{path}' is not a regular file (a pipe, socket or device); give an image file")
     return path
 
 

@@ -44,7 +44,7 @@ from pydicom.uid import UID
 
 from modic.config import load_shipped
 from modic.errors import InputError, SeriesSelectionError, UsageError
-from modic.io.dicom_scan import SeriesIndex, StudyIndex
+from modic.io.dicom_scan import SeriesIndex, StudyIndex, header_int
 from modic.io.dicom_volume import io_config, series_geometry
 
 log = logging.getLogger("modic.io.series_select")
@@ -203,7 +203,7 @@ def classify_series(
         problems.append(
             f"{len(series.corrupt_files)} corrupt file(s) in the series (e.g. '{example.path}': {example.reason})"
         )
-    frames = max(_int(ds.get("NumberOfFrames")) or 1 for ds in series.instances)
+    frames = max(header_int(ds, "NumberOfFrames") or 1 for ds in series.instances)
     if frames > 1:
         problems.append(f"multi-frame images ({frames} frames per file) are not supported")
 
@@ -226,7 +226,8 @@ def classify_series(
     notes.extend(weighting_notes)
     contrast = bool(str(first.get("ContrastBolusAgent", "") or "").strip()) or _matches(text, patterns["contrast"])
 
-    matrix = (int(first.Rows), int(first.Columns)) if "Rows" in first and "Columns" in first else None
+    rows, columns = header_int(first, "Rows"), header_int(first, "Columns")
+    matrix = (rows, columns) if rows is not None and columns is not None else None
     spacing = _float_pair(first.get("PixelSpacing"))
     slice_spacing = None
     covers_midline = None
@@ -427,11 +428,13 @@ def select_series(
     Raises:
         SeriesSelectionError: ``t1_uid``/``t2_uid`` is not a series of the study.
         UsageError: the same UID is given for T1 and T2.
+        InputError: the study's images belong to more than one patient (PatientID).
     """
     cfg = selection_config(config)
     io_cfg = io_config(io_settings)
     if t1_uid and t1_uid == t2_uid:
         raise UsageError(f"the same series '{t1_uid}' was given as T1 and T2; give two different SeriesInstanceUIDs")
+    _require_one_patient(study)
     overrides = {"t1": t1_uid, "t2": t2_uid}
     for role, uid in overrides.items():
         if uid and study.get(uid) is None:
@@ -477,9 +480,7 @@ def select_series(
     for role in ROLES:
         picked = chosen[role]
         if picked is None:
-            message = (
-                f"no usable {plane} {role.upper()} series in study {study.study_uid}; the analysis continues without it"
-            )
+            message = f"no usable {plane} {role.upper()} series in the study; the analysis continues without it"
             decisions.append({"event": "missing", "level": "warning", "role": role, "message": message})
             continue
         how = "user" if overrides[role] else "automatic"
@@ -513,6 +514,26 @@ def select_series(
         return study.get(picked.series_uid) if picked is not None else None
 
     return Selection(study=study, t1=series_of("t1"), t2=series_of("t2"), classifications=classes, decisions=decisions)
+
+
+def _require_one_patient(study: StudyIndex) -> None:
+    """Refuse a study whose images carry different (non-empty) PatientIDs: one StudyInstanceUID, several patients.
+
+    The message names the series, never the IDs (they identify patients).
+    """
+    first_series: dict[str, SeriesIndex] = {}
+    for series in study.series:
+        for ds in series.instances:
+            patient_id = str(ds.get("PatientID", "") or "").strip()
+            if patient_id:
+                first_series.setdefault(patient_id, series)
+    if len(first_series) > 1:
+        a, b = list(first_series.values())[:2]
+        where = f"{a.label} and {b.label}" if a is not b else a.label
+        raise InputError(
+            f"study {study.study_uid} holds images of {len(first_series)} patients (PatientID differs in {where}); "
+            "the export mixes patients under one StudyInstanceUID: export each patient's study on its own"
+        )
 
 
 def _series_decision(
@@ -708,8 +729,3 @@ def _float_pair(value: Any) -> tuple[float, float] | None:
     if len(values) != 2 or any(v is None for v in values):
         return None
     return (values[0], values[1])  # type: ignore[return-value]
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return int(number) if number is not None else None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from modic.errors import InputError, UsageError
+from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.dicom_scan import FolderScan, SkippedFile, StudyIndex, scan_folder
 from modic.io.dicom_volume import check_memory, io_config, load_series
 from modic.io.formats import read_volume
@@ -140,9 +140,13 @@ def single_study(scan: FolderScan) -> StudyIndex:
     """The only study of a folder scan; InputError when there are none or several."""
     if not scan.studies:
         skipped = ", ".join(f"{n} {kind}" for kind, n in sorted(scan.skipped_summary().items()))
+        example = ""
+        if scan.skipped:
+            first = scan.skipped[0]
+            example = f", e.g. '{first.path}': {first.reason}"
         raise InputError(
             f"no DICOM images found under '{scan.root}' ({scan.files_seen} file(s) seen"
-            + (f"; skipped: {skipped}" if skipped else "")
+            + (f"; skipped: {skipped}{example}" if skipped else "")
             + "); give the folder exported from the PACS"
         )
     if len(scan.studies) > 1:
@@ -221,7 +225,11 @@ def _load_indexed(
     root = study.root
     chosen = select_series(study, t1_uid=t1_uid, t2_uid=t2_uid, config=sel_cfg, io_settings=io_cfg)
     decisions.extend(chosen.decisions)
-    chosen.require_any()
+    try:
+        chosen.require_any()
+    except SeriesSelectionError:
+        _log_warnings(decisions)
+        raise
 
     roles = [(role, series) for role in ("t1", "t2") if (series := chosen.chosen(role)) is not None]
     for _, series in roles:

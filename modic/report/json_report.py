@@ -13,19 +13,20 @@ import datetime as dt
 import json
 import platform
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modic import RESEARCH_NOTICE, __version__
-from modic.classification.grading import EndplateGrade, LevelGrade
-from modic.errors import SchemaError
-from modic.io.study import StudyImages
-from modic.levels import SpineAnatomy
-from modic.pipeline import StudyAnalysis
 from modic.report.privacy import input_paths, scrub, study_key
+from modic.report.schema import SCHEMA_NAME, SCHEMA_VERSION, read_report
 
-SCHEMA_NAME = "modic-report"
-SCHEMA_VERSION = "1.0"
+if TYPE_CHECKING:
+    from modic.classification.grading import EndplateGrade, LevelGrade
+    from modic.io.study import StudyImages
+    from modic.levels import SpineAnatomy
+    from modic.pipeline import StudyAnalysis
+
+__all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "build_report", "dumps", "read_report"]
+
 DIGITS = 4
 
 
@@ -166,23 +167,3 @@ def _rounded(value: Any) -> Any:
 
 def dumps(report: Mapping[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
-
-
-def read_report(path: str | Path) -> dict[str, Any]:
-    """Load a report.json, refusing files of another schema or major version."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SchemaError(f"report '{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SchemaError(f"report '{path}' is not readable JSON ({type(exc).__name__}); give a modic report.json") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
-        raise SchemaError(f"'{path}' is not a modic report (schema {data.get('schema') if isinstance(data, dict) else None!r})")
-    version = str(data.get("schema_version", ""))
-    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        raise SchemaError(
-            f"report '{path}' has schema version {version!r}; this modic {__version__} reads {SCHEMA_VERSION.split('.')[0]}.x: "
-            "re-run modic analyze with this version"
-        )
-    return data

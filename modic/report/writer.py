@@ -6,6 +6,7 @@ temporary sibling that is renamed at the end (:func:`modic.atomic.output_folder`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from modic import atomic
-from modic.errors import UsageError
+from modic.errors import OutputError, UsageError
 from modic.io.formats import write_nifti
 from modic.pipeline import StudyAnalysis
 from modic.report import dicom_seg, dicom_sr, figures, html
@@ -30,12 +31,19 @@ LABEL_MAPS = {
 
 
 def check_output_folder(path: str | Path, *, overwrite: bool) -> Path:
-    """Refuse to write into an existing non-empty folder unless ``overwrite``."""
+    """Refuse, before any work, an output that cannot be created or would replace files without ``overwrite``."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"output '{path}' exists and is not a folder; choose another -o")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise UsageError(f"output folder '{path}' is not empty; choose another -o or add --overwrite")
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and not ancestor.is_symlink():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"output folder '{path}' cannot be created: '{ancestor}' is not a folder; choose another -o")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder '{path}' cannot be created: no permission to write in '{ancestor}'")
     return path
 
 
@@ -51,10 +59,20 @@ def write_outputs(
     """Write report.json, levels.csv, label maps, pictures, report.html and (for DICOM input) SEG and SR.
 
     Returns the report dictionary.
+
+    Raises:
+        OutputError: the folder cannot be written (no permission, disk full); nothing is left behind.
     """
     report = build_report(analysis, keep_identifiers=keep_identifiers, candidacy=candidacy)
-    with atomic.output_folder(out_dir, replace=overwrite) as folder:
-        write_into(folder, analysis, report, dicom=dicom)
+    try:
+        with atomic.output_folder(out_dir, replace=overwrite) as folder:
+            write_into(folder, analysis, report, dicom=dicom)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the outputs to '{out_dir}': {exc.strerror or type(exc).__name__}"
+            + (f" ('{exc.filename}')" if exc.filename else "")
+            + "; check the free space and permissions there, or choose another -o"
+        ) from None
     return report
 
 

@@ -24,11 +24,12 @@ from typing import Any
 import torch
 
 from modic import atomic
-from modic.errors import ModelError
+from modic.errors import ConfigError, ModelError
 from modic.resources import models_dir
 from modic.segmentation.network import build_network
 
 DEFAULT_BUNDLE = "spine_seg"
+BUNDLE_FIX = "reinstall modic or point --model to a complete bundle"
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def load_bundle(path: str | Path | None = None) -> LoadedBundle:
 
     root = Path(path) if path is not None else default_bundle_path()
     metadata = _read_json(root / "configs" / "metadata.json")
-    inference = _read_json(root / "configs" / "inference.json")
+    inference_path = root / "configs" / "inference.json"
+    inference = _read_json(inference_path)
     weights_path = root / "models" / "model.pt"
+    if weights_path.exists() and not weights_path.is_file():
+        raise ModelError(f"model weights '{weights_path}' are not a regular file; reinstall modic or retrain")
     try:
         blob = weights_path.read_bytes()
     except OSError as exc:
@@ -83,7 +87,13 @@ def load_bundle(path: str | Path | None = None) -> LoadedBundle:
         raise ModelError(
             f"model weights '{weights_path}' are corrupt (checksum mismatch); reinstall modic or retrain the bundle"
         )
-    network = build_network(inference["network_def"])
+    network_def = inference.get("network_def")
+    if not isinstance(network_def, Mapping):
+        raise ModelError(f"model bundle file '{inference_path}' has no 'network_def' mapping; {BUNDLE_FIX}")
+    try:
+        network = build_network(network_def)
+    except ConfigError as exc:
+        raise ModelError(f"model bundle file '{inference_path}': {exc}; {BUNDLE_FIX}") from None
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
         network.load_state_dict(state)
@@ -92,8 +102,13 @@ def load_bundle(path: str | Path | None = None) -> LoadedBundle:
             f"model weights '{weights_path}' cannot be loaded ({type(exc).__name__}); reinstall modic or retrain the bundle"
         ) from None
     network.eval()
-    parser = ConfigParser(inference)
-    settings = PreprocessSettings.from_mapping(parser["modic"])
+    try:
+        settings = PreprocessSettings.from_mapping(ConfigParser(inference)["modic"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(
+            f"model bundle file '{inference_path}' lacks valid 'modic' preprocessing settings "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())}); {BUNDLE_FIX}"
+        ) from None
     return LoadedBundle(network=network, settings=settings, metadata=metadata, path=root)
 
 
@@ -134,9 +149,16 @@ def save_bundle(
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():
+        raise ModelError(f"model bundle file '{path}' is not a regular file; {BUNDLE_FIX}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelError(f"model bundle file '{path}' is missing; reinstall modic or point --model to a complete bundle") from None
+        raise ModelError(f"model bundle file '{path}' is missing; {BUNDLE_FIX}") from None
     except (OSError, ValueError) as exc:
-        raise ModelError(f"model bundle file '{path}' is unreadable or not JSON ({type(exc).__name__})") from None
+        raise ModelError(
+            f"model bundle file '{path}' is unreadable or not JSON ({type(exc).__name__}); {BUNDLE_FIX}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model bundle file '{path}' holds a JSON {type(data).__name__}, not an object; {BUNDLE_FIX}")
+    return data
