@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from modic.levels.instances import find_instances
+from modic.levels.instances import instances_from_settings
 from modic.levels.labelling import name_levels
 from modic.segmentation.classes import SegClass
 from modic.segmentation.data import LumbarSegCase, load_nifti_volume, read_cases_csv
@@ -70,17 +70,7 @@ def evaluate_case(
     image = load_nifti_volume(root / "images" / f"{case.case}.nii.gz")
     truth = np.rint(load_nifti_volume(root / "labels" / f"{case.case}.nii.gz").array).astype(np.int32)
     probabilities = model.predict_probabilities(image)
-    single = min(image.shape) == 1
-    key = "area_mm2" if single else "volume_mm3"
-    instances = find_instances(
-        probabilities,
-        image,
-        min_bone=float(levels[f"min_vertebra_{key}"]),
-        min_s1=float(levels[f"min_s1_{key}"]),
-        min_disc=float(levels[f"min_disc_{key}"]),
-        disc_separation_mm=float(levels["disc_separation_mm"]),
-        merge_factor=float(levels["merge_factor"]),
-    )
+    instances = instances_from_settings(probabilities, image, levels)
     naming = name_levels(instances.bones, instances.discs, levels)
     if case.structure == "disc":
         predicted_map = instances.disc_map

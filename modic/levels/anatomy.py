@@ -10,7 +10,7 @@ import numpy as np
 
 from modic.io.volume import Volume
 from modic.levels.endplates import EndplateRegion, body_frame, endplate_band, reference_region
-from modic.levels.instances import Component, find_instances, is_single_slice
+from modic.levels.instances import Component, instances_from_settings, is_single_slice
 from modic.levels.labelling import Flag, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
 
@@ -95,17 +95,7 @@ def build_anatomy(
     """
     single = is_single_slice(geometry)
     semantic = probabilities.argmax(axis=0).astype(np.uint8)
-    key = "area_mm2" if single else "volume_mm3"
-    instances = find_instances(
-        probabilities,
-        geometry,
-        min_bone=float(levels[f"min_vertebra_{key}"]),
-        min_s1=float(levels[f"min_s1_{key}"]),
-        min_disc=float(levels[f"min_disc_{key}"]),
-        disc_separation_mm=float(levels["disc_separation_mm"]),
-        merge_factor=float(levels["merge_factor"]),
-        semantic=semantic,
-    )
+    instances = instances_from_settings(probabilities, geometry, levels, semantic=semantic)
     naming = name_levels(instances.bones, instances.discs, levels)
     flags = list(naming.flags)
     if instances.split_bodies:

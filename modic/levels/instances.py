@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -216,6 +218,30 @@ def _superior_axis(volume: Volume) -> np.ndarray:
     """Unit vector in voxel-index space (scaled by spacing) pointing to the patient's head."""
     direction = volume.affine[2, :3] / np.asarray(volume.spacing)
     return direction / max(np.linalg.norm(direction), 1e-9)
+
+
+def instances_from_settings(
+    probabilities: np.ndarray,
+    volume: Volume,
+    levels: Mapping[str, Any],
+    *,
+    semantic: np.ndarray | None = None,
+) -> Instances:
+    """:func:`find_instances` with the thresholds of the ``levels`` section of ``configs/analysis.yaml``.
+
+    Area thresholds apply to single slices, volume thresholds to 3D series.
+    """
+    key = "area_mm2" if is_single_slice(volume) else "volume_mm3"
+    return find_instances(
+        probabilities,
+        volume,
+        min_bone=float(levels[f"min_vertebra_{key}"]),
+        min_s1=float(levels[f"min_s1_{key}"]),
+        min_disc=float(levels[f"min_disc_{key}"]),
+        disc_separation_mm=float(levels["disc_separation_mm"]),
+        merge_factor=float(levels["merge_factor"]),
+        semantic=semantic,
+    )
 
 
 def _bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...] | None:
