@@ -9,7 +9,7 @@ from modic.classification.grading import EndplateClassifier
 from modic.classification.rules import RuleClassifier
 from modic.errors import ConfigError
 
-METHODS = ("rules", "learned")
+METHODS = ("rules", "learned", "patch")
 
 
 def load_classifier(config: Mapping[str, Any]) -> tuple[EndplateClassifier, dict[str, Any]]:
@@ -21,4 +21,8 @@ def load_classifier(config: Mapping[str, Any]) -> tuple[EndplateClassifier, dict
         from modic.classification.learned import load_learned
 
         return load_learned(config)
+    if method == "patch":
+        from modic.classification.patch_model import load_patch_classifier
+
+        return load_patch_classifier(config)
     raise ConfigError(f"classification.method is {method!r}; accepted: {', '.join(METHODS)}")

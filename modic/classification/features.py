@@ -44,7 +44,11 @@ class SignalStats:
 
 @dataclass(frozen=True)
 class EndplateFeatures:
-    """Features of one endplate band; ``t1``/``t2`` are None when that sequence is absent."""
+    """Features of one endplate band; ``t1``/``t2`` are None when that sequence is absent.
+
+    ``patches`` (spine-aligned T1/T2 patches, :mod:`modic.classification.patches`)
+    are only computed for classifiers that use them.
+    """
 
     endplate: str
     t1: SignalStats | None
@@ -53,6 +57,7 @@ class EndplateFeatures:
     pattern_masks: dict[int, np.ndarray] = field(repr=False, compare=False)
     band_depth_fraction: float
     band_voxels: int
+    patches: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def vector(self) -> np.ndarray:
         """Feature vector in :data:`FEATURE_NAMES` order (NaN for an absent sequence)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 from scipy import ndimage
 
 from modic.classification.features import EndplateFeatures, endplate_features
+from modic.classification.patches import PatchGrid, endplate_patches
 from modic.levels import SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
 
@@ -80,6 +81,9 @@ def grade_study(
             if region is None:
                 continue
             features = endplate_features(anatomy, region, t1=t1, t2=t2, settings=config["voxels"])
+            if getattr(classifier, "needs_patches", False):
+                grid = PatchGrid.from_mapping(config["patches"])
+                features = replace(features, patches=endplate_patches(anatomy, region, t1=t1, t2=t2, grid=grid))
             decision = classifier.decide(features)
             region_fraction, height_fraction = extent(anatomy, name, features, decision.modic_type)
             grades.append(

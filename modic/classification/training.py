@@ -25,6 +25,7 @@ from modic import __version__, atomic
 from modic.classification.features import FEATURE_NAMES
 from modic.classification.grading import LevelGrade
 from modic.classification.learned import MODEL_FILE
+from modic.classification.patches import PatchGrid, endplate_patches
 from modic.config import load_yaml
 from modic.errors import ConfigError, ModicError
 from modic.evaluation.spider import (
@@ -53,8 +54,8 @@ class EndplateSample:
 
 def spider_samples(
     root: str | Path, *, models: Any, config: Mapping[str, Any]
-) -> tuple[list[EndplateSample], dict[str, dict[str, int]], dict[str, str]]:
-    """Endplate samples of every SPIDER patient, the level truth, and the patients that failed (with reasons)."""
+) -> tuple[list[EndplateSample], np.ndarray, dict[str, dict[str, int]], dict[str, str]]:
+    """Endplate samples of every SPIDER patient, their patches, the level truth and the failed patients (with reasons)."""
     from tqdm import tqdm
 
     from modic.io.slice_pair import load_slice_pair
@@ -64,7 +65,9 @@ def spider_samples(
     truth = read_gradings(root)
     spacings = read_spacings(root)
     samples: list[EndplateSample] = []
+    patches: list[np.ndarray] = []
     failed: dict[str, str] = {}
+    grid = PatchGrid.from_mapping(config["classification"]["patches"])
     for patient in tqdm(sorted(truth, key=_order), desc="SPIDER patients", disable=None):
         try:
             images = load_slice_pair(
@@ -81,6 +84,7 @@ def spider_samples(
             if level.level not in truth[patient]:
                 continue
             for grade in level.endplates:
+                patches.append(_central_patch(analysis, grade.endplate, grid))
                 samples.append(
                     EndplateSample(
                         group=f"spider:{patient}",
@@ -92,7 +96,23 @@ def spider_samples(
                         rule_type=grade.modic_type,
                     )
                 )
-    return samples, truth, failed
+    return samples, _stack(patches, grid), truth, failed
+
+
+def _central_patch(analysis: Any, endplate: str, grid: PatchGrid) -> np.ndarray:
+    """The patch of the slice through the middle of the endplate's band (zeros when it is empty)."""
+    region = analysis.anatomy.endplate(endplate)
+    images = analysis.images
+    t1 = images.t1.array if images.t1 is not None else None
+    t2 = images.t2.array if images.t2 is not None else None
+    stack = endplate_patches(analysis.anatomy, region, t1=t1, t2=t2, grid=grid) if region is not None else None
+    if stack is None or not len(stack):
+        return np.zeros((3, grid.rows, grid.cols), dtype=np.float32)
+    return stack[len(stack) // 2]
+
+
+def _stack(patches: Sequence[np.ndarray], grid: PatchGrid) -> np.ndarray:
+    return np.stack(patches) if patches else np.zeros((0, 3, grid.rows, grid.cols), dtype=np.float32)
 
 
 def synthetic_samples(
@@ -254,15 +274,18 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
     models = Models.load(analysis_config, device=device)
 
     cache = out / "samples.json"
-    if reuse_samples and cache.is_file():
+    patch_cache = out / "patches.npz"
+    if reuse_samples and cache.is_file() and patch_cache.is_file():
         cached = json.loads(cache.read_text(encoding="utf-8"))
         spider = [EndplateSample(**s) for s in cached["spider"]]
         synthetic = [EndplateSample(**s) for s in cached["synthetic"]]
         truth, failed = cached["truth"], cached["failed"]
+        with np.load(patch_cache) as stored:
+            patches = stored["spider"]
         log.info("reusing %d SPIDER and %d synthetic samples from %s", len(spider), len(synthetic), cache)
     else:
         data = config["data"]
-        spider, truth, failed = spider_samples(data["spider"], models=models, config=analysis_config)
+        spider, patches, truth, failed = spider_samples(data["spider"], models=models, config=analysis_config)
         synth = data.get("synthetic") or {}
         start = int(synth.get("seed_start", 0))
         synthetic = synthetic_samples(
@@ -275,6 +298,8 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
             "spider": [asdict(s) for s in spider], "synthetic": [asdict(s) for s in synthetic],
             "truth": truth, "failed": failed, "segmentation": models.info["segmentation"],
         }) + "\n")
+        with atomic.temporary_path(patch_cache) as tmp:
+            np.savez_compressed(tmp, spider=patches)
 
     rules = grading_metrics(level_results(spider, [s.rule_type for s in spider], truth, significance, failed))
     results: dict[str, Any] = {"rules": {k: rules[k] for k in (
@@ -288,10 +313,25 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
         )
         log.info("%s: %s", kind, {k: v for k, v in results[kind].items() if not isinstance(v, dict)})
     best = max(config["candidates"], key=lambda k: (results[k]["presence_balanced_accuracy"] or 0, results[k]["presence_kappa"] or 0))
+    patch_settings = config.get("patch_model")
+    if patch_settings:
+        from modic.classification.patch_training import cross_validate_patches
+
+        runs, _ = cross_validate_patches(
+            patches, spider, patch_settings, folds=int(cv["folds"]), repeats=int(cv["repeats"]), seed=seed,
+            evaluate=lambda predicted: grading_metrics(level_results(spider, predicted, truth, significance, failed)),
+        )
+        results["patch"] = summarise_runs(runs)
+        log.info("patch: %s", {k: v for k, v in results["patch"].items() if not isinstance(v, dict)})
+    method_of = {"rules": "rules", best: "learned", "patch": "patch"}
+    ranked = sorted(
+        (k for k in method_of if k in results),
+        key=lambda k: (results[k]["presence_balanced_accuracy"] or 0, results[k]["presence_kappa"] or 0),
+        reverse=True,
+    )
     summary = {"cross_validation": results, "best_candidate": best, "n_spider_samples": len(spider),
                "n_synthetic_samples": len(synthetic), "failed_patients": failed,
-               "rules_vs_best": "learned" if (results[best]["presence_balanced_accuracy"] or 0) >
-               (results["rules"]["presence_balanced_accuracy"] or 0) else "rules"}
+               "recommended_method": method_of[ranked[0]]}
     atomic.write_text(out / "cv_metrics.json", json.dumps(summary, indent=2) + "\n")
 
     bundle = export_bundle or (config.get("export") or {}).get("bundle_dir")
@@ -303,7 +343,47 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
         export_grade_bundle(Path(bundle), model=model, kind=best, summary=summary, config=config,
                             segmentation=models.info["segmentation"])
         summary["bundle"] = str(bundle)
+    patch_bundle = (config.get("export") or {}).get("patch_bundle_dir")
+    if patch_settings and patch_bundle:
+        export_patch_bundle(Path(patch_bundle), patches=patches, samples=spider, settings=patch_settings,
+                            summary=summary, grid=analysis_config["classification"]["patches"], seed=seed,
+                            segmentation=models.info["segmentation"])
+        summary["patch_bundle"] = str(patch_bundle)
     return summary
+
+
+def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[EndplateSample],
+                        settings: Mapping[str, Any], summary: Mapping[str, Any], grid: Mapping[str, Any], seed: int,
+                        segmentation: Mapping[str, Any]) -> None:
+    """Fit the patch network on every SPIDER endplate and write it as a MONAI bundle."""
+    from modic.bundles import write_bundle
+    from modic.classification.patch_training import fit_network
+
+    labels = np.array([int(s.target > 0) for s in samples])
+    network = fit_network(patches, labels, settings, seed=seed)
+    write_bundle(
+        root,
+        network=network,
+        network_def=settings["network_def"],
+        settings={"patches": dict(grid), "threshold": float(settings["threshold"]), "rules": dict(settings["rules"])},
+        metadata={
+            "version": __version__,
+            "task": "Probability that a vertebral endplate's marrow shows a Modic change, from T1/T2 patches",
+            "training_data": "SPIDER mid-sagittal T1/T2 pairs with radiologists' Modic gradings (van der Graaf et al., "
+                             "Sci Data 2024, CC BY 4.0); level grades given to both endplates",
+            "n_training_endplates": len(samples),
+            "segmentation_model_used": dict(segmentation),
+            "cross_validation": summary["cross_validation"].get("patch"),
+            "intended_use": "Research only. Not for diagnosis or treatment decisions.",
+            "network_data_format": {
+                "inputs": {"patch": {"type": "image", "num_channels": 3, "spatial_shape": [grid["rows"], grid["cols"]],
+                                     "channel_def": {"0": "T1 / reference marrow", "1": "T2 / reference marrow",
+                                                     "2": "endplate band mask"}}},
+                "outputs": {"pred": {"type": "probabilities", "num_channels": 2,
+                                     "channel_def": {"0": "unchanged", "1": "Modic change"}}},
+            },
+        },
+    )
 
 
 def export_grade_bundle(root: Path, *, model: Any, kind: str, summary: Mapping[str, Any], config: Mapping[str, Any],

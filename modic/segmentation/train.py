@@ -40,12 +40,13 @@ from modic.segmentation.data import (
 )
 from modic.segmentation.infer import SegmentationModel
 from modic.segmentation.losses import MarginalDiceCELoss
-from modic.segmentation.network import build_network
+from modic.bundles import build_network
 from modic.segmentation.transforms import training_transforms
 
 log = logging.getLogger("modic.train")
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "val_dice_vertebral_body", "val_dice_disc", "val_score", "seconds")
+RESUMABLE_SCHEDULE_KEYS = ("epochs", "validate_every")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,15 @@ class TrainConfig:
         return PreprocessSettings.from_mapping(self.section("preprocessing"))
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """Hash of everything that shapes the weights except the schedule length.
+
+        ``training.epochs`` and ``training.validate_every`` are left out so that a run can be
+        shortened or extended on resume; every other change needs a new output folder.
+        """
+        raw = json.loads(json.dumps(self.raw, default=str))
+        for key in RESUMABLE_SCHEDULE_KEYS:
+            raw.get("training", {}).pop(key, None)
+        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_train_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
