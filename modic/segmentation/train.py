@@ -109,7 +109,13 @@ def load_cases(config: TrainConfig) -> tuple[list[SegCase], list[SegCase]]:
     """Training and validation cases; validation cases are real and never trained on."""
     data = config.section("data")
     spacing = config.settings.spacing_mm
-    root = Path(require(data, "lumbar_seg", where=f"{config.path}: data"))
+    folder = require(data, "lumbar_seg", where=f"{config.path}: data")
+    if not isinstance(folder, (str, Path)):
+        raise ConfigError(
+            f"{config.path}: data.lumbar_seg must be a folder path, not {folder!r}; "
+            "for synthetic-only training point it at a folder holding only a cases.csv header"
+        )
+    root = Path(folder)
     if not root.is_dir():
         raise InputError(f"training data folder '{root}' not found; set data.lumbar_seg or pass --lumbar-seg DIR")
     available = [c.case for c in read_cases_csv(root)]
@@ -213,6 +219,10 @@ def train(
     for epoch in range(start_epoch, epochs):
         started = time.time()
         rng = np.random.default_rng([seed, epoch])
+        # Torch's global state (dropout, and the seed MONAI's DataLoader gives the
+        # augmentations) derives from seed and epoch: epochs differ, and a resumed
+        # run replays exactly what an uninterrupted one would have done.
+        torch.manual_seed(int(np.random.default_rng([seed, epoch, 1]).integers(2**62)))
         specs = sample_specs(
             train_cases,
             n=iterations * batch_size,
@@ -354,6 +364,10 @@ def _resume(
     network.load_state_dict(checkpoint["model"])
     optimiser.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
+    # The saved learning rate came from the schedule of the run that wrote the
+    # checkpoint; a changed schedule length must apply from the first resumed epoch.
+    for group, base, factor in zip(optimiser.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
     log.info("resuming from %s at epoch %d", path, checkpoint["epoch"])
     return int(checkpoint["epoch"]), dict(checkpoint.get("best", {}))
 

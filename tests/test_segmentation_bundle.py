@@ -1,0 +1,129 @@
+"""Saving and loading segmentation MONAI bundles (modic.segmentation.bundle, modic.bundles)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from modic.bundles import build_network, read_bundle, sha256_bytes
+from modic.errors import ConfigError, ModelError
+from modic.segmentation.bundle import PreprocessSettings, load_bundle, save_bundle
+
+NETWORK_DEF: dict[str, Any] = {
+    "_target_": "UNet",
+    "spatial_dims": 2,
+    "in_channels": 1,
+    "out_channels": 4,
+    "channels": [4, 8],
+    "strides": [2],
+    "num_res_units": 0,
+}
+SETTINGS = PreprocessSettings(spacing_mm=2.0, percentile_lower=1.0, percentile_upper=99.0, pad_multiple=8)
+
+
+@pytest.fixture()
+def bundle(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    network = build_network(NETWORK_DEF)
+    return save_bundle(
+        tmp_path / "bundle", network=network, network_def=NETWORK_DEF, settings=SETTINGS,
+        metadata={"version": "test", "network_data_format": {"inputs": {}, "outputs": {}}},
+    )
+
+
+def test_save_and_load_round_trip(bundle: Path) -> None:
+    torch.manual_seed(0)
+    original = build_network(NETWORK_DEF)
+    loaded = load_bundle(bundle)
+    assert loaded.settings == SETTINGS
+    assert loaded.path == bundle
+    assert loaded.metadata["version"] == "test"
+    assert loaded.metadata["modic_model_sha256"] == sha256_bytes((bundle / "models" / "model.pt").read_bytes())
+    assert not loaded.network.training
+    state = loaded.network.state_dict()
+    assert state.keys() == original.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in original.state_dict().items())
+    inference = json.loads((bundle / "configs" / "inference.json").read_text())
+    assert inference["network_def"] == NETWORK_DEF
+    assert inference["modic"]["spacing_mm"] == 2.0
+
+
+def _flip_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+    path.write_bytes(bytes(data))
+
+
+def _edit_json(path: Path, change: Any) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_corrupt_weights_are_a_checksum_error(bundle: Path) -> None:
+    _flip_bytes(bundle / "models" / "model.pt")
+    with pytest.raises(ModelError, match=r"model\.pt.*corrupt \(checksum mismatch\)"):
+        load_bundle(bundle)
+
+
+def test_corrupt_weights_without_a_checksum_cannot_be_loaded(bundle: Path) -> None:
+    """Without the recorded checksum, damage is still a ModelError (from torch.load), not a torch exception."""
+    weights = bundle / "models" / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:300])
+    _edit_json(bundle / "configs" / "metadata.json", lambda d: d.pop("modic_model_sha256"))
+    with pytest.raises(ModelError, match=r"model\.pt.*cannot be loaded"):
+        load_bundle(bundle)
+
+
+def test_missing_or_broken_metadata_is_a_model_error(bundle: Path) -> None:
+    metadata = bundle / "configs" / "metadata.json"
+    metadata.write_text("{not json")
+    with pytest.raises(ModelError, match=r"metadata\.json.*not JSON"):
+        load_bundle(bundle)
+    metadata.write_text("[1, 2]")
+    with pytest.raises(ModelError, match=r"metadata\.json.*JSON list"):
+        load_bundle(bundle)
+    metadata.unlink()
+    with pytest.raises(ModelError, match=r"metadata\.json.*missing"):
+        load_bundle(bundle)
+
+
+def test_missing_bundle_folder_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="missing"):
+        load_bundle(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["modic"].pop("spacing_mm"), "preprocessing settings"),
+        (lambda d: d["modic"].update(spacing_mm="thin"), "preprocessing settings"),
+        (lambda d: d.pop("modic"), "'modic' settings"),
+        (lambda d: d["network_def"].update(channels=[8, 16]), r"model\.pt.*cannot be loaded"),
+        (lambda d: d["network_def"].pop("_target_"), "_target_"),
+    ],
+    ids=["no-spacing", "bad-spacing", "no-modic", "other-architecture", "no-target"],
+)
+def test_inconsistent_inference_config_is_a_model_error(bundle: Path, change: Any, message: str) -> None:
+    _edit_json(bundle / "configs" / "inference.json", change)
+    with pytest.raises(ModelError, match=message):
+        load_bundle(bundle)
+
+
+def test_read_bundle_returns_raw_settings(bundle: Path) -> None:
+    raw = read_bundle(bundle)
+    assert raw.settings == {"spacing_mm": 2.0, "percentile_lower": 1.0, "percentile_upper": 99.0, "pad_multiple": 8}
+
+
+def test_build_network_rejects_bad_definitions() -> None:
+    with pytest.raises(ConfigError, match="_target_"):
+        build_network({"spatial_dims": 2})
+    with pytest.raises(ConfigError, match="NoSuchNet"):
+        build_network({"_target_": "NoSuchNet"})
+    with pytest.raises(ConfigError, match="torch module"):
+        build_network({"_target_": "collections.OrderedDict"})
