@@ -1,7 +1,8 @@
 """Cross-validation and training of the patch classifier (part of ``modic train grade``).
 
-Each SPIDER endplate contributes its spine-aligned T1/T2 patch, labelled
-"changed" when radiologists graded its level Modic 1-3. Folds split patients
+Each SPIDER endplate contributes its spine-aligned T1/T2 patch; the two
+endplates of a level form a bag labelled "changed" when radiologists graded
+the level Modic 1-3 (see :func:`level_bags`). Folds split patients
 exactly as for the feature models. At test time an endplate is changed when
 the network's probability reaches the threshold (or a strong type 1/3 signal
 pattern is kept, see :mod:`modic.classification.patch_model`); its type is
@@ -40,29 +41,56 @@ def augmentation(seed: int) -> Any:
     return transform
 
 
+def level_bags(samples: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Bag index of every endplate sample (one bag per patient level) and each bag's changed label.
+
+    Radiologists grade a level, not an endplate: a changed level may have only
+    one changed endplate. Training on bags (multiple-instance learning, the
+    level is changed when its most changed endplate is) avoids teaching the
+    network that the unchanged partner of a changed endplate is changed.
+    """
+    index: dict[tuple[str, str], int] = {}
+    bags = np.array([index.setdefault((s.group, s.level), len(index)) for s in samples], dtype=int)
+    labels = np.zeros(len(index), dtype=int)
+    for sample, bag in zip(samples, bags):
+        labels[bag] = max(labels[bag], int(sample.target > 0))
+    return bags, labels
+
+
 def fit_network(
-    patches: np.ndarray, labels: np.ndarray, settings: Mapping[str, Any], *, seed: int
+    patches: np.ndarray, bags: np.ndarray, bag_labels: np.ndarray, settings: Mapping[str, Any], *, seed: int
 ) -> torch.nn.Module:
-    """Train a fresh network on ``patches`` ``(N, C, H, W)`` with binary ``labels``."""
+    """Train a fresh network on ``patches`` ``(N, C, H, W)`` grouped into ``bags`` with binary ``bag_labels``.
+
+    A bag's probability is the highest of its patches' probabilities; the loss
+    is class-balanced binary cross-entropy on bags.
+    """
     torch.manual_seed(seed)
     network = build_network(settings["network_def"])
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=float(settings["learning_rate"]), weight_decay=float(settings["weight_decay"])
     )
-    counts = np.bincount(labels.astype(int), minlength=2).astype(float)
-    weights = torch.tensor(counts.sum() / np.maximum(2 * counts, 1.0), dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    present = np.unique(bags)
+    counts = np.bincount(bag_labels[present], minlength=2).astype(float)
+    class_weight = counts.sum() / np.maximum(2 * counts, 1.0)
+    members = {bag: np.flatnonzero(bags == bag) for bag in present}
     transform = augmentation(seed)
     rng = np.random.default_rng(seed)
     batch = int(settings["batch_size"])
     network.train()
     for _ in range(int(settings["epochs"])):
-        order = rng.permutation(len(patches))
+        order = rng.permutation(present)
         for start in range(0, len(order), batch):
             chosen = order[start : start + batch]
-            images = torch.stack([torch.as_tensor(transform(patches[i])).as_subclass(torch.Tensor) for i in chosen])
+            index = np.concatenate([members[b] for b in chosen])
+            owner = torch.as_tensor(np.concatenate([np.full(len(members[b]), i) for i, b in enumerate(chosen)]))
+            images = torch.stack([torch.as_tensor(transform(patches[i])).as_subclass(torch.Tensor) for i in index])
             optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(network(images.float()), torch.as_tensor(labels[chosen], dtype=torch.long))
+            changed = torch.softmax(network(images.float()), dim=1)[:, 1]
+            bag_probability = torch.zeros(len(chosen)).scatter_reduce(0, owner, changed, reduce="amax", include_self=False)
+            target = torch.as_tensor(bag_labels[chosen], dtype=torch.float32)
+            weight = torch.as_tensor(class_weight[bag_labels[chosen]], dtype=torch.float32)
+            loss = torch.nn.functional.binary_cross_entropy(bag_probability.clamp(1e-6, 1 - 1e-6), target, weight=weight)
             loss.backward()
             optimiser.step()
     return network.eval()
@@ -104,7 +132,7 @@ def cross_validate_patches(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Patient-level CV of the patch network; returns the summary and the first repeat's probabilities."""
     groups = np.array([s.group for s in samples])
-    labels = np.array([int(s.target > 0) for s in samples])
+    bags, bag_labels = level_bags(samples)
     features = np.array([s.features for s in samples])
     runs = []
     first = np.zeros(len(samples))
@@ -114,7 +142,9 @@ def cross_validate_patches(
         probabilities = np.zeros(len(samples))
         for fold in range(folds):
             test = np.array([fold_of[g] == fold for g in groups])
-            network = fit_network(patches[~test], labels[~test], settings, seed=seed + 100 * repeat + fold)
+            network = fit_network(
+                patches[~test], bags[~test], bag_labels, settings, seed=seed + 100 * repeat + fold
+            )
             probabilities[test] = changed_probability(network, patches[test])
             log.info("patch CV repeat %d fold %d done", repeat + 1, fold + 1)
         if repeat == 0:

@@ -357,10 +357,10 @@ def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[En
                         segmentation: Mapping[str, Any]) -> None:
     """Fit the patch network on every SPIDER endplate and write it as a MONAI bundle."""
     from modic.bundles import write_bundle
-    from modic.classification.patch_training import fit_network
+    from modic.classification.patch_training import fit_network, level_bags
 
-    labels = np.array([int(s.target > 0) for s in samples])
-    network = fit_network(patches, labels, settings, seed=seed)
+    bags, bag_labels = level_bags(samples)
+    network = fit_network(patches, bags, bag_labels, settings, seed=seed)
     write_bundle(
         root,
         network=network,
