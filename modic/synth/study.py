@@ -111,6 +111,10 @@ class SyntheticStudy:
         return self.series("stir")[0]
 
 
+LEVEL_SIGNIFICANCE = (1, 2, 3, 0)
+"""Most significant first: a level's true type is its endplates' most significant type,
+the convention of ``classification.level_significance`` and of radiologists' level grades."""
+
 def generate_study(
     *,
     seed: int,
@@ -335,7 +339,7 @@ def _truth(
             pair.append(entry)
         levels[disc.name] = {
             "disc_label": disc.label,
-            "modic_type": max(pair[0]["modic_type"], pair[1]["modic_type"]),
+            "modic_type": min((pair[0]["modic_type"], pair[1]["modic_type"]), key=LEVEL_SIGNIFICANCE.index),
             "upper_endplate": {"name": pair[0]["name"], "modic_type": pair[0]["modic_type"], "mixed": pair[0]["mixed"]},
             "lower_endplate": {"name": pair[1]["name"], "modic_type": pair[1]["modic_type"], "mixed": pair[1]["mixed"]},
             "pfirrmann": disc.pfirrmann,
