@@ -20,7 +20,6 @@ import numpy as np
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures
 from modic.classification.grading import Decision
 from modic.errors import ModelError
-from modic.resources import models_dir
 
 DEFAULT_BUNDLE = "modic_grade"
 MODEL_FILE = "model.skops"
@@ -63,8 +62,9 @@ class LearnedClassifier:
 
 
 def bundle_path(config: Mapping[str, Any]) -> Path:
-    given = Path(str(config.get("learned_bundle", DEFAULT_BUNDLE)))
-    return given if given.is_dir() else models_dir() / str(given)
+    from modic.bundles import resolve_bundle
+
+    return resolve_bundle(config.get("learned_bundle", DEFAULT_BUNDLE))
 
 
 def load_learned(config: Mapping[str, Any]) -> tuple[LearnedClassifier, dict[str, Any]]:

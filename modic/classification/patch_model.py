@@ -18,7 +18,6 @@ SHA-256 of the weights) and ``models/model.pt``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ from modic.classification.features import EndplateFeatures
 from modic.classification.grading import Decision
 from modic.classification.patches import PatchGrid
 from modic.errors import ModelError
-from modic.resources import models_dir
 
 DEFAULT_BUNDLE = "modic_patch"
 
@@ -89,10 +87,9 @@ class PatchClassifier:
 
 def load_patch_classifier(config: Mapping[str, Any]) -> tuple[PatchClassifier, dict[str, Any]]:
     """Load the patch bundle named by ``config['patch_bundle']`` (default: the shipped one)."""
-    from modic.bundles import read_bundle
+    from modic.bundles import read_bundle, resolve_bundle
 
-    given = Path(str(config.get("patch_bundle", DEFAULT_BUNDLE)))
-    root = given if given.is_dir() else models_dir() / str(given)
+    root = resolve_bundle(config.get("patch_bundle", DEFAULT_BUNDLE))
     bundle = read_bundle(root)
     metadata, settings = bundle.metadata, bundle.settings
     grid = PatchGrid.from_mapping(config["patches"])
