@@ -70,6 +70,7 @@ RULES: dict[str, Check] = {
     "levels.min_disc_volume_mm3": _number(0),
     "levels.disc_separation_mm": _number(0, 10),
     "levels.merge_factor": _number(1.1),
+    "levels.split_min_fraction": _number(0, 1),
     "levels.s1_fraction": _number(0, 1),
     "levels.gap_factor": _number(1),
     "levels.transitional_disc_ratio": _number(0, 1),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from modic.config import load_shipped
 from modic.levels import build_anatomy
@@ -159,3 +160,37 @@ def test_names_helpers():
     assert level_endplates("L5-S1") == ("L5 inferior", "S1 superior")
     with pytest.raises(ValueError):
         level_endplates("L5")
+
+
+def _appendage(study, body: str, *, length_mm: float) -> np.ndarray:
+    """Thin rod of bone growing from the anterior face of ``body`` cranially, touching nothing else.
+
+    It makes the body's cranio-caudal extent look like two bodies while adding
+    only a sliver of volume: what a mislabelled lateral structure does.
+    """
+    semantic = study.semantic.array.astype(int)
+    label = next(v["label"] for v in study.truth["vertebrae"] if v["name"] == body)
+    mask = study.vertebra_instances.array.astype(int) == label
+    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
+    points = world[mask]
+    centre = points.mean(axis=0)
+    front = points[:, 1].max()
+    top = points[:, 2].max()
+    x, y, z = world[..., 0], world[..., 1], world[..., 2]
+    rod = (np.abs(x - centre[0]) <= 8) & (y >= front + 3) & (y <= front + 11) & (z >= top - 8) & (z <= top + length_mm)
+    foot = (np.abs(x - centre[0]) <= 8) & (y >= front - 2) & (y <= front + 11) & (np.abs(z - (top - 6)) <= 2)
+    others = np.isin(semantic, (SegClass.VERTEBRAL_BODY, SegClass.S1, SegClass.DISC)) & ~mask
+    clear = ~ndimage.binary_dilation(others, iterations=3)
+    return (rod | foot) & clear & (semantic == SegClass.BACKGROUND) | ((rod | foot) & mask)
+
+
+@pytest.mark.parametrize("split_min_fraction, shifted", [(CONFIG["levels"]["split_min_fraction"], False), (0.0, True)])
+def test_a_thin_appendage_is_not_split_into_a_vertebra(studies, split_min_fraction, shifted):
+    """A tall but thin body must stay one body; splitting off the sliver would shift every name above it."""
+    study = studies[0]
+    semantic = study.semantic.array.astype(int).copy()
+    semantic[_appendage(study, "L3", length_mm=40)] = SegClass.VERTEBRAL_BODY
+    levels = {**CONFIG["levels"], "split_min_fraction": split_min_fraction}
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
+    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
+    assert bool(wrong) == shifted, name_pairs(anatomy, study)

@@ -70,6 +70,7 @@ def find_instances(
     min_disc: float,
     disc_separation_mm: float,
     merge_factor: float,
+    split_min_fraction: float,
     semantic: np.ndarray | None = None,
 ) -> Instances:
     """Bone (vertebral body or S1) and disc instances from class probabilities ``(C, I, J, K)``.
@@ -113,6 +114,7 @@ def find_instances(
         volume=volume,
         spacing=spacing,
         factor=merge_factor,
+        min_part_fraction=split_min_fraction,
     )
     split = len(np.unique(cores)) - 1 - before
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
@@ -144,6 +146,7 @@ def split_merged_bodies(
     volume: Volume,
     spacing: np.ndarray,
     factor: float,
+    min_part_fraction: float,
 ) -> np.ndarray:
     """Split vertebral-body instances much taller than the typical one into separate bodies.
 
@@ -152,8 +155,12 @@ def split_merged_bodies(
     bodies, ``d`` being the median disc height (measured on the disc mask,
     or ``0.3 h`` without discs). It is cut at the ``n - 1``
     narrowest cross-sections (the disc spaces) searched around the equal
-    divisions of its extent. S1 instances are left alone (the sacrum is
-    legitimately tall).
+    divisions of its extent. A cut is kept only when every part holds at
+    least ``min_part_fraction`` of the median body volume: a tall component
+    whose extra height is a thin appendage (a pedicle, a mislabelled lateral
+    structure) is one body, and cutting off a sliver would invent a vertebra
+    and shift every name above it. S1 instances are left alone (the sacrum
+    is legitimately tall).
     """
     labels = [int(v) for v in np.unique(cores) if v > 0]
     if len(labels) < 3:
@@ -167,6 +174,7 @@ def split_merged_bodies(
         label: float(np.percentile(t, 97) - np.percentile(t, 3)) for label, (_, t) in positions.items()
     }
     typical = float(np.median(list(extents.values())))
+    typical_count = float(np.median([len(index) for index, _ in positions.values()]))
     disc_height = _median_extent(discs, spacing, superior) or 0.3 * typical
     out = cores.copy()
     next_label = max(labels) + 1
@@ -179,6 +187,8 @@ def split_merged_bodies(
             continue
         cuts = _cut_positions(t, n_bodies=n_bodies, typical=typical)
         part = np.searchsorted(cuts, t)
+        if np.bincount(part, minlength=len(cuts) + 1).min() < min_part_fraction * typical_count:
+            continue
         for number in range(1, len(cuts) + 1):
             out[tuple(index[part == number].T)] = next_label
             next_label += 1
@@ -240,6 +250,7 @@ def instances_from_settings(
         min_disc=float(levels[f"min_disc_{key}"]),
         disc_separation_mm=float(levels["disc_separation_mm"]),
         merge_factor=float(levels["merge_factor"]),
+        split_min_fraction=float(levels["split_min_fraction"]),
         semantic=semantic,
     )
 

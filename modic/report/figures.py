@@ -216,9 +216,11 @@ def _draw_slice(
                 interpolation="bilinear")
     axes.imshow(_band_overlay(anatomy, plane, index, types), extent=extent, interpolation="nearest")
     for attribute, colour, linewidth in (("vertebra_map", VERTEBRA_COLOUR, 0.8), ("disc_map", DISC_COLOUR, 0.6)):
+        # Bodies never touch each other (discs lie between them), nor do discs: one
+        # contour of a map's foreground outlines every structure in it.
         labels = plane.take(getattr(anatomy, attribute), index)
-        for value in np.unique(labels[labels > 0]):
-            _outline(axes, labels == value, plane, colour=_rgb(colour), linewidth=linewidth)
+        if labels.any():
+            _outline(axes, labels > 0, plane, colour=_rgb(colour), linewidth=linewidth)
     if level_types is not None:
         _names(axes, anatomy, plane, index, level_types)
     axes.set_xlim(extent[0], extent[1])
