@@ -78,6 +78,7 @@ RULES: dict[str, Check] = {
     "endplates.depth.value": _number(0),
     "endplates.exclude_mm": _number(0, 10),
     "endplates.rim_mm": _number(0, 10),
+    "endplates.max_lateral_fraction": _number(0.1, 5),
     "endplates.reference_height": _fraction_pair,
     "endplates.reference_ap": _number(0, 1),
     "endplates.min_band_voxels": _number(0, integer=True),

@@ -111,6 +111,6 @@ def truth_comparison(report: Mapping[str, Any], truth: Mapping[str, Any]) -> str
         f"{changes_found} of {changes} planted changes found with the right type"
     )
     if right < len(names):
-        lines.append("  (the shipped segmentation model is preliminary; differences show what it still misses)")
+        lines.append("  (differences are errors of the pipeline on this study; see the model cards for measured accuracy)")
     return "\n".join(lines)
 

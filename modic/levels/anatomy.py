@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from modic.io.volume import Volume
-from modic.levels.endplates import EndplateRegion, body_frame, endplate_band, reference_region
+from modic.levels.endplates import LATERAL, EndplateRegion, body_frame, endplate_band, reference_region
 from modic.levels.instances import Component, instances_from_settings, is_single_slice
 from modic.levels.labelling import Flag, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
@@ -194,7 +194,8 @@ def _endplate_regions(
                 flags.append(Flag("endplate_missing", f"{endplate}: vertebra {vertebra} was not found; not graded"))
                 continue
             window = _window(instances_bone == component.label, geometry, settings)
-            body = (instances_bone == component.label)[window]
+            body = _lateral_core((instances_bone == component.label)[window], _sub_volume(geometry, window),
+                                 float(settings["max_lateral_fraction"]))
             disc_component = naming_discs.get(level)
             disc = (instances_disc == disc_component.label)[window] if disc_component is not None else None
             sub = _sub_volume(geometry, window)
@@ -236,6 +237,26 @@ def _endplate_regions(
                 )
             )
     return regions
+
+
+def _lateral_core(body: np.ndarray, volume: Volume, max_fraction: float) -> np.ndarray:
+    """``body`` without voxels farther from its mid-sagittal plane than ``max_fraction`` of its AP depth.
+
+    A lumbar body is about 1.5 times as wide as it is deep, so its half-width is
+    about 0.75 of its depth; bone the network labels beyond that in far lateral
+    slices (transverse processes, sacral ala, iliac crest) is not the body's
+    marrow and would bias its endplate bands.
+    """
+    index = np.argwhere(body)
+    if len(index) == 0:
+        return body
+    points = volume.world_coordinates(index)
+    lateral = points @ LATERAL
+    ap_depth = float(np.subtract(*np.percentile(points[:, 1], [98, 2])))
+    keep = np.abs(lateral - np.median(lateral)) <= max_fraction * max(ap_depth, 1e-6)
+    core = np.zeros_like(body)
+    core[tuple(index[keep].T)] = True
+    return core
 
 
 def _spine_axis(vertebra: str, named: Mapping[str, Component], component: Component) -> np.ndarray:
