@@ -544,15 +544,14 @@ def test_missing_bundle_is_a_model_error(tmp_path: Path, method: str, key: str) 
 
 
 @pytest.mark.parametrize(("method", "key"), [("learned", "learned_bundle"), ("patch", "patch_bundle")])
-def test_shipped_bundle_named_in_the_config_loads_or_is_reported_missing(method: str, key: str) -> None:
-    """The config's bundle names: a clear ModelError while ``models/<bundle>`` is absent (skipped once it exists)."""
+def test_shipped_bundles_named_in_the_config_load(method: str, key: str) -> None:
+    """The trained bundles ship in models/ and load offline with their recorded checksum."""
     folder = models_dir() / str(CLASSIFICATION[key])
-    if folder.exists():
-        pytest.skip(f"{folder} exists; its loading is covered by the round-trip tests on freshly trained bundles")
-    with pytest.raises(ModelError) as raised:
-        load_classifier({**CLASSIFICATION, "method": method})
-    message = str(raised.value)
-    assert str(folder) in message and "missing" in message
+    metadata = json.loads((folder / "configs" / "metadata.json").read_text(encoding="utf-8"))
+    classifier, info = load_classifier({**CLASSIFICATION, "method": method})
+    assert classifier.name == method == info["method"]
+    assert info["sha256"] == metadata["modic_model_sha256"]
+    assert (folder / "docs" / "README.md").is_file(), "every shipped bundle has a model card"
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -370,7 +370,8 @@ def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[En
             "version": __version__,
             "task": "Probability that a vertebral endplate's marrow shows a Modic change, from T1/T2 patches",
             "training_data": "SPIDER mid-sagittal T1/T2 pairs with radiologists' Modic gradings (van der Graaf et al., "
-                             "Sci Data 2024, CC BY 4.0); level grades given to both endplates",
+                             "Sci Data 2024, CC BY 4.0); each level a bag of its two endplates (multiple-instance "
+                             "learning: the level is changed when its more changed endplate is)",
             "n_training_endplates": len(samples),
             "segmentation_model_used": dict(segmentation),
             "cross_validation": summary["cross_validation"].get("patch"),
