@@ -127,3 +127,14 @@ def test_build_network_rejects_bad_definitions() -> None:
         build_network({"_target_": "NoSuchNet"})
     with pytest.raises(ConfigError, match="torch module"):
         build_network({"_target_": "collections.OrderedDict"})
+
+
+@pytest.mark.parametrize("name", ["spine_seg", "modic_grade", "modic_patch"])
+def test_every_shipped_bundle_has_a_model_card(name: str) -> None:
+    """Each shipped model's card states provenance, citations and measured figures, and the research-use notice."""
+    from modic.resources import models_dir
+
+    card = (models_dir() / name / "README.md").read_text(encoding="utf-8")
+    for heading in ("Research use only", "## Training", "## Measured" if name != "spine_seg" else "## Validation",
+                    "## Data provenance and citations"):
+        assert heading in card, f"{name} model card lacks {heading!r}"
