@@ -97,15 +97,24 @@ def run_process_pool(
                         emit(source, future.result())
                     except BrokenProcessPool:
                         broken.append(source)
-        pending = []
-        for source in broken:
-            crashes[source.source_id] = crashes.get(source.source_id, 0) + 1
-            if crashes[source.source_id] > retries:
-                emit(source, failed_outcome(source, WORKER_DIED, job))
-            else:
-                pending.append(source)
-        if pending:
-            log.warning("a worker process died; %d study(ies) in flight are run again", len(pending))
+        pending = _after_worker_death(broken, crashes, retries=retries, job=job, emit=emit)
+
+
+def _after_worker_death(
+    lost: Sequence[StudySource], crashes: dict[str, int], *, retries: int, job: BatchJob, emit: Emit
+) -> list[StudySource]:
+    """Studies in flight when a worker process died: those within ``retries`` crashes are returned to run
+    again, the others are recorded as failed."""
+    again = []
+    for source in lost:
+        crashes[source.source_id] = crashes.get(source.source_id, 0) + 1
+        if crashes[source.source_id] > retries:
+            emit(source, failed_outcome(source, WORKER_DIED, job))
+        else:
+            again.append(source)
+    if again:
+        log.warning("a worker process died; %d study(ies) in flight are run again", len(again))
+    return again
 
 
 def run_cross_study(
@@ -139,16 +148,7 @@ def run_cross_study(
                 pending, job=worker_job, segmenter=segmenter, emit=emit, workers=workers,
                 prefetch=prefetch or 2 * workers, scratch=scratch,
             )
-            again = []
-            for source in lost:
-                crashes[source.source_id] = crashes.get(source.source_id, 0) + 1
-                if crashes[source.source_id] > retries:
-                    emit(source, failed_outcome(source, WORKER_DIED, job))
-                else:
-                    again.append(source)
-            if lost:
-                log.warning("a worker process died; %d study(ies) in flight are run again", len(again))
-            pending = again + pending
+            pending = _after_worker_death(lost, crashes, retries=retries, job=job, emit=emit) + pending
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

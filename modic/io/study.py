@@ -250,16 +250,9 @@ def _load_indexed(
         )
         headers[role] = loaded.headers
         infos[role] = _dicom_series_info(role, c, volumes[role], root=root)
-    t2_native = volumes.get("t2")
-    t2 = _align(t2_native, volumes.get("t1"), decisions, io_cfg=io_cfg)
-    _log_warnings(decisions)
-    return StudyImages(
-        t1=volumes.get("t1"),
-        t2=t2,
-        t2_native=t2_native,
-        decisions=decisions,
+    return _assemble(
+        volumes, decisions, infos, io_cfg=io_cfg,
         study_uid=study.study_uid,
-        series=infos,
         t1_source_headers=headers.get("t1", ()),
         t2_source_headers=headers.get("t2", ()),
         skipped_files=skipped,
@@ -320,16 +313,23 @@ def _load_files(
                 "message": f"{role.upper()} read from '{file}' (weighting as given by the user)",
             }
         )
+    return _assemble(volumes, decisions, infos, io_cfg=io_cfg, study_uid=None)
+
+
+def _assemble(
+    volumes: Mapping[str, Volume],
+    decisions: list[dict[str, Any]],
+    series: dict[str, SeriesInfo],
+    *,
+    io_cfg: Mapping[str, Any],
+    **provenance: Any,
+) -> StudyImages:
+    """The study's images with the T2 brought onto the T1 grid; warnings among ``decisions`` are logged."""
     t2_native = volumes.get("t2")
-    t2_volume = _align(t2_native, volumes.get("t1"), decisions, io_cfg=io_cfg)
+    t2 = _align(t2_native, volumes.get("t1"), decisions, io_cfg=io_cfg)
     _log_warnings(decisions)
     return StudyImages(
-        t1=volumes.get("t1"),
-        t2=t2_volume,
-        t2_native=t2_native,
-        decisions=decisions,
-        study_uid=None,
-        series=infos,
+        t1=volumes.get("t1"), t2=t2, t2_native=t2_native, decisions=decisions, series=series, **provenance
     )
 
 
