@@ -194,11 +194,11 @@ def _endplate_regions(
                 flags.append(Flag("endplate_missing", f"{endplate}: vertebra {vertebra} was not found; not graded"))
                 continue
             window = _window(instances_bone == component.label, geometry, settings)
-            body = _lateral_core((instances_bone == component.label)[window], _sub_volume(geometry, window),
+            sub = _sub_volume(geometry, window)
+            body = _lateral_core((instances_bone == component.label)[window], sub,
                                  float(settings["max_lateral_fraction"]))
             disc_component = naming_discs.get(level)
             disc = (instances_disc == disc_component.label)[window] if disc_component is not None else None
-            sub = _sub_volume(geometry, window)
             if vertebra not in frames:
                 spine_axes[vertebra] = _spine_axis(vertebra, naming_vertebrae, component)
                 frames[vertebra] = body_frame(body, sub, spine_axes[vertebra])
