@@ -76,10 +76,23 @@ def test_figures_are_deterministic(analysis: StudyAnalysis, tmp_path: Path) -> N
         assert path.read_bytes() == second[name].read_bytes(), f"{name} differs between two runs"
 
 
+def test_segment_frames_hold_each_structure_on_its_frames(analysis: StudyAnalysis) -> None:
+    anatomy = analysis.anatomy
+    specs = dicom_seg.segment_specs(anatomy)
+    frames = dicom_seg.segment_frames(anatomy, specs)
+    assert frames.dtype == np.uint8
+    assert frames.shape == (*anatomy.geometry.shape[::-1], len(specs))
+    for n, spec in enumerate(specs):
+        expected = (getattr(anatomy, spec.attribute) == spec.value).transpose(2, 1, 0)
+        assert expected.any()
+        assert np.array_equal(frames[..., n], expected), spec.label
+
+
 def test_seg_band_colours_follow_the_modic_type(analysis: StudyAnalysis, tmp_path: Path) -> None:
     import highdicom as hd
 
-    seg = hd.seg.segread(dicom_seg.write_seg(analysis, tmp_path / "seg.dcm"))
+    dicom_seg.write_seg(analysis, tmp_path / "seg.dcm")
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
     types = {g.endplate: g.modic_type for level in analysis.levels for g in level.endplates}
     for item in seg.SegmentSequence:
         name = str(item.TrackingID).removesuffix(" endplate")
@@ -94,9 +107,9 @@ def test_sr_keeps_an_endplate_whose_band_is_empty(analysis: StudyAnalysis, tmp_p
     emptied = analysis.anatomy.endplates[0]
     endplate_map = np.where(analysis.anatomy.endplate_map == emptied.label, 0, analysis.anatomy.endplate_map)
     changed = dataclasses.replace(analysis, anatomy=dataclasses.replace(analysis.anatomy, endplate_map=endplate_map))
-    seg_path = dicom_seg.write_seg(changed, tmp_path / "seg.dcm")
-    sr_path = dicom_sr.write_sr(changed, build_report(changed), tmp_path / "sr.dcm", segmentation=seg_path)
-    seg = hd.seg.segread(seg_path)
+    written = dicom_seg.write_seg(changed, tmp_path / "seg.dcm")
+    sr_path = dicom_sr.write_sr(changed, build_report(changed), tmp_path / "sr.dcm", segmentation=written)
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
     assert f"{emptied.name} endplate" not in {str(item.TrackingID) for item in seg.SegmentSequence}
     sr = hd.sr.srread(sr_path)
     plain = {group.tracking_identifier for group in sr.content.get_image_measurement_groups()}

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -54,19 +55,29 @@ def modic_type_code(modic_type: int, mixed: str | None) -> Code:
     return Code(f"MT{modic_type}", PRIVATE_SCHEME, f"Modic type {modic_type}")
 
 
-def write_sr(analysis: StudyAnalysis, report: Mapping[str, Any], path: str | Path, *, segmentation: Path) -> Path:
-    """Write ``sr.dcm`` for ``analysis`` atomically, referencing the segments of ``segmentation``; returns ``path``."""
+def write_sr(
+    analysis: StudyAnalysis, report: Mapping[str, Any], path: str | Path, *, segmentation: Dataset
+) -> Path:
+    """Write ``sr.dcm`` for ``analysis`` atomically, referencing the segments of ``segmentation``; returns ``path``.
+
+    ``segmentation`` is the highdicom Segmentation of ``seg.dcm``, as
+    :func:`~modic.report.dicom_seg.write_seg` returns it (or as ``highdicom.seg.segread`` reads it).
+    """
     import highdicom as hd
 
     path = Path(path)
     sources = list(analysis.images.t1_source_headers)
     if not sources:
         raise AnalysisError("a DICOM SR needs DICOM T1 input; this study has no T1 source headers (use --no-dicom)")
-    seg = hd.seg.segread(segmentation)
-    segments = {item.TrackingID: item for item in seg.SegmentSequence}
+    segments = {item.TrackingID: item for item in segmentation.SegmentSequence}
     algorithm = hd.sr.AlgorithmIdentification(name="modic", version=__version__)
     groups = [
-        _group(endplate, seg=seg, segment=segments.get(endplate_tracking_id(endplate["endplate"])), algorithm=algorithm)
+        _group(
+            endplate,
+            seg=segmentation,
+            segment=segments.get(endplate_tracking_id(endplate["endplate"])),
+            algorithm=algorithm,
+        )
         for level in report["levels"]
         for endplate in level["endplates"]
     ]
@@ -82,7 +93,7 @@ def write_sr(analysis: StudyAnalysis, report: Mapping[str, Any], path: str | Pat
         responsible_organization="modic developers",
     )
     sr = hd.sr.Comprehensive3DSR(
-        evidence=[*sources, seg],
+        evidence=[*sources, segmentation],
         content=measurement_report,
         series_instance_uid=hd.UID(),
         series_number=SERIES_NUMBER,
