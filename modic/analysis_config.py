@@ -15,7 +15,7 @@ from typing import Any
 from modic.config import load_shipped, load_yaml
 from modic.errors import ConfigError
 
-SECTIONS = ("segmentation", "levels", "endplates", "classification", "single_slice")
+SECTIONS = ("segmentation", "levels", "endplates", "classification", "single_slice", "runtime")
 LEVEL = re.compile(r"^(C[2-7]|T([1-9]|1[0-2])|L[1-6]|S1)-(C[3-7]|T([1-9]|1[0-2])|L[1-6]|S1)$")
 
 Check = Callable[[Any], str | None]
@@ -61,6 +61,7 @@ RULES: dict[str, Check] = {
     "segmentation.bundle": _string,
     "segmentation.batch_size": _number(1, integer=True),
     "segmentation.min_field_of_view_mm": _number(1),
+    "segmentation.cpu_precision": _choice("float32", "bfloat16", "auto"),
     "levels.graded": _levels,
     "levels.min_vertebra_area_mm2": _number(0),
     "levels.min_vertebra_volume_mm3": _number(0),
@@ -68,6 +69,7 @@ RULES: dict[str, Check] = {
     "levels.min_s1_volume_mm3": _number(0),
     "levels.min_disc_area_mm2": _number(0),
     "levels.min_disc_volume_mm3": _number(0),
+    "levels.min_relative_size": _number(0, 1),
     "levels.disc_separation_mm": _number(0, 10),
     "levels.merge_factor": _number(1.1),
     "levels.split_min_fraction": _number(0, 1),
@@ -99,12 +101,14 @@ RULES: dict[str, Check] = {
     "classification.voxels.t2_high": _number(0),
     "classification.voxels.t2_iso_min": _number(0),
     "classification.rules.min_fraction": _number(0, 1),
+    "classification.rules.type1_min_fraction": _number(0, 1),
     "classification.rules.mixed_fraction": _number(0, 1),
     "classification.rules.confidence_scale": _number(1e-6),
     "classification.rules.single_sequence_confidence": _number(0, 1),
     "classification.low_confidence": _number(0, 1),
     "single_slice.max_shift_mm": _number(0),
     "single_slice.min_alignment_correlation": _number(-1, 1),
+    "runtime.keep_freed_memory_mb": _number(0, 2047, integer=True),
 }
 
 

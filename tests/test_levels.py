@@ -184,13 +184,52 @@ def _appendage(study, body: str, *, length_mm: float) -> np.ndarray:
     return (rod | foot) & clear & (semantic == SegClass.BACKGROUND) | ((rod | foot) & mask)
 
 
-@pytest.mark.parametrize("split_min_fraction, shifted", [(CONFIG["levels"]["split_min_fraction"], False), (0.0, True)])
-def test_a_thin_appendage_is_not_split_into_a_vertebra(studies, split_min_fraction, shifted):
+@pytest.mark.parametrize(
+    "change, shifted",
+    [
+        ({}, False),
+        # the split's own guard alone: the sliver is split off, then dropped as a fragment
+        ({"split_min_fraction": 0.0}, False),
+        ({"split_min_fraction": 0.0, "min_relative_size": 0.0}, True),
+    ],
+)
+def test_a_thin_appendage_is_not_split_into_a_vertebra(studies, change, shifted):
     """A tall but thin body must stay one body; splitting off the sliver would shift every name above it."""
     study = studies[0]
     semantic = study.semantic.array.astype(int).copy()
     semantic[_appendage(study, "L3", length_mm=40)] = SegClass.VERTEBRAL_BODY
-    levels = {**CONFIG["levels"], "split_min_fraction": split_min_fraction}
+    levels = {**CONFIG["levels"], **change}
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
+    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
+    assert bool(wrong) == shifted, name_pairs(anatomy, study)
+
+
+def _fragment(study, disc: str, *, side_mm: float) -> np.ndarray:
+    """A cube of bone in front of ``disc``, at its height, touching nothing else: a mislabelled fragment."""
+    semantic = study.semantic.array.astype(int)
+    label = next(d["label"] for d in study.truth["discs"] if d["name"] == disc)
+    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
+    points = world[study.disc_instances.array.astype(int) == label]
+    centre = points.mean(axis=0)
+    front = points[:, 1].max()
+    x, y, z = world[..., 0], world[..., 1], world[..., 2]
+    cube = (np.abs(x - centre[0]) <= side_mm / 2) & (y >= front + 4) & (y <= front + 4 + side_mm)
+    cube &= np.abs(z - centre[2]) <= side_mm / 2
+    others = ndimage.binary_dilation(semantic != SegClass.BACKGROUND, iterations=3)
+    return cube & ~others
+
+
+@pytest.mark.parametrize("min_relative_size, shifted", [(CONFIG["levels"]["min_relative_size"], False), (0.0, True)])
+def test_a_bone_fragment_between_bodies_is_not_a_vertebra(studies, min_relative_size, shifted):
+    """A small bone component at a disc's height must not be counted: it would shift every name above it."""
+    study = studies[0]
+    semantic = study.semantic.array.astype(int).copy()
+    fragment = _fragment(study, "L4-L5", side_mm=14)
+    bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
+    assert CONFIG["levels"]["min_vertebra_volume_mm3"] < fragment.sum() * np.prod(study.t1.spacing)
+    assert fragment.sum() < min(CONFIG["levels"]["min_relative_size"], 0.5) * np.median(bodies[bodies > 0])
+    semantic[fragment] = SegClass.VERTEBRAL_BODY
+    levels = {**CONFIG["levels"], "min_relative_size": min_relative_size}
     anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
     wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
     assert bool(wrong) == shifted, name_pairs(anatomy, study)

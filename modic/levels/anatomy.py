@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from modic.io.volume import Volume
 from modic.levels.endplates import LATERAL, EndplateRegion, body_frame, endplate_band, reference_region
-from modic.levels.instances import Component, instances_from_settings, is_single_slice
+from modic.levels.instances import Component, class_labels, instances_from_settings, is_single_slice
 from modic.levels.labelling import Flag, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
 
@@ -94,7 +95,7 @@ def build_anatomy(
         endplates: its ``endplates`` section.
     """
     single = is_single_slice(geometry)
-    semantic = probabilities.argmax(axis=0).astype(np.uint8)
+    semantic = class_labels(probabilities)
     instances = instances_from_settings(probabilities, geometry, levels, semantic=semantic)
     naming = name_levels(instances.bones, instances.discs, levels)
     flags = list(naming.flags)
@@ -108,21 +109,21 @@ def build_anatomy(
             )
         )
 
-    vertebra_map = np.zeros(geometry.shape, dtype=np.uint16)
     vertebrae = []
+    vertebra_values = {}
     for name, component in naming.vertebrae.items():
         value = VERTEBRAE_CAUDAL_FIRST.index(name) + 1 if name in VERTEBRAE_CAUDAL_FIRST else 0
-        if value:
-            vertebra_map[instances.bone_map == component.label] = value
+        vertebra_values[component.label] = value
         vertebrae.append(_structure(name, "vertebra", value, component, s1=True))
-    disc_map = np.zeros(geometry.shape, dtype=np.uint16)
     discs = []
+    disc_values = {}
     for name, component in naming.discs.items():
         upper = name.split("-")[0]
         value = VERTEBRAE_CAUDAL_FIRST.index(upper) if upper in VERTEBRAE_CAUDAL_FIRST else 0
-        if value:
-            disc_map[instances.disc_map == component.label] = value
+        disc_values[component.label] = value
         discs.append(_structure(name, "disc", value, component, s1=False))
+    vertebra_map = _relabel(instances.bone_map, vertebra_values)
+    disc_map = _relabel(instances.disc_map, disc_values)
 
     endplate_map = np.zeros(geometry.shape, dtype=np.uint8)
     reference_map = np.zeros(geometry.shape, dtype=np.uint8)
@@ -156,6 +157,14 @@ def build_anatomy(
     )
 
 
+def _relabel(instance_map: np.ndarray, values: Mapping[int, int]) -> np.ndarray:
+    """``instance_map`` with each instance label replaced by its value in ``values`` (others become 0)."""
+    table = np.zeros(int(instance_map.max()) + 1, dtype=np.uint16)
+    for label, value in values.items():
+        table[label] = value
+    return table[instance_map]
+
+
 def _structure(name: str, kind: str, value: int, component: Component, *, s1: bool) -> Structure:
     return Structure(
         name=name,
@@ -184,6 +193,8 @@ def _endplate_regions(
     regions: list[EndplateRegion] = []
     reference_labels: dict[str, int] = {}
     frames = {}
+    boxes = ndimage.find_objects(instances_bone)
+    unit = float(np.prod(np.asarray(geometry.spacing)[np.asarray(geometry.shape) > 1]))
     label = 0
     for level in graded:
         for endplate in level_endplates(level):
@@ -193,12 +204,12 @@ def _endplate_regions(
             if component is None:
                 flags.append(Flag("endplate_missing", f"{endplate}: vertebra {vertebra} was not found; not graded"))
                 continue
-            window = _window(instances_bone == component.label, geometry, settings)
+            window = _window(boxes[component.label - 1], geometry, settings)
             sub = _sub_volume(geometry, window)
-            body = _lateral_core((instances_bone == component.label)[window], sub,
+            body = _lateral_core(instances_bone[window] == component.label, sub,
                                  float(settings["max_lateral_fraction"]))
             disc_component = naming_discs.get(level)
-            disc = (instances_disc == disc_component.label)[window] if disc_component is not None else None
+            disc = instances_disc[window] == disc_component.label if disc_component is not None else None
             if vertebra not in frames:
                 spine_axes[vertebra] = _spine_axis(vertebra, naming_vertebrae, component)
                 frames[vertebra] = body_frame(body, sub, spine_axes[vertebra])
@@ -208,10 +219,10 @@ def _endplate_regions(
                 reference_labels[vertebra] = len(reference_labels) + 1
                 reference = reference_region(body, frame, sub, settings=settings)
                 reference_map[window][reference] = reference_labels[vertebra]
+            # A vertebra's band and reference regions lie inside its window: count them there.
             endplate_map[window][band & (endplate_map[window] == 0)] = label
-            n_band = int((endplate_map == label).sum())
-            n_reference = int((reference_map == reference_labels[vertebra]).sum())
-            unit = float(np.prod(np.asarray(geometry.spacing)[np.asarray(geometry.shape) > 1]))
+            n_band = int((endplate_map[window] == label).sum())
+            n_reference = int((reference_map[window] == reference_labels[vertebra]).sum())
             if n_band < int(settings["min_band_voxels"]) or n_reference < int(settings["min_reference_voxels"]):
                 flags.append(
                     Flag(
@@ -272,16 +283,13 @@ def _spine_axis(vertebra: str, named: Mapping[str, Component], component: Compon
     return axis / np.linalg.norm(axis)
 
 
-def _window(mask: np.ndarray, geometry: Volume, settings: Mapping[str, Any]) -> tuple[slice, ...]:
-    """Bounding box of ``mask`` grown by enough millimetres to contain its endplate bands and discs."""
+def _window(box: tuple[slice, ...], geometry: Volume, settings: Mapping[str, Any]) -> tuple[slice, ...]:
+    """A body's bounding ``box`` grown by enough millimetres to contain its endplate bands and discs."""
     depth = settings["depth"]
     reach_mm = 20.0 + (float(depth["value"]) if depth["mode"] == "mm" else 0.0)
-    index = np.argwhere(mask)
-    low = index.min(axis=0)
-    high = index.max(axis=0) + 1
     margin = np.ceil(reach_mm / np.asarray(geometry.spacing)).astype(int)
     return tuple(
-        slice(int(max(lo - m, 0)), int(min(hi + m, n))) for lo, hi, m, n in zip(low, high, margin, geometry.shape)
+        slice(int(max(b.start - m, 0)), int(min(b.stop + m, n))) for b, m, n in zip(box, margin, geometry.shape)
     )
 
 

@@ -102,7 +102,7 @@ def endplate_band(
     spacing = np.asarray(volume.spacing)
     inner = _inner(body, disc, spacing, float(settings["rim_mm"]))
     if disc is not None and disc.any():
-        distance = _distance_to(disc, spacing)
+        distance = _distance_to(disc, spacing, near=body, within_mm=exclude + depth)
         band = inner & (distance > exclude) & (distance <= exclude + depth)
         return band, depth
     band = np.zeros_like(body)
@@ -134,13 +134,41 @@ def reference_region(body: np.ndarray, frame: BodyFrame, volume: Volume, *, sett
 
 
 def _inner(body: np.ndarray, disc: np.ndarray | None, spacing: np.ndarray, rim_mm: float) -> np.ndarray:
-    """Body voxels farther than ``rim_mm`` from anything that is neither body nor the given disc."""
-    allowed = body | disc if disc is not None else body
-    return body & (_edt(allowed, spacing, pad_outside=True) > rim_mm)
+    """Body voxels farther than ``rim_mm`` from anything that is neither body nor the given disc.
+
+    Computed in the body's bounding box grown by more than ``rim_mm``: what lies
+    farther cannot bring a body voxel within ``rim_mm``, so the result is exact.
+    """
+    box = _grown_box(body, spacing, rim_mm)
+    allowed = body[box] | disc[box] if disc is not None else body[box]
+    inner = np.zeros_like(body)
+    inner[box] = body[box] & (_edt(allowed, spacing, pad_outside=True) > rim_mm)
+    return inner
 
 
-def _distance_to(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    return _edt(~mask, spacing, pad_outside=False)
+def _distance_to(mask: np.ndarray, spacing: np.ndarray, *, near: np.ndarray, within_mm: float) -> np.ndarray:
+    """Distance (mm) to ``mask``, exact wherever it is at most ``within_mm`` from a voxel of ``near``.
+
+    Elsewhere it is at least ``within_mm`` (infinite outside the box searched):
+    the transform runs only in the bounding box of ``near`` grown by more than
+    ``within_mm``, several times less work than the whole window.
+    """
+    box = _grown_box(near, spacing, within_mm)
+    distance = np.full(mask.shape, np.inf)
+    if mask[box].any():
+        distance[box] = _edt(~mask[box], spacing, pad_outside=False)
+    return distance
+
+
+def _grown_box(mask: np.ndarray, spacing: np.ndarray, margin_mm: float) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` grown by more than ``margin_mm`` on every side (the whole array if empty)."""
+    found = ndimage.find_objects(mask.astype(np.uint8))
+    if not found or found[0] is None:
+        return tuple(slice(0, n) for n in mask.shape)
+    margin = np.ceil(margin_mm / np.asarray(spacing, dtype=float)).astype(int) + 1
+    return tuple(
+        slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(found[0], margin, mask.shape)
+    )
 
 
 def _edt(mask: np.ndarray, spacing: np.ndarray, *, pad_outside: bool) -> np.ndarray:

@@ -71,19 +71,22 @@ def find_instances(
     disc_separation_mm: float,
     merge_factor: float,
     split_min_fraction: float,
+    min_relative_size: float = 0.0,
     semantic: np.ndarray | None = None,
 ) -> Instances:
     """Bone (vertebral body or S1) and disc instances from class probabilities ``(C, I, J, K)``.
 
     Discs, slightly dilated, cut the bone mask so touching bodies separate;
     the cut-away bone voxels are then given back to the nearest instance so
-    the endplate zone stays part of its body. Bodies that stay joined (a
-    disc the network missed) are split (:func:`split_merged_bodies`), since a
-    merged pair would shift every level name above it. Work is confined to
-    the bounding box of the spine.
+    the endplate zone stays part of its body. Bone components below the
+    absolute minimum size are dropped. Bodies that stay joined (a disc the
+    network missed) are split (:func:`split_merged_bodies`), since a merged
+    pair would shift every level name above it; then fragments far smaller
+    than the median body are dropped (:func:`_drop_fragments`). Work is
+    confined to the bounding box of the spine.
     """
     if semantic is None:
-        semantic = probabilities.argmax(axis=0)
+        semantic = class_labels(probabilities)
     bone_map = np.zeros(semantic.shape, dtype=np.int32)
     disc_map = np.zeros(semantic.shape, dtype=np.int32)
     box = _bounding_box(semantic > 0)
@@ -117,6 +120,7 @@ def find_instances(
         min_part_fraction=split_min_fraction,
     )
     split = len(np.unique(cores)) - 1 - before
+    cores = _drop_fragments(cores, min_relative_size=min_relative_size)
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
     bone_map[box] = _grow_into(cores, bone, steps=steps)
     origin = np.array([b.start for b in box])
@@ -162,13 +166,14 @@ def split_merged_bodies(
     and shift every name above it. S1 instances are left alone (the sacrum
     is legitimately tall).
     """
-    labels = [int(v) for v in np.unique(cores) if v > 0]
+    boxes = _label_boxes(cores)
+    labels = list(boxes)
     if len(labels) < 3:
         return cores
     superior = _superior_axis(volume)
     positions = {}
-    for label in labels:
-        index = np.argwhere(cores == label)
+    for label, box in boxes.items():
+        index = np.argwhere(cores[box] == label) + np.array([b.start for b in box])
         positions[label] = (index, (index * spacing) @ superior)
     extents = {
         label: float(np.percentile(t, 97) - np.percentile(t, 3)) for label, (_, t) in positions.items()
@@ -195,12 +200,28 @@ def split_merged_bodies(
     return out
 
 
+def _drop_fragments(cores: np.ndarray, *, min_relative_size: float) -> np.ndarray:
+    """``cores`` without components smaller than ``min_relative_size`` of the median one (with three or more).
+
+    A fragment far smaller than the typical body (a piece of posterior element or
+    of a mislabelled disc) is not a vertebra: counted, it would shift every level
+    name above it. Applied after :func:`split_merged_bodies`, whose typical body
+    size it does not change.
+    """
+    counts = np.bincount(cores.ravel())
+    present = np.flatnonzero(counts[1:]) + 1
+    if len(present) < 3:
+        return cores
+    fragments = present[counts[present] < min_relative_size * np.median(counts[present])]
+    return np.where(np.isin(cores, fragments), 0, cores) if len(fragments) else cores
+
+
 def _median_extent(mask: np.ndarray, spacing: np.ndarray, superior: np.ndarray) -> float | None:
     """Median cranio-caudal extent (mm) of the connected components of ``mask``."""
-    labels, n = ndimage.label(mask)
+    labels, _ = ndimage.label(mask)
     extents = []
-    for label in range(1, n + 1):
-        t = (np.argwhere(labels == label) * spacing) @ superior
+    for label, box in _label_boxes(labels).items():
+        t = ((np.argwhere(labels[box] == label) + np.array([b.start for b in box])) * spacing) @ superior
         if t.size >= 10:
             extents.append(float(np.percentile(t, 95) - np.percentile(t, 5)))
     return float(np.median(extents)) if extents else None
@@ -251,8 +272,28 @@ def instances_from_settings(
         disc_separation_mm=float(levels["disc_separation_mm"]),
         merge_factor=float(levels["merge_factor"]),
         split_min_fraction=float(levels["split_min_fraction"]),
+        min_relative_size=float(levels["min_relative_size"]),
         semantic=semantic,
     )
+
+
+def class_labels(probabilities: np.ndarray) -> np.ndarray:
+    """The most probable class of each voxel (``uint8``) from ``(C, I, J, K)`` probabilities.
+
+    The same as ``probabilities.argmax(axis=0)``; when each class is stored in
+    Fortran order (as mapped back from the network grid) it runs on the reversed
+    view, which reads memory in order and takes half the time.
+    """
+    first = probabilities[0]
+    if first.ndim > 1 and first.flags.f_contiguous and not first.flags.c_contiguous:
+        reversed_axes = (0, *range(probabilities.ndim - 1, 0, -1))
+        return probabilities.transpose(reversed_axes).argmax(axis=0).astype(np.uint8).T
+    return probabilities.argmax(axis=0).astype(np.uint8)
+
+
+def _label_boxes(labels: np.ndarray) -> dict[int, tuple[slice, ...]]:
+    """Bounding box of every positive label of an integer map, in increasing label order."""
+    return {label: box for label, box in enumerate(ndimage.find_objects(labels), start=1) if box is not None}
 
 
 def _bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...] | None:
@@ -301,13 +342,14 @@ def _components(
 ) -> list[Component]:
     components = []
     sub = labels[box]
-    present = np.unique(sub)
-    for label in present[present > 0]:
-        region = sub == label
-        centroid = np.argwhere(region).mean(axis=0) + origin
+    for label, part in _label_boxes(sub).items():
+        region = sub[part] == label
+        corner = origin + np.array([p.start for p in part])
+        centroid = np.argwhere(region).mean(axis=0) + corner
         s1 = 0.0
         if s1_probability is not None and bone_probability is not None:
-            s1 = float(s1_probability[box][region].sum() / max(bone_probability[box][region].sum(), 1e-6))
+            inside = tuple(slice(c, c + n) for c, n in zip(corner, region.shape))
+            s1 = float(s1_probability[inside][region].sum() / max(bone_probability[inside][region].sum(), 1e-6))
         n_voxels = int(region.sum())
         components.append(
             Component(
