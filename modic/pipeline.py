@@ -24,6 +24,7 @@ from modic.io.volume import Volume
 from modic.levels import Flag, SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.resources import models_dir
+from modic.runtime import apply_runtime_settings
 from modic.segmentation.bundle import LoadedBundle, load_bundle
 from modic.segmentation.infer import SegmentationModel, fuse_probabilities
 
@@ -63,6 +64,7 @@ class Models:
     def load(cls, config: Mapping[str, Any], *, device: str = "auto", bundle: str | Path | None = None) -> Models:
         from modic.classification.factory import load_classifier
 
+        apply_runtime_settings(config["runtime"])
         bundle_path = _bundle_path(bundle or config["segmentation"]["bundle"])
         loaded: LoadedBundle = load_bundle(bundle_path)
         segmenter = SegmentationModel(
@@ -70,6 +72,7 @@ class Models:
             settings=loaded.settings,
             device=resolve_device(device),
             batch_size=int(config["segmentation"].get("batch_size", 16)),
+            cpu_precision=str(config["segmentation"]["cpu_precision"]),
         )
         classifier, classifier_info = load_classifier(config["classification"])
         info = {

@@ -271,6 +271,26 @@ def test_analysis_config_value_of_the_wrong_type(
     assert_clean_failure(result, mentions=["batch_size", "'x'"], outputs=[out])
 
 
+@pytest.mark.parametrize(
+    ("change", "mentions"),
+    [
+        ({"segmentation": {"cpu_precision": "int8"}}, ["segmentation.cpu_precision", "'int8'", "float32, bfloat16"]),
+        ({"runtime": {"keep_freed_memory_mb": 4096}}, ["runtime.keep_freed_memory_mb", "4096", "between 0 and 2047"]),
+    ],
+)
+def test_runtime_settings_out_of_range(
+    small_study: Path,
+    tmp_path: Path,
+    out: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, dict[str, object]],
+    mentions: list[str],
+) -> None:
+    config = analysis_config(tmp_path, change)
+    result = analyze(capsys, small_study, "--config", config, "-o", out)
+    assert_clean_failure(result, mentions=mentions, outputs=[out])
+
+
 @pytest.mark.parametrize("device", ["tpu", "cuda:0"])
 def test_unusable_device(small_study: Path, out: Path, device: str, capsys: pytest.CaptureFixture[str]) -> None:
     if device.startswith("cuda"):

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from modic.errors import AnalysisError
+from modic.errors import AnalysisError, ConfigError
 from modic.io.resample import resample_to
 from modic.io.volume import Volume
 from modic.segmentation.bundle import default_bundle_path, load_bundle
@@ -99,3 +99,18 @@ def test_non_finite_input_is_an_analysis_error(setup: SimpleNamespace) -> None:
     array[0, 0, 0] = np.nan
     with pytest.raises(AnalysisError, match="NaN"):
         setup.model.predict_probabilities(volume.with_array(array))
+
+
+def test_bfloat16_on_the_cpu_agrees_with_float32(setup: SimpleNamespace) -> None:
+    fast = SegmentationModel(setup.bundle.network, settings=setup.bundle.settings, cpu_precision="bfloat16")
+    assert fast.cpu_bfloat16
+    reduced = fast.predict_probabilities(setup.study.t2)
+    full = _probabilities(setup, "t2")
+    assert reduced.dtype == full.dtype == np.float32
+    assert np.abs(reduced - full).mean() < 0.02
+    assert (reduced.argmax(axis=0) == full.argmax(axis=0)).mean() > 0.97
+
+
+def test_unknown_cpu_precision_is_a_config_error(setup: SimpleNamespace) -> None:
+    with pytest.raises(ConfigError, match="'int8'.*float32, bfloat16, auto"):
+        SegmentationModel(setup.bundle.network, settings=setup.bundle.settings, cpu_precision="int8")

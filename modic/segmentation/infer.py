@@ -18,10 +18,12 @@ import torch
 from monai.inferers import SimpleInferer
 from monai.transforms import DivisiblePad
 
-from modic.errors import AnalysisError
+from modic.errors import AnalysisError, ConfigError
 from modic.io.volume import Volume
 from modic.preprocessing import NetworkGrid, from_network_grid, normalize_slices, to_network_grid
 from modic.segmentation.bundle import LoadedBundle, PreprocessSettings, load_bundle
+
+CPU_PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 class SegmentationModel:
@@ -32,6 +34,9 @@ class SegmentationModel:
         settings: preprocessing that the network was trained with.
         device: where to run it.
         batch_size: slices per forward pass.
+        cpu_precision: on a CPU, ``float32``, ``bfloat16`` (mixed precision, about twice as fast
+            where the CPU computes bfloat16 natively) or ``auto`` (``bfloat16`` exactly on such CPUs).
+            On a GPU the network always runs in float16 mixed precision.
     """
 
     def __init__(
@@ -41,11 +46,17 @@ class SegmentationModel:
         settings: PreprocessSettings,
         device: str | torch.device = "cpu",
         batch_size: int = 16,
+        cpu_precision: str = "float32",
     ) -> None:
+        if cpu_precision not in CPU_PRECISIONS:
+            raise ConfigError(
+                f"segmentation cpu_precision {cpu_precision!r} is not one of {', '.join(CPU_PRECISIONS)}"
+            )
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.settings = settings
         self.batch_size = batch_size
+        self.cpu_bfloat16 = cpu_precision == "bfloat16" or (cpu_precision == "auto" and cpu_has_native_bfloat16())
         self.inferer = SimpleInferer()
 
     @classmethod
@@ -94,7 +105,12 @@ class SegmentationModel:
 
     def _forward_slices(self, slices: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities ``(n, C, H, W)`` (on the CPU) of padded slices ``(n, H, W)``, in batches."""
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda" else nullcontext()
+        if self.device.type == "cuda":
+            autocast = torch.autocast("cuda", dtype=torch.float16)
+        elif self.device.type == "cpu" and self.cpu_bfloat16:
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+        else:
+            autocast = nullcontext()
         outputs = []
         for start in range(0, slices.shape[0], self.batch_size):
             batch = slices[start : start + self.batch_size, None].to(self.device, non_blocking=True)
@@ -116,6 +132,12 @@ class SegmentationModel:
         if len(shapes) != 1:
             raise AnalysisError(f"volumes to fuse must share a grid; got shapes {sorted(shapes)}")
         return fuse_probabilities([self.predict_probabilities(volume) for volume in volumes])
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so mixed precision pays off."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 def fuse_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
