@@ -283,14 +283,14 @@ def test_extent_measures_the_changed_part_of_the_band() -> None:
 
 def test_confidence_grows_with_the_clarity_of_the_pattern() -> None:
     """Confidence is in [0, 1] and larger the further the affected fraction is from ``min_fraction``."""
-    def decision(columns: int, pattern: Pattern = TYPE1, noise: float = 0.02) -> Any:
+    def decision(columns: int, pattern: Pattern = TYPE2, noise: float = 0.02) -> Any:
         runs = [(columns, pattern), (BAND_COLUMNS - columns, NORMAL)]
         if columns == BAND_COLUMNS:
             runs = runs[:1]
         return RULES.decide(phantom({"L4 inferior": runs}, noise=noise).features("L4 inferior"))
 
     changed = [decision(n) for n in (9, 15, 30)]  # 30%, 50% and 100% of the band
-    assert [d.modic_type for d in changed] == [1, 1, 1]
+    assert [d.modic_type for d in changed] == [2, 2, 2]
     confidences = [d.confidence for d in changed]
     assert confidences == sorted(confidences) and len(set(confidences)) == 3, confidences
     assert all(0.0 <= c <= 1.0 for c in confidences)
@@ -305,6 +305,24 @@ def test_confidence_grows_with_the_clarity_of_the_pattern() -> None:
     clear = decision(30, (0.4, 1.6), noise=0.05)
     assert borderline.modic_type == clear.modic_type == 1
     assert borderline.confidence < clear.confidence
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"), [(TYPE1, 1), (TYPE2, 0), (TYPE3, 0)], ids=["type 1", "type 2", "type 3"]
+)
+def test_a_small_focus_counts_only_for_the_oedema_pattern(pattern: Pattern, expected: int) -> None:
+    """5 of 30 columns (17 %): above ``type1_min_fraction``, below ``min_fraction``."""
+    rules = CLASSIFICATION["rules"]
+    assert rules["type1_min_fraction"] < 5 / BAND_COLUMNS < rules["min_fraction"]
+    features = phantom({"L4 inferior": [(5, pattern), (BAND_COLUMNS - 5, NORMAL)]}).features("L4 inferior")
+    assert RULES.decide(features).modic_type == expected
+
+
+def test_a_small_dark_focus_on_t1_alone_is_not_type_1() -> None:
+    """Without T2 low T1 may be oedema or sclerosis: the type 1 minimum does not apply."""
+    ph = phantom({"L4 inferior": [(5, TYPE1), (BAND_COLUMNS - 5, NORMAL)]})
+    assert RULES.decide(ph.features("L4 inferior")).modic_type == 1
+    assert RULES.decide(ph.features("L4 inferior", sequences="t1")).modic_type == 0
 
 
 def test_one_sequence_and_empty_regions() -> None:
