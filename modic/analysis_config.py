@@ -74,6 +74,7 @@ RULES: dict[str, Check] = {
     "levels.merge_factor": _number(1.1),
     "levels.split_min_fraction": _number(0, 1),
     "levels.s1_fraction": _number(0, 1),
+    "levels.min_s1_relative_size": _number(0, 10),
     "levels.gap_factor": _number(1),
     "levels.transitional_disc_ratio": _number(0, 1),
     "endplates.depth.mode": _choice("fraction", "mm"),

@@ -187,6 +187,7 @@ def test_shipped_policies_load_and_cite_their_sources() -> None:
         assert set(policy.level_uncertainty.warning_codes) == {
             "s1_not_found",
             "s1_ambiguous",
+            "s1_small",
             "possible_missed_vertebra",
             "transitional_vertebra_suspected",
         }

@@ -233,3 +233,20 @@ def test_a_bone_fragment_between_bodies_is_not_a_vertebra(studies, min_relative_
     anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
     wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
     assert bool(wrong) == shifted, name_pairs(anatomy, study)
+
+
+def test_a_small_body_taken_for_s1_is_flagged(studies):
+    """Without the sacrum in view the network may call L5 'S1': a body much smaller than L4-L1 is flagged."""
+    from modic.levels.instances import Component
+    from modic.levels.labelling import name_levels
+
+    def body(label: int, height: float, size: float, s1: float = 0.0) -> Component:
+        centre = np.array([0.0, 0.0, height])
+        return Component(label=label, n_voxels=int(size), size=size, centroid_ijk=centre, centroid_ras=centre,
+                         s1_fraction=s1)
+
+    lumbar = [body(n + 2, 30.0 * (n + 1), 40000.0) for n in range(5)]
+    for s1_size, flagged in ((38000.0, False), (15000.0, True)):
+        naming = name_levels([body(1, 0.0, s1_size, s1=0.9), *lumbar], [], CONFIG["levels"])
+        assert naming.vertebrae["S1"].label == 1 and naming.vertebrae["L5"].label == 2
+        assert any(f.code == "s1_small" for f in naming.flags) == flagged, naming.flags

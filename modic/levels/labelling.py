@@ -58,6 +58,7 @@ def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings
         naming.vertebrae["S1"] = s1
         above = [c for c in by_height if c.superior_mm > s1.superior_mm and c is not s1]
         below = [c for c in by_height if c.superior_mm < s1.superior_mm]
+        _check_s1_size(s1, above, float(settings["min_s1_relative_size"]), naming.flags)
         if below:
             naming.flags.append(
                 Flag("bone_below_s1", f"{len(below)} bony structure(s) below S1 were ignored", severity="info")
@@ -87,6 +88,28 @@ def _choose_s1(by_height: Sequence[Component], threshold: float, flags: list[Fla
             )
         )
     return strongest
+
+
+def _check_s1_size(s1: Component, above: Sequence[Component], minimum: float, flags: list[Flag]) -> None:
+    """Flag a body named S1 much smaller than the (up to five) bodies above it.
+
+    With the sacrum in view the S1 instance is about as large as a lumbar body;
+    a much smaller one is more often the lowest lumbar body, or a piece of the
+    sacrum at the edge of the field of view, taken for S1, and every name above
+    it is then one level off.
+    """
+    lumbar = [c.size for c in above[:5]]
+    if len(lumbar) < 2:
+        return
+    typical = float(np.median(lumbar))
+    if s1.size < minimum * typical:
+        flags.append(
+            Flag(
+                "s1_small",
+                f"the body named S1 is {s1.size / typical:.2f} of the size of the lumbar bodies above it: it may be "
+                "L5 or a piece of the sacrum at the edge of the image, and level names may be shifted",
+            )
+        )
 
 
 def _check_gaps(ordered: Sequence[tuple[str, Component]], factor: float, flags: list[Flag]) -> None:
