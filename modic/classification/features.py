@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from modic.arrays import bounding_box
 from modic.levels import EndplateRegion, SpineAnatomy
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -187,9 +188,4 @@ def pattern_masks(
 
 
 def _window(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
-    index = np.argwhere(mask)
-    if not index.size:
-        return tuple(slice(0, 0) for _ in mask.shape)
-    low = np.maximum(index.min(axis=0) - margin, 0)
-    high = np.minimum(index.max(axis=0) + 1 + margin, mask.shape)
-    return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+    return bounding_box(mask, margin) or tuple(slice(0, 0) for _ in mask.shape)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from modic.arrays import bounding_box
 from modic.io.volume import Volume
 
 LATERAL = np.array([1.0, 0.0, 0.0])
@@ -162,13 +163,8 @@ def _distance_to(mask: np.ndarray, spacing: np.ndarray, *, near: np.ndarray, wit
 
 def _grown_box(mask: np.ndarray, spacing: np.ndarray, margin_mm: float) -> tuple[slice, ...]:
     """Bounding box of ``mask`` grown by more than ``margin_mm`` on every side (the whole array if empty)."""
-    found = ndimage.find_objects(mask.astype(np.uint8))
-    if not found or found[0] is None:
-        return tuple(slice(0, n) for n in mask.shape)
     margin = np.ceil(margin_mm / np.asarray(spacing, dtype=float)).astype(int) + 1
-    return tuple(
-        slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(found[0], margin, mask.shape)
-    )
+    return bounding_box(mask, margin) or tuple(slice(0, n) for n in mask.shape)
 
 
 def _edt(mask: np.ndarray, spacing: np.ndarray, *, pad_outside: bool) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from modic.arrays import bounding_box
 from modic.io.volume import Volume
 from modic.segmentation.classes import SegClass
 
@@ -89,7 +90,7 @@ def find_instances(
         semantic = class_labels(probabilities)
     bone_map = np.zeros(semantic.shape, dtype=np.int32)
     disc_map = np.zeros(semantic.shape, dtype=np.int32)
-    box = _bounding_box(semantic > 0)
+    box = bounding_box(semantic > 0, margin=2)
     if box is None:
         return Instances(bone_map, disc_map, [], [], is_single_slice(volume))
     sub = semantic[box]
@@ -294,16 +295,6 @@ def class_labels(probabilities: np.ndarray) -> np.ndarray:
 def _label_boxes(labels: np.ndarray) -> dict[int, tuple[slice, ...]]:
     """Bounding box of every positive label of an integer map, in increasing label order."""
     return {label: box for label, box in enumerate(ndimage.find_objects(labels), start=1) if box is not None}
-
-
-def _bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...] | None:
-    if not mask.any():
-        return None
-    slices = []
-    for axis in range(mask.ndim):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        slices.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + 1 + margin, mask.shape[axis])))
-    return tuple(slices)
 
 
 def _ball(radius_mm: float, spacing: np.ndarray) -> np.ndarray:

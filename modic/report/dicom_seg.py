@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
-from scipy import ndimage
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+from scipy import ndimage
 
 from modic import __version__, atomic
 from modic.errors import AnalysisError

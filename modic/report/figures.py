@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from modic import RESEARCH_NOTICE, atomic
+from modic.arrays import bounding_box
 from modic.io.volume import Volume
 from modic.levels import SpineAnatomy
 from modic.pipeline import StudyAnalysis
@@ -266,12 +267,10 @@ def _outline(
     at_mm: tuple[float, float] = (0.0, 0.0),
 ) -> None:
     # Contour only the mask's bounding box (one pixel wider, so outlines close): far less work than the slice.
-    rows, cols = (np.flatnonzero(mask.any(axis=other)) for other in (1, 0))
-    top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, mask.shape[0])
-    left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, mask.shape[1])
-    x = at_mm[0] + (np.arange(left, right) + 0.5) * plane.col_mm
-    y = at_mm[1] + (np.arange(top, bottom) + 0.5) * plane.row_mm
-    axes.contour(x, y, mask[top:bottom, left:right].astype(float), levels=[0.5], colors=[colour], linewidths=linewidth)
+    rows, cols = bounding_box(mask, 1) or (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
+    x = at_mm[0] + (np.arange(cols.start, cols.stop) + 0.5) * plane.col_mm
+    y = at_mm[1] + (np.arange(rows.start, rows.stop) + 0.5) * plane.row_mm
+    axes.contour(x, y, mask[rows, cols].astype(float), levels=[0.5], colors=[colour], linewidths=linewidth)
 
 
 def _names(axes: Any, anatomy: SpineAnatomy, plane: Plane, index: int, level_types: Mapping[str, str]) -> None:
@@ -390,15 +389,8 @@ def _spine_crop(anatomy: SpineAnatomy, plane: Plane) -> tuple[slice, slice]:
     """Displayed rows and columns around every named body and disc of any slice, with a margin."""
     spine = np.any((anatomy.vertebra_map > 0) | (anatomy.disc_map > 0), axis=plane.slice_axis, keepdims=True)
     shown = plane.take(spine, 0)
-    rows, cols = np.nonzero(shown)
-    if not rows.size:
-        return slice(0, shown.shape[0]), slice(0, shown.shape[1])
-    row_margin = int(np.ceil(MONTAGE_MARGIN_MM / plane.row_mm))
-    col_margin = int(np.ceil(MONTAGE_MARGIN_MM / plane.col_mm))
-    return (
-        slice(max(int(rows.min()) - row_margin, 0), min(int(rows.max()) + 1 + row_margin, shown.shape[0])),
-        slice(max(int(cols.min()) - col_margin, 0), min(int(cols.max()) + 1 + col_margin, shown.shape[1])),
-    )
+    margin = (int(np.ceil(MONTAGE_MARGIN_MM / plane.row_mm)), int(np.ceil(MONTAGE_MARGIN_MM / plane.col_mm)))
+    return bounding_box(shown, margin) or (slice(0, shown.shape[0]), slice(0, shown.shape[1]))
 
 
 def _rgb(colour: tuple[int, int, int]) -> tuple[float, float, float]:
