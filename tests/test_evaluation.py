@@ -8,7 +8,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from modic.evaluation.segmentation import _score
 from modic.evaluation.spider import FAILED, PatientGrading, _numbers, cohen_kappa, grading_metrics
-from modic.evaluation.synthetic import MISSED, summarise
+from modic.evaluation.synthetic import MISSED, scored_type, summarise
 from modic.segmentation.data import LumbarSegCase
 
 
@@ -79,3 +79,13 @@ def test_synthetic_summary_per_type():
     assert metrics["per_type"]["0"]["specificity"] == pytest.approx(2 / 3, abs=1e-4)
     assert metrics["confusion_matrix"]["2"]["missed"] == 1
     assert FAILED == MISSED
+
+
+@pytest.mark.parametrize(
+    ("modic_type", "mixed", "expected"),
+    [(1, None, 1), (0, None, 0), (1, "1/2", 2), (2, "1/2", 2), (2, "2/3", 3), (1, "1/3", 1), (1, "1/2/3", 1)],
+)
+def test_a_modic_mixed_reading_counts_under_its_larger_type_like_the_planted_truth(
+    modic_type: int, mixed: str | None, expected: int
+) -> None:
+    assert scored_type(modic_type, mixed) == expected

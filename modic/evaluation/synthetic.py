@@ -4,8 +4,14 @@ Modic types 1 and 3 are almost absent from public radiologist gradings, so
 they are verified here: studies are generated (seeded), analysed by the full
 pipeline exactly as ``modic analyze`` would (segmentation included), and every
 graded endplate is compared with the planted type. An endplate whose level was
-named wrongly counts as an error for its planted type. Per type: sensitivity
-and specificity (one type against all others), and the confusion matrix.
+named wrongly counts as an error for its planted type. A mixed band counts
+under the larger of its types on both sides, the generator's convention
+(:class:`modic.synth.lesions.ModicSpec`): a planted 1/2 band is type 2, and so
+is a band read as mixed 1/2 whatever its dominant pattern. Other mixtures the
+rules may report (1/3, 1/2/3) are not Modic mixed types and count under the
+dominant type. Per type:
+sensitivity and specificity (one type against all others), and the confusion
+matrix.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 
 from modic.errors import ModicError
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
+from modic.synth.lesions import MIXED_TYPES
 
 TYPES = (0, 1, 2, 3)
 MISSED = -1
@@ -33,9 +40,14 @@ def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
             value = VERTEBRAE_CAUDAL_FIRST.index(vertebra) + 1
             region = analysis.anatomy.vertebra_map == value
             named_right = region.any() and int(np.bincount(instances[region]).argmax()) == value
-            predicted[grade.endplate] = grade.modic_type if named_right else MISSED
+            predicted[grade.endplate] = scored_type(grade.modic_type, grade.mixed) if named_right else MISSED
     graded = [e for level in analysis.config["levels"]["graded"] for e in _endplates(level)]
     return [(name, truth[name], predicted.get(name, MISSED)) for name in graded if name in truth]
+
+
+def scored_type(modic_type: int, mixed: str | None) -> int:
+    """The type a reading counts as: the larger part of a Modic mixed grade (1/2, 2/3), else its type."""
+    return max(int(t) for t in mixed.split("/")) if mixed in MIXED_TYPES else modic_type
 
 
 def _endplates(level: str) -> tuple[str, str]:
