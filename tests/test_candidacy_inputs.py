@@ -188,6 +188,7 @@ def test_shipped_policies_load_and_cite_their_sources() -> None:
             "s1_not_found",
             "s1_ambiguous",
             "s1_small",
+            "merged_bodies_suspected",
             "possible_missed_vertebra",
             "transitional_vertebra_suspected",
         }

@@ -250,3 +250,20 @@ def test_a_small_body_taken_for_s1_is_flagged(studies):
         naming = name_levels([body(1, 0.0, s1_size, s1=0.9), *lumbar], [], CONFIG["levels"])
         assert naming.vertebrae["S1"].label == 1 and naming.vertebrae["L5"].label == 2
         assert any(f.code == "s1_small" for f in naming.flags) == flagged, naming.flags
+
+
+def test_a_merge_the_split_missed_is_flagged_by_its_size(studies):
+    """Two bodies joined by a missed disc measure more than any single body: flagged even when not split."""
+    study = studies[1]
+    semantic = study.semantic.array.astype(int).copy()
+    semantic[study.disc_instances.array.astype(int) == 2] = SegClass.VERTEBRAL_BODY
+    unsplit = build_anatomy(one_hot(semantic), study.t1, levels={**CONFIG["levels"], "merge_factor": 100.0},
+                            endplates=CONFIG["endplates"])
+    flagged = [f for f in unsplit.flags if f.code == "merged_bodies_suspected"]
+    merged = max(unsplit.vertebrae, key=lambda v: v.size)
+    assert len(flagged) == 1 and flagged[0].message.startswith(f"{merged.name} measures"), unsplit.flags
+    assert merged.size > CONFIG["levels"]["max_vertebra_volume_mm3"]
+    for normal in studies:
+        anatomy = anatomy_of(normal)
+        assert not any(f.code == "merged_bodies_suspected" for f in anatomy.flags), anatomy.flags
+        assert max(v.size for v in anatomy.vertebrae if v.name != "S1") < CONFIG["levels"]["max_vertebra_volume_mm3"]

@@ -12,7 +12,7 @@ from scipy import ndimage
 from modic.io.volume import Volume
 from modic.levels.endplates import LATERAL, EndplateRegion, body_frame, endplate_band, reference_region
 from modic.levels.instances import Component, class_labels, instances_from_settings, is_single_slice
-from modic.levels.labelling import Flag, name_levels
+from modic.levels.labelling import Flag, check_body_sizes, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
 
 
@@ -98,7 +98,8 @@ def build_anatomy(
     semantic = class_labels(probabilities)
     instances = instances_from_settings(probabilities, geometry, levels, semantic=semantic)
     naming = name_levels(instances.bones, instances.discs, levels)
-    flags = list(naming.flags)
+    size_key, unit = ("area_mm2", "mm2") if single else ("volume_mm3", "mm3")
+    flags = naming.flags + check_body_sizes(naming.vertebrae, maximum=float(levels[f"max_vertebra_{size_key}"]), unit=unit)
     if instances.split_bodies:
         flags.append(
             Flag(

@@ -112,6 +112,27 @@ def _check_s1_size(s1: Component, above: Sequence[Component], minimum: float, fl
         )
 
 
+def check_body_sizes(vertebrae: Mapping[str, Component], *, maximum: float, unit: str) -> list[Flag]:
+    """Flag every named body above S1 larger than any single vertebral body can be.
+
+    When the segmentation misses a disc, two or more bodies form one instance;
+    the merged-body split needs a typical body height to recognise it, which
+    it lacks when most bodies are merged or only two are in view. The body's
+    size against an anatomical maximum (``maximum``, in ``unit``) catches
+    what the split missed: the names above it are then too low by one level
+    per missed disc.
+    """
+    return [
+        Flag(
+            "merged_bodies_suspected",
+            f"{name} measures {component.size:.0f} {unit}, more than any single vertebral body ({maximum:.0f} "
+            f"{unit}): it is probably several bodies joined by a missed disc, and the names above it may be shifted",
+        )
+        for name, component in vertebrae.items()
+        if name != "S1" and component.size > maximum
+    ]
+
+
 def _check_gaps(ordered: Sequence[tuple[str, Component]], factor: float, flags: list[Flag]) -> None:
     if len(ordered) < 3:
         return
