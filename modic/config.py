@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,22 @@ import yaml
 
 from modic.errors import ConfigError
 from modic.resources import config_file
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader that also reads ``1e6`` and ``3e-4`` as numbers.
+
+    YAML 1.1, which PyYAML follows, wants a dot and a signed exponent
+    (``1.0e+6``); otherwise the value silently becomes a string, and a number
+    typed the way everyone writes it would then be refused as "not a number".
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -24,7 +41,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file '{path}': {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file '{path}' is not valid YAML: {_one_line(exc)}") from None
     if data is None:
