@@ -252,6 +252,32 @@ def test_a_small_body_taken_for_s1_is_flagged(studies):
         assert any(f.code == "s1_small" for f in naming.flags) == flagged, naming.flags
 
 
+
+@pytest.mark.parametrize(
+    ("height", "s1_fraction", "flagged"),
+    [(30.0, 0.9, True), (30.0, 0.1, False), (-30.0, 0.9, False)],
+    ids=["sacrum-like-body-above-S1", "ordinary-body-above-S1", "sacrum-like-piece-below-S1"],
+)
+def test_a_smaller_sacrum_like_body_above_s1_is_flagged(height, s1_fraction, flagged):
+    """A body the network calls sacrum but that is counted as L5 shifts every name above it: flag it."""
+    from modic.levels.instances import Component
+    from modic.levels.labelling import name_levels
+
+    def body(label: int, z: float, size: float, s1: float = 0.0) -> Component:
+        centre = np.array([0.0, 0.0, z])
+        return Component(label=label, n_voxels=int(size), size=size, centroid_ijk=centre, centroid_ras=centre,
+                         s1_fraction=s1)
+
+    s1 = body(1, 0.0, 40000.0, s1=0.95)
+    piece = body(2, height, 9000.0, s1=s1_fraction)
+    lumbar = [body(n + 3, 30.0 * (n + 2), 40000.0) for n in range(4)]
+    naming = name_levels([s1, piece, *lumbar], [], CONFIG["levels"])
+    assert naming.vertebrae["S1"] is s1
+    messages = [f.message for f in naming.flags if f.code == "s1_ambiguous"]
+    assert bool(messages) == flagged, naming.flags
+    if flagged:
+        assert naming.vertebrae["L5"] is piece and "above S1 also looks like sacrum" in messages[0]
+
 def test_a_merge_the_split_missed_is_flagged_by_its_size(studies):
     """With only S1 and a merged L5+L4 in view there is no typical body to split by, but its size gives it away."""
     study = studies[1]

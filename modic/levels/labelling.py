@@ -75,6 +75,13 @@ def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings
 
 
 def _choose_s1(by_height: Sequence[Component], threshold: float, flags: list[Flag]) -> Component | None:
+    """The body with the most S1 probability mass; flag every other S1-like body that may matter.
+
+    A rival of comparable mass makes the choice itself uncertain. A smaller
+    S1-like body *above* the chosen one is counted as a lumbar vertebra even
+    though the network calls it sacrum: a piece of the sacrum or a
+    lumbarised S1 then shifts every name above it.
+    """
     candidates = [c for c in by_height if c.s1_fraction >= threshold]
     if not candidates:
         return None
@@ -85,6 +92,14 @@ def _choose_s1(by_height: Sequence[Component], threshold: float, flags: list[Fla
             Flag(
                 "s1_ambiguous",
                 f"{len(rivals) + 1} bodies look like S1; the largest was taken as S1, so level names may be shifted",
+            )
+        )
+    elif any(c.superior_mm > strongest.superior_mm for c in candidates if c is not strongest):
+        flags.append(
+            Flag(
+                "s1_ambiguous",
+                "a smaller body above S1 also looks like sacrum (a piece of the sacrum or a lumbarised S1); it was "
+                "counted as L5, so level names may be shifted",
             )
         )
     return strongest
