@@ -9,9 +9,8 @@ under the larger of its types on both sides, the generator's convention
 (:class:`modic.synth.lesions.ModicSpec`): a planted 1/2 band is type 2, and so
 is a band read as mixed 1/2 whatever its dominant pattern. Other mixtures the
 rules may report (1/3, 1/2/3) are not Modic mixed types and count under the
-dominant type. Per type:
-sensitivity and specificity (one type against all others), and the confusion
-matrix.
+dominant type. Per type: sensitivity and specificity (one type against all
+others), and the confusion matrix.
 """
 
 from __future__ import annotations

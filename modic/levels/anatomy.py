@@ -11,7 +11,14 @@ from scipy import ndimage
 
 from modic.io.volume import Volume
 from modic.levels.endplates import LATERAL, EndplateRegion, body_frame, endplate_band, reference_region
-from modic.levels.instances import Component, class_labels, instances_from_settings, is_single_slice
+from modic.levels.instances import (
+    Component,
+    class_labels,
+    instances_from_settings,
+    is_single_slice,
+    size_setting,
+    voxel_size,
+)
 from modic.levels.labelling import Flag, check_body_sizes, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
 
@@ -98,8 +105,8 @@ def build_anatomy(
     semantic = class_labels(probabilities)
     instances = instances_from_settings(probabilities, geometry, levels, semantic=semantic)
     naming = name_levels(instances.bones, instances.discs, levels)
-    size_key, unit = ("area_mm2", "mm2") if single else ("volume_mm3", "mm3")
-    flags = naming.flags + check_body_sizes(naming.vertebrae, maximum=float(levels[f"max_vertebra_{size_key}"]), unit=unit)
+    maximum = size_setting(levels, "max_vertebra", single_slice=single)
+    flags = naming.flags + check_body_sizes(naming.vertebrae, maximum=maximum, unit="mm2" if single else "mm3")
     if instances.split_bodies:
         flags.append(
             Flag(
@@ -195,7 +202,7 @@ def _endplate_regions(
     reference_labels: dict[str, int] = {}
     frames = {}
     boxes = ndimage.find_objects(instances_bone)
-    unit = float(np.prod(np.asarray(geometry.spacing)[np.asarray(geometry.shape) > 1]))
+    unit = voxel_size(geometry)
     label = 0
     for level in graded:
         for endplate in level_endplates(level):

@@ -263,19 +263,24 @@ def instances_from_settings(
 
     Area thresholds apply to single slices, volume thresholds to 3D series.
     """
-    key = "area_mm2" if is_single_slice(volume) else "volume_mm3"
+    single = is_single_slice(volume)
     return find_instances(
         probabilities,
         volume,
-        min_bone=float(levels[f"min_vertebra_{key}"]),
-        min_s1=float(levels[f"min_s1_{key}"]),
-        min_disc=float(levels[f"min_disc_{key}"]),
+        min_bone=size_setting(levels, "min_vertebra", single_slice=single),
+        min_s1=size_setting(levels, "min_s1", single_slice=single),
+        min_disc=size_setting(levels, "min_disc", single_slice=single),
         disc_separation_mm=float(levels["disc_separation_mm"]),
         merge_factor=float(levels["merge_factor"]),
         split_min_fraction=float(levels["split_min_fraction"]),
         min_relative_size=float(levels["min_relative_size"]),
         semantic=semantic,
     )
+
+
+def size_setting(levels: Mapping[str, Any], name: str, *, single_slice: bool) -> float:
+    """The ``levels`` size setting ``<name>_area_mm2`` for a single slice, ``<name>_volume_mm3`` for a 3D series."""
+    return float(levels[f"{name}_area_mm2" if single_slice else f"{name}_volume_mm3"])
 
 
 def class_labels(probabilities: np.ndarray) -> np.ndarray:
