@@ -32,6 +32,14 @@ def _number(low: float | None = None, high: float | None = None, *, integer: boo
     return check
 
 
+def _optional(check: Check) -> Check:
+    def optional(value: Any) -> str | None:
+        problem = None if value is None else check(value)
+        return f"{problem} or null" if problem else None
+
+    return optional
+
+
 def _choice(*options: str) -> Check:
     return lambda value: None if value in options else f"one of {', '.join(options)}"
 
@@ -103,6 +111,7 @@ RULES: dict[str, Check] = {
     "classification.voxels.t2_low": _number(0),
     "classification.voxels.t2_high": _number(0),
     "classification.voxels.t2_iso_min": _number(0),
+    "classification.voxels.reference_half_difference": _optional(_number(0)),
     "classification.rules.min_fraction": _number(0, 1),
     "classification.rules.type1_min_fraction": _number(0, 1),
     "classification.rules.mixed_fraction": _number(0, 1),

@@ -41,6 +41,7 @@ from modic.classification.learned import LearnedClassifier, load_learned
 from modic.classification.patch_model import PatchClassifier, load_patch_classifier
 from modic.classification.patch_training import changed_probability, endplate_types, fit_network, level_bags
 from modic.classification.patches import CHANNELS, PatchGrid, endplate_patches
+from modic.classification.reference import CRANIAL_HALF, WHOLE, reference_marrow
 from modic.classification.rules import RuleClassifier
 from modic.classification.training import (
     EndplateSample,
@@ -367,6 +368,68 @@ def test_rule_decision_ignores_gain_and_smooth_bias(pattern: Pattern) -> None:
     assert (decision.modic_type, decision.mixed) == (expected.modic_type, expected.mixed)
     for k, fraction in reference.pattern_fractions.items():
         assert biased.pattern_fractions[k] == pytest.approx(fraction, abs=0.05)
+
+
+# --- reference marrow reached by a deep change ---------------------------------------------------------------------
+
+OEDEMA_ROWS = slice(16, 34)
+"""L4 rows from its reference's lower third down to the disc: a type 1 change reaching 60 % of the body height."""
+
+
+def deep_oedema_phantom() -> Phantom:
+    """L4 inferior type 1 change deep enough to cover two thirds of L4's reference region (spine axes set)."""
+    ph = phantom()
+    for image, (t1_ratio, t2_ratio) in ((ph.t1, TYPE1), (ph.t2, TYPE1)):
+        ratio = t1_ratio if image is ph.t1 else t2_ratio
+        image[BODY_AP, OEDEMA_ROWS] *= np.float32(ratio)
+    up = np.array([0.0, 0.0, 1.0])  # array axis 1 runs superior->inferior, so RAS +S is decreasing rows
+    ph.anatomy.spine_axes.update({"L4": up, "L5": up})
+    return ph
+
+
+def test_deep_oedema_in_the_reference_is_measured_against_the_clean_half() -> None:
+    """The reference's caudal half is oedematous; the cranial half (like L5's marrow) becomes the reference."""
+    ph = deep_oedema_phantom()
+    region = ph.anatomy.endplate("L4 inferior")
+    assert region is not None
+    whole = ph.features("L4 inferior")
+    assert RULES.decide(whole).modic_type == 0, "the contaminated reference should hide the change"
+
+    reference, part = reference_marrow(ph.anatomy, region, t1=ph.t1, t2=ph.t2, max_half_difference=0.10)
+    assert part == CRANIAL_HALF
+    rows = np.unique(np.argwhere(reference)[:, 1])
+    assert rows.max() < OEDEMA_ROWS.start + 2, rows
+    features = endplate_features(ph.anatomy, region, t1=ph.t1, t2=ph.t2, settings=VOXELS, reference=reference)
+    assert features.pattern_fractions[1] > 0.9
+    assert RULES.decide(features).modic_type == 1
+
+
+@pytest.mark.parametrize("pattern", [NORMAL, TYPE2, TYPE3], ids=["normal", "type2", "type3"])
+def test_reference_stays_whole_without_the_oedema_signature(pattern: Pattern) -> None:
+    """Normal marrow, a strong bias field, or fat or sclerosis in half the reference keep the whole region.
+
+    A same-direction difference between the halves cannot tell which half is normal.
+    """
+    ph = deep_oedema_phantom()
+    other = phantom(noise=0.05)
+    other.anatomy.spine_axes.update(ph.anatomy.spine_axes)
+    for image, ratio in ((other.t1, pattern[0]), (other.t2, pattern[1])):
+        image[BODY_AP, OEDEMA_ROWS] *= np.float32(ratio)
+    region = other.anatomy.endplate("L4 inferior")
+    assert region is not None
+    field = bias_field(PHANTOM_SHAPE, strength=0.6)
+    for t1, t2 in ((other.t1, other.t2), (other.t1 * field, other.t2 * field)):
+        reference, part = reference_marrow(other.anatomy, region, t1=t1, t2=t2, max_half_difference=0.10)
+        assert part == WHOLE
+        assert np.array_equal(reference, other.anatomy.reference_map == region.reference_label)
+
+
+def test_reference_check_needs_both_sequences_and_can_be_disabled() -> None:
+    ph = deep_oedema_phantom()
+    region = ph.anatomy.endplate("L4 inferior")
+    assert region is not None
+    for t1, t2, limit in ((ph.t1, ph.t2, None), (ph.t1, None, 0.10), (None, ph.t2, 0.10)):
+        assert reference_marrow(ph.anatomy, region, t1=t1, t2=t2, max_half_difference=limit)[1] == WHOLE
 
 
 # --- synthetic studies through the whole pipeline ------------------------------------------------------------------

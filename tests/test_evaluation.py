@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from modic.evaluation.segmentation import _score
+from modic.evaluation.segmentation import CaseResult, _score
+from modic.evaluation.segmentation import summarise as summarise_seg
 from modic.evaluation.spider import FAILED, PatientGrading, _numbers, cohen_kappa, grading_metrics
 from modic.evaluation.synthetic import MISSED, scored_type, summarise
 from modic.segmentation.data import LumbarSegCase
@@ -70,6 +71,24 @@ def test_segmentation_score_matches_and_ignores_unlabelled_levels():
     assert result.level_correct is True
     wrong = _score(case, truth, predicted, {7: "S1", 8: "L5"}, to_world, 0.0)
     assert wrong.level_correct is False
+
+
+def test_segmentation_summary_counts_misnamed_cases_with_and_without_a_level_warning():
+    def result(name: str, correct: bool | None, warnings: tuple[str, ...]) -> CaseResult:
+        return CaseResult(name, "vertebral_body", 0.9, 3, 3, 0, {}, {}, correct, warnings, 1.0)
+
+    metrics = summarise_seg([
+        result("a", False, ("s1_small",)),
+        result("b", False, ()),
+        result("c", True, ("transitional_vertebra",)),
+        result("d", True, ()),
+        result("e", None, ("no_sacrum",)),
+    ])
+    assert metrics["n_misnamed_with_warning"] == 1
+    assert metrics["n_misnamed_without_warning"] == 1
+    assert metrics["n_correct_with_warning"] == 1
+    assert metrics["level_accuracy"] == 0.5
+    assert metrics["cases"][0]["level_warnings"] == ["s1_small"]
 
 
 def test_synthetic_summary_per_type():

@@ -128,6 +128,44 @@ def test_extending_a_finished_run_trains_the_new_epochs(tmp_path: Path) -> None:
     assert max_abs_difference(after_two, after_three) > 0.0
 
 
+def test_fine_tuning_starts_from_the_bundle_weights(tmp_path: Path) -> None:
+    """``training.initial_weights``: at learning rate 0 the fine-tuned bundle keeps the start bundle's weights."""
+    start = tmp_path / "start_bundle"
+    train(synthetic_smoke_config(tmp_path, training__epochs=1), output_dir=tmp_path / "start", device="cpu",
+          export_bundle=start)
+    start_weights = load_bundle(start).network.state_dict()
+
+    frozen = synthetic_smoke_config(tmp_path, seed=99, training__epochs=1, training__learning_rate=0.0,
+                                    training__initial_weights=str(start))
+    train(frozen, output_dir=tmp_path / "frozen", device="cpu", export_bundle=tmp_path / "frozen_bundle")
+    kept = load_bundle(tmp_path / "frozen_bundle")
+    assert state_dicts_equal(kept.network.state_dict(), start_weights)
+    assert kept.metadata["fine_tuned_from"] == str(start)
+
+    fresh = synthetic_smoke_config(tmp_path, seed=99, training__epochs=1, training__learning_rate=0.0)
+    train(fresh, output_dir=tmp_path / "fresh", device="cpu", export_bundle=tmp_path / "fresh_bundle")
+    assert not state_dicts_equal(load_bundle(tmp_path / "fresh_bundle").network.state_dict(), start_weights)
+    assert load_bundle(tmp_path / "fresh_bundle").metadata["fine_tuned_from"] is None
+
+    tuned = synthetic_smoke_config(tmp_path, seed=99, training__epochs=1, training__initial_weights=str(start))
+    train(tuned, output_dir=tmp_path / "tuned", device="cpu")
+    assert max_abs_difference(_checkpoint(tmp_path / "tuned" / "last.pt")["model"], start_weights) > 0.0
+
+
+def test_fine_tuning_refuses_weights_of_another_network(tmp_path: Path) -> None:
+    start = tmp_path / "start_bundle"
+    train(synthetic_smoke_config(tmp_path, training__epochs=1), output_dir=tmp_path / "start", device="cpu",
+          export_bundle=start)
+    wider = synthetic_smoke_config(tmp_path, training__epochs=1, training__initial_weights=str(start),
+                                   network_def__channels=[8, 16, 32])
+    with pytest.raises(ConfigError, match="does not fit network_def"):
+        train(wider, output_dir=tmp_path / "wider", device="cpu")
+    coarser = synthetic_smoke_config(tmp_path, training__epochs=1, training__initial_weights=str(start),
+                                     preprocessing__spacing_mm=1.0)
+    with pytest.raises(ConfigError, match="preprocessing"):
+        train(coarser, output_dir=tmp_path / "coarser", device="cpu")
+
+
 def test_partially_labelled_cases_with_validation(tmp_path: Path) -> None:
     """Real-layout cases (hand-made): validation Dice is logged every ``validate_every`` epochs and picks best.pt."""
     root = write_lumbar_seg(tmp_path / "lumbar_seg")

@@ -48,7 +48,9 @@ class EndplateFeatures:
     """Features of one endplate band; ``t1``/``t2`` are None when that sequence is absent.
 
     ``patches`` (spine-aligned T1/T2 patches, :mod:`modic.classification.patches`)
-    are only computed for classifiers that use them.
+    are only computed for classifiers that use them. ``reference_part`` says
+    which part of the reference region the signal was measured against
+    (:mod:`modic.classification.reference`).
     """
 
     endplate: str
@@ -59,6 +61,7 @@ class EndplateFeatures:
     band_depth_fraction: float
     band_voxels: int
     patches: np.ndarray | None = field(default=None, repr=False, compare=False)
+    reference_part: str = "whole"
 
     def vector(self) -> np.ndarray:
         """Feature vector in :data:`FEATURE_NAMES` order (NaN for an absent sequence)."""
@@ -108,10 +111,17 @@ def endplate_features(
     t1: np.ndarray | None,
     t2: np.ndarray | None,
     settings: Mapping[str, Any],
+    reference: np.ndarray | None = None,
 ) -> EndplateFeatures:
-    """Features of ``region`` from T1/T2 arrays on the anatomy's grid (``settings``: config ``voxels``)."""
+    """Features of ``region`` from T1/T2 arrays on the anatomy's grid (``settings``: config ``voxels``).
+
+    ``reference`` is the reference marrow mask to measure against
+    (:func:`modic.classification.reference.reference_marrow`); None: the
+    region's whole reference region.
+    """
     band = anatomy.endplate_map == region.label
-    reference = anatomy.reference_map == region.reference_label
+    if reference is None:
+        reference = anatomy.reference_map == region.reference_label
     all_references = anatomy.reference_map > 0
     window = _window(band | reference)
     band_w, reference_w, all_w = band[window], reference[window], all_references[window]

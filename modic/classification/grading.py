@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
+from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
 
@@ -80,10 +81,17 @@ def grade_study(
             region = anatomy.endplate(name)
             if region is None:
                 continue
-            features = endplate_features(anatomy, region, t1=t1, t2=t2, settings=config["voxels"])
+            reference, part = reference_marrow(
+                anatomy, region, t1=t1, t2=t2, max_half_difference=config["voxels"]["reference_half_difference"]
+            )
+            features = endplate_features(
+                anatomy, region, t1=t1, t2=t2, settings=config["voxels"], reference=reference
+            )
+            features = replace(features, reference_part=part)
             if getattr(classifier, "needs_patches", False):
                 grid = PatchGrid.from_mapping(config["patches"])
-                features = replace(features, patches=endplate_patches(anatomy, region, t1=t1, t2=t2, grid=grid))
+                patches = endplate_patches(anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
+                features = replace(features, patches=patches)
             decision = classifier.decide(features)
             region_fraction, height_fraction = extent(anatomy, name, features, decision.modic_type)
             grades.append(

@@ -52,13 +52,19 @@ def endplate_patches(
     t1: np.ndarray | None,
     t2: np.ndarray | None,
     grid: PatchGrid,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Patches ``(n_slices, 3, rows, cols)`` of one endplate; empty when its band is empty."""
+    """Patches ``(n_slices, 3, rows, cols)`` of one endplate; empty when its band is empty.
+
+    ``reference``: the reference marrow mask, as for
+    :func:`modic.classification.features.endplate_features`.
+    """
     band = anatomy.endplate_map == region.label
     if not band.any():
         return np.zeros((0, len(CHANNELS), grid.rows, grid.cols), dtype=np.float32)
     geometry = anatomy.geometry
-    reference = anatomy.reference_map == region.reference_label
+    if reference is None:
+        reference = anatomy.reference_map == region.reference_label
     into_body, ap = _frame(anatomy.spine_axes.get(region.vertebra, np.array([0.0, 0.0, 1.0])), region.side)
     band_points = geometry.world_coordinates(np.argwhere(band))
     depth = band_points @ into_body

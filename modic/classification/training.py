@@ -26,6 +26,7 @@ from modic.classification.features import FEATURE_NAMES
 from modic.classification.grading import LevelGrade
 from modic.classification.learned import MODEL_FILE
 from modic.classification.patches import PatchGrid, endplate_patches
+from modic.classification.reference import reference_marrow
 from modic.config import load_yaml
 from modic.errors import ConfigError, ModicError
 from modic.evaluation.spider import (
@@ -84,7 +85,7 @@ def spider_samples(
             if level.level not in truth[patient]:
                 continue
             for grade in level.endplates:
-                patches.append(_central_patch(analysis, grade.endplate, grid))
+                patches.append(_central_patch(analysis, grade.endplate, grid, voxels=config["classification"]["voxels"]))
                 samples.append(
                     EndplateSample(
                         group=f"spider:{patient}",
@@ -99,13 +100,21 @@ def spider_samples(
     return samples, _stack(patches, grid), truth, failed
 
 
-def _central_patch(analysis: Any, endplate: str, grid: PatchGrid) -> np.ndarray:
-    """The patch of the slice through the middle of the endplate's band (zeros when it is empty)."""
+def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: Mapping[str, Any]) -> np.ndarray:
+    """The patch of the slice through the middle of the endplate's band (zeros when it is empty).
+
+    Normalised by the same reference marrow as at inference (``voxels``: the config's ``classification.voxels``).
+    """
     region = analysis.anatomy.endplate(endplate)
     images = analysis.images
     t1 = images.t1.array if images.t1 is not None else None
     t2 = images.t2.array if images.t2 is not None else None
-    stack = endplate_patches(analysis.anatomy, region, t1=t1, t2=t2, grid=grid) if region is not None else None
+    stack = None
+    if region is not None:
+        reference, _ = reference_marrow(
+            analysis.anatomy, region, t1=t1, t2=t2, max_half_difference=voxels["reference_half_difference"]
+        )
+        stack = endplate_patches(analysis.anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
     if stack is None or not len(stack):
         return np.zeros((3, grid.rows, grid.cols), dtype=np.float32)
     return stack[len(stack) // 2]

@@ -87,12 +87,12 @@ def _write(path: Path, metrics: dict[str, Any]) -> None:
 
 
 def _seg_table(metrics: dict[str, Any]) -> str:
-    lines = [f"{'case':<12} {'structure':<15} {'dice':>6} {'matched':>8} {'levels':>7}"]
+    lines = [f"{'case':<12} {'structure':<15} {'dice':>6} {'matched':>8} {'levels':>7}  level warnings"]
     for case in metrics["cases"]:
         level = {True: "ok", False: "WRONG", None: "-"}[case["level_correct"]]
         lines.append(
             f"{case['case']:<12} {case['structure']:<15} {case['dice']:>6.3f} "
-            f"{case['n_matched']:>3}/{case['n_labelled']:<4} {level:>7}"
+            f"{case['n_matched']:>3}/{case['n_labelled']:<4} {level:>7}  {', '.join(case['level_warnings']) or '-'}"
         )
 
     def fmt(value: float | None) -> str:
@@ -101,5 +101,10 @@ def _seg_table(metrics: dict[str, Any]) -> str:
     lines.append(
         f"mean Dice: vertebral body {fmt(metrics['mean_dice_vertebral_body'])}, disc {fmt(metrics['mean_dice_disc'])}; "
         f"level accuracy {fmt(metrics['level_accuracy'])} ({metrics['n_cases_with_levels']} cases)"
+    )
+    lines.append(
+        f"misnamed cases: {metrics['n_misnamed_with_warning']} with a level warning, "
+        f"{metrics['n_misnamed_without_warning']} without; correctly named cases with a warning: "
+        f"{metrics['n_correct_with_warning']}"
     )
     return "\n".join(lines)

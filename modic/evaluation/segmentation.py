@@ -11,6 +11,11 @@ within the labelled cranio-caudal range; predicted instances outside that
 range (levels the annotators did not label, e.g. the sacrum of a set labelled
 from L5 upwards) are counted but not penalised. Level identification is
 correct for a case when every matched instance carries the labelled name.
+
+Each case also lists the level warnings ``modic analyze`` would raise for it
+(:func:`modic.levels.anatomy.level_flags`, severity "warning"), and the summary
+counts misnamed cases with and without one: the levels stage may be wrong,
+but it must not be wrong silently.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from modic.levels.instances import instances_from_settings
+from modic.levels.anatomy import level_flags
+from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
 from modic.segmentation.classes import SegClass
 from modic.segmentation.data import LumbarSegCase, load_nifti_volume, read_cases_csv
@@ -43,6 +49,7 @@ class CaseResult:
     instance_dice: dict[str, float]
     level_names: dict[str, str | None]
     level_correct: bool | None
+    level_warnings: tuple[str, ...]
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,6 +63,7 @@ class CaseResult:
             "instance_dice": {k: round(v, 4) for k, v in self.instance_dice.items()},
             "predicted_level_names": self.level_names,
             "level_correct": self.level_correct,
+            "level_warnings": list(self.level_warnings),
             "seconds": round(self.seconds, 2),
         }
 
@@ -72,13 +80,15 @@ def evaluate_case(
     probabilities = model.predict_probabilities(image)
     instances = instances_from_settings(probabilities, image, levels)
     naming = name_levels(instances.bones, instances.discs, levels)
+    flags = level_flags(naming, levels, split_bodies=instances.split_bodies, single_slice=is_single_slice(image))
+    warnings = tuple(dict.fromkeys(f.code for f in flags if f.severity == "warning"))
     if case.structure == "disc":
         predicted_map = instances.disc_map
         names = {c.label: name for name, c in naming.discs.items()}
     else:
         predicted_map = instances.bone_map
         names = {c.label: name for name, c in naming.vertebrae.items()}
-    return _score(case, truth, predicted_map, names, image.world_coordinates, started)
+    return _score(case, truth, predicted_map, names, image.world_coordinates, started, warnings=warnings)
 
 
 def _score(
@@ -88,6 +98,8 @@ def _score(
     names: Mapping[int, str],
     to_world: Any,
     started: float,
+    *,
+    warnings: tuple[str, ...] = (),
 ) -> CaseResult:
     import time
 
@@ -138,6 +150,7 @@ def _score(
         instance_dice=instance_dice,
         level_names=level_names,
         level_correct=(all(correct) if correct else False) if expected else None,
+        level_warnings=warnings,
         seconds=time.perf_counter() - started,
     )
 
@@ -170,6 +183,8 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
     instances = [
         name == expected for r in results for expected, name in r.level_names.items() if not expected.startswith("label ")
     ]
+    misnamed = [r for r in results if r.level_correct is False]
+    named = [r for r in results if r.level_correct is True]
     return {
         "mean_dice_vertebral_body": mean([r.dice for r in results if r.structure == "vertebral_body"]),
         "mean_dice_disc": mean([r.dice for r in results if r.structure == "disc"]),
@@ -177,5 +192,8 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
         "instance_level_accuracy": mean([float(v) for v in instances]),
         "n_cases": len(results),
         "n_cases_with_levels": len(level_cases),
+        "n_misnamed_with_warning": sum(bool(r.level_warnings) for r in misnamed),
+        "n_misnamed_without_warning": sum(not r.level_warnings for r in misnamed),
+        "n_correct_with_warning": sum(bool(r.level_warnings) for r in named),
         "cases": [r.as_dict() for r in results],
     }

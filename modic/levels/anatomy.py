@@ -19,7 +19,7 @@ from modic.levels.instances import (
     size_setting,
     voxel_size,
 )
-from modic.levels.labelling import Flag, check_body_sizes, name_levels
+from modic.levels.labelling import Flag, Naming, check_body_sizes, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
 
 
@@ -86,6 +86,26 @@ class SpineAnatomy:
         return next((e for e in self.endplates if e.name == name), None)
 
 
+def level_flags(naming: Naming, levels: Mapping[str, Any], *, split_bodies: int, single_slice: bool) -> list[Flag]:
+    """Every flag about the level names: the naming's own, oversized bodies, and bodies split apart.
+
+    ``modic analyze`` and ``modic evaluate seg`` both call this, so the evaluation
+    measures the warnings users see.
+    """
+    maximum = size_setting(levels, "max_vertebra", single_slice=single_slice)
+    flags = naming.flags + check_body_sizes(naming.vertebrae, maximum=maximum, unit="mm2" if single_slice else "mm3")
+    if split_bodies:
+        flags.append(
+            Flag(
+                "merged_bodies_split",
+                f"{split_bodies} extra vertebral bod{'y was' if split_bodies == 1 else 'ies were'} "
+                "separated from regions spanning several bodies (a disc was not segmented); check the level names",
+                severity="info",
+            )
+        )
+    return flags
+
+
 def build_anatomy(
     probabilities: np.ndarray,
     geometry: Volume,
@@ -105,17 +125,7 @@ def build_anatomy(
     semantic = class_labels(probabilities)
     instances = instances_from_settings(probabilities, geometry, levels, semantic=semantic)
     naming = name_levels(instances.bones, instances.discs, levels)
-    maximum = size_setting(levels, "max_vertebra", single_slice=single)
-    flags = naming.flags + check_body_sizes(naming.vertebrae, maximum=maximum, unit="mm2" if single else "mm3")
-    if instances.split_bodies:
-        flags.append(
-            Flag(
-                "merged_bodies_split",
-                f"{instances.split_bodies} extra vertebral bod{'y was' if instances.split_bodies == 1 else 'ies were'} "
-                "separated from regions spanning several bodies (a disc was not segmented); check the level names",
-                severity="info",
-            )
-        )
+    flags = level_flags(naming, levels, split_bodies=instances.split_bodies, single_slice=single)
 
     vertebrae = []
     vertebra_values = {}

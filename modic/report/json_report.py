@@ -147,6 +147,7 @@ def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
             "body_height_mm": region.body_height_mm,
             "reference_label": region.reference_label,
             "reference_voxels": region.reference_voxels,
+            "reference_part": features.reference_part,
             "measured_from_disc": region.from_disc,
         },
         "note": grade.note,

@@ -10,7 +10,7 @@ from typing import Any
 LEVEL_COLUMNS = (
     "study_key", "level", "level_modic_type", "endplate", "modic_type", "mixed", "confidence", "method",
     "region_fraction", "height_fraction", "t1_ratio_median", "t2_ratio_median", "region_voxels", "region_size",
-    "size_unit", "depth_mm", "reference_voxels", "note",
+    "size_unit", "depth_mm", "reference_voxels", "reference_part", "note",
 )
 
 
@@ -41,6 +41,7 @@ def endplate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "size_unit": unit,
                     "depth_mm": region.get("depth_mm", ""),
                     "reference_voxels": region.get("reference_voxels", ""),
+                    "reference_part": region.get("reference_part", ""),
                     "note": endplate["note"] or "",
                 }
             )

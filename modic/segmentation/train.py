@@ -211,6 +211,8 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and bool(training.get("amp", True)))
 
     start_epoch, best = _resume(out / "last.pt", config, network, optimiser, scheduler)
+    if start_epoch == 0 and training.get("initial_weights"):
+        _load_initial_weights(network, config)
     metrics_path = out / "metrics.csv"
     writer = _tensorboard(out)
     iterations = int(training["iterations_per_epoch"])
@@ -321,6 +323,7 @@ def bundle_metadata(
         "validation_cases": [c.name for c in val_cases],
         "validation_metrics": dict(best),
         "training_config_fingerprint": config.fingerprint(),
+        "fine_tuned_from": config.raw["training"].get("initial_weights"),
         "network_data_format": {
             "inputs": {
                 "image": {
@@ -349,6 +352,34 @@ def bundle_metadata(
             },
         },
     }
+
+
+def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None:
+    """Start from a bundle's weights to fine-tune it.
+
+    ``training.initial_weights`` names a shipped bundle (``spine_seg``) or a bundle folder.
+
+    The bundle's network must be the one ``network_def`` builds and its
+    preprocessing the config's, or the weights would be learned for other inputs.
+    """
+    from modic.bundles import resolve_bundle
+    from modic.segmentation.bundle import load_bundle
+
+    path = config.section("training")["initial_weights"]
+    bundle = load_bundle(resolve_bundle(path))
+    if bundle.settings != config.settings:
+        raise ConfigError(
+            f"{config.path}: training.initial_weights '{path}' was trained with preprocessing {bundle.settings}, "
+            f"not the config's {config.settings}; fine-tune with the bundle's settings"
+        )
+    try:
+        network.load_state_dict(bundle.network.state_dict())
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"{config.path}: training.initial_weights '{path}' does not fit network_def "
+            f"({' '.join(str(exc).split())[:200]}); use the bundle's network definition"
+        ) from None
+    log.info("starting from the weights of %s", bundle.path)
 
 
 def _resume(
