@@ -135,7 +135,7 @@ def test_every_shipped_bundle_has_a_model_card(name: str) -> None:
     from modic.resources import models_dir
 
     card = (models_dir() / name / "README.md").read_text(encoding="utf-8")
-    for heading in ("Research use only", "## Training", "## Measured" if name != "spine_seg" else "## Validation",
+    for heading in ("Research use only", "## Training", "## Measured metrics",
                     "## Data provenance and citations"):
         assert heading in card, f"{name} model card lacks {heading!r}"
     licences = (models_dir() / name / "docs" / "data_license.txt").read_text(encoding="utf-8")
