@@ -75,15 +75,19 @@ def grade_study(
     """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None)."""
     significance = [int(v) for v in config["level_significance"]]
     levels = []
+    # Both endplates of a vertebra share its reference marrow: choose it once.
+    references: dict[int, tuple[np.ndarray, str]] = {}
     for level in _graded_levels(anatomy):
         grades = []
         for name in level_endplates(level):
             region = anatomy.endplate(name)
             if region is None:
                 continue
-            reference, part = reference_marrow(
-                anatomy, region, t1=t1, t2=t2, max_half_difference=config["voxels"]["reference_half_difference"]
-            )
+            if region.reference_label not in references:
+                references[region.reference_label] = reference_marrow(
+                    anatomy, region, t1=t1, t2=t2, max_half_difference=config["voxels"]["reference_half_difference"]
+                )
+            reference, part = references[region.reference_label]
             features = endplate_features(
                 anatomy, region, t1=t1, t2=t2, settings=config["voxels"], reference=reference
             )
