@@ -87,6 +87,8 @@ RULES: dict[str, Check] = {
     "levels.min_s1_relative_size": _number(0, 10),
     "levels.gap_factor": _number(1),
     "levels.transitional_disc_ratio": _number(0, 1),
+    "levels.transitional_disc_min_size": _number(0, 10),
+    "levels.transitional_disc_distance": _number(0, 10),
     "endplates.depth.mode": _choice("fraction", "mm"),
     "endplates.depth.value": _number(0),
     "endplates.exclude_mm": _number(0, 10),

@@ -295,3 +295,88 @@ def test_a_merge_the_split_missed_is_flagged_by_its_size(studies):
         anatomy = anatomy_of(normal)
         assert not any(f.code == "merged_bodies_suspected" for f in anatomy.flags), anatomy.flags
         assert max(v.size for v in anatomy.vertebrae if v.name != "S1") < CONFIG["levels"]["max_vertebra_volume_mm3"]
+
+
+@pytest.mark.parametrize("with_enclosed_disc_split", [True, False])
+def test_bodies_bridged_around_a_found_disc_are_cut_at_it(studies, with_enclosed_disc_split, monkeypatch):
+    """A bony rim around the L4-L5 disc joins L4 and L5 although the disc itself was segmented.
+
+    The height test is switched off (``merge_factor`` 100), so only the cut
+    at the enclosed disc can keep the names; without it (the guard case) the
+    same input does shift them.
+    """
+    from modic.levels import instances as instances_module
+
+    study = studies[1]
+    semantic = study.semantic.array.astype(int).copy()
+    disc = study.disc_instances.array.astype(int) == 2
+    rim = disc & ~ndimage.binary_erosion(disc, iterations=2)
+    semantic[rim] = SegClass.VERTEBRAL_BODY
+    assert ndimage.label(np.isin(semantic, (SegClass.VERTEBRAL_BODY,)))[1] < len(study.truth["vertebrae"])
+    if not with_enclosed_disc_split:
+        monkeypatch.setattr(instances_module, "split_at_enclosed_discs", lambda cores, **_: cores)
+    levels = {**CONFIG["levels"], "merge_factor": 100.0}
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
+    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
+    assert (wrong == []) == with_enclosed_disc_split, wrong
+
+
+def test_small_bright_focus_inside_a_body_does_not_cut_it(studies):
+    """A disc-labelled blob in the middle of L4 (a vein, oedema) is no disc: L4 stays one body."""
+    study = studies[0]
+    semantic = study.semantic.array.astype(int).copy()
+    l4 = study.vertebra_instances.array.astype(int) == 3
+    centre = ndimage.center_of_mass(l4)
+    blob = np.zeros_like(l4)
+    blob[tuple(slice(int(c) - 1, int(c) + 2) for c in centre)] = True
+    semantic[blob & l4] = SegClass.DISC
+    anatomy = anatomy_of(study, semantic)
+    assert [p for p, t in name_pairs(anatomy, study) if p != t] == []
+    assert not [f for f in anatomy.flags if f.severity == "warning"], anatomy.flags
+
+
+def test_small_remnant_or_distant_disc_below_s1_is_not_transitional(studies):
+    """A thin residual S1-S2 disc (normal in adults) or a disc-like blob deep in the pelvis raises no flag."""
+    study = studies[2]
+    for depth_mm, size_fraction in ((12.0, 0.05), (90.0, 0.6)):
+        semantic = study.semantic.array.astype(int).copy()
+        s1 = np.argwhere(semantic == SegClass.S1)
+        world = study.t1.world_coordinates(s1)
+        lumbar_disc = int((study.disc_instances.array.astype(int) == 2).sum())
+        target = world.mean(axis=0) - np.array([0.0, 0.0, depth_mm])
+        inside = np.argwhere(semantic == SegClass.BACKGROUND)
+        nearest = np.argsort(np.linalg.norm(study.t1.world_coordinates(inside) - target, axis=1))
+        semantic[tuple(inside[nearest[: int(size_fraction * lumbar_disc)]].T)] = SegClass.DISC
+        anatomy = anatomy_of(study, semantic)
+        assert "transitional_vertebra_suspected" not in {f.code for f in anatomy.flags}, (depth_mm, anatomy.flags)
+
+
+def test_lumbosacral_disc_level_with_s1_centroid_is_still_found():
+    """With a steep sacrum the L5-S1 disc's centroid lies as low as S1's (a real case): it is still L5-S1."""
+    from modic.levels.instances import Component
+    from modic.levels.labelling import name_levels
+
+    def component(label: int, ras: tuple[float, float, float], size: float, s1: float = 0.0) -> Component:
+        return Component(label, int(size), size, np.zeros(3), np.array(ras, dtype=float), s1_fraction=s1)
+
+    bones = [
+        component(1, (-25, -135, -252), 38000, s1=1.0),
+        component(2, (-27, -109, -236), 44000),
+        component(3, (-26, -101, -197), 44300),
+        component(4, (-26, -99, -160), 42300),
+    ]
+    discs = [component(11, (-25, -116, -252), 14600), component(12, (-27, -102, -218), 22200),
+             component(13, (-28, -98, -179), 19200)]
+    naming = name_levels(bones, discs, CONFIG["levels"])
+    assert naming.discs["L5-S1"].label == 11
+    assert not [f for f in naming.flags if f.code in ("disc_not_found", "transitional_vertebra_suspected")]
+
+
+def test_fragments_do_not_set_the_typical_body_size():
+    """Many small pelvic pieces must not pull the median down far enough to keep a mid-sized fragment."""
+    from modic.levels.instances import _drop_fragments
+
+    sizes = [38, 40, 41, 42, 44, 45, 46, 7, 3, 3, 3, 3, 3, 3]
+    cores = np.concatenate([np.full(size, label, dtype=np.int32) for label, size in enumerate(sizes, start=1)])
+    kept = set(np.unique(_drop_fragments(cores, min_relative_size=0.2))) - {0}
+    assert kept == {1, 2, 3, 4, 5, 6, 7}

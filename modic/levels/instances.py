@@ -111,6 +111,16 @@ def find_instances(
     keep = np.concatenate([[False], counts * unit >= np.where(s1_share >= 0.5, min_s1, min_bone)])
     cores = np.where(keep[cores], cores, 0)
     before = len(np.unique(cores)) - 1
+    disc_labels, _ = ndimage.label(disc, structure=structure)
+    cores = split_at_enclosed_discs(
+        cores,
+        disc_labels=disc_labels,
+        spacing=spacing,
+        superior=_superior_axis(volume),
+        min_disc_voxels=min_disc / unit,
+        min_relative_size=min_relative_size,
+        min_part_fraction=split_min_fraction,
+    )
     cores = split_merged_bodies(
         cores,
         discs=disc,
@@ -129,7 +139,6 @@ def find_instances(
                         bone_probability=probabilities[SegClass.VERTEBRAL_BODY] + probabilities[SegClass.S1], box=box,
                         origin=origin)
 
-    disc_labels, _ = ndimage.label(disc, structure=structure)
     disc_map[box] = disc_labels
     discs = [c for c in _components(disc_map, volume, unit, box=box, origin=origin) if c.size >= min_disc]
     disc_map[box] = np.where(np.isin(disc_labels, [c.label for c in discs]), disc_labels, 0)
@@ -141,6 +150,69 @@ def find_instances(
         single_slice=is_single_slice(volume),
         split_bodies=split,
     )
+
+
+def split_at_enclosed_discs(
+    cores: np.ndarray,
+    *,
+    disc_labels: np.ndarray,
+    spacing: np.ndarray,
+    superior: np.ndarray,
+    min_disc_voxels: float,
+    min_relative_size: float,
+    min_part_fraction: float,
+) -> np.ndarray:
+    """Cut every body instance that lies on both sides of a segmented disc along that disc's plane.
+
+    Bone bridging around a disc (osteophytes, a thin bony rim the disc
+    mask does not cover) keeps two bodies in one instance although the disc
+    between them was found; the height test of :func:`split_merged_bodies`
+    misses such pairs when the typical height is itself inflated by merges.
+    A disc counts when it holds at least ``min_relative_size`` of the median
+    disc (so a bright focus inside a body, a vein or oedema, does not), and
+    the cut is kept only when both parts hold at least ``min_part_fraction``
+    of the median body. The plane is the disc's own mid-plane (its direction
+    of least spread), so tilted lumbosacral discs are cut along their tilt.
+    """
+    disc_sizes = np.bincount(disc_labels.ravel())[1:]
+    body_sizes = np.bincount(cores.ravel())[1:]
+    if not len(disc_sizes) or np.count_nonzero(body_sizes) < 2:
+        return cores
+    formed = disc_sizes[disc_sizes >= min_disc_voxels]
+    if not len(formed):
+        return cores
+    least = max(min_disc_voxels, min_relative_size * float(np.median(formed)))
+    typical_body = float(np.median(body_sizes[body_sizes > 0]))
+    flat = np.asarray(cores.shape) == 1
+    out = cores.copy()
+    next_label = int(cores.max()) + 1
+    for label, box in _label_boxes(disc_labels).items():
+        if disc_sizes[label - 1] < least:
+            continue
+        points = (np.argwhere(disc_labels[box] == label) + np.array([b.start for b in box])) * spacing
+        centre = points.mean(axis=0)
+        spread = np.cov(points.T) + np.diag(np.where(flat, 1e9, 0.0))
+        normal = np.linalg.eigh(spread)[1][:, 0]
+        normal = normal if normal @ superior >= 0 else -normal
+        half = float(np.percentile(np.abs((points - centre) @ normal), 95))
+        above, below = (_label_at(out, centre + sign * (half + 3.0) * normal, spacing) for sign in (1, -1))
+        if above == 0 or above != below:
+            continue
+        index = np.argwhere(out == above)
+        upper = ((index * spacing - centre) @ normal) > 0
+        if min(upper.sum(), (~upper).sum()) < min_part_fraction * typical_body:
+            continue
+        out[tuple(index[upper].T)] = next_label
+        next_label += 1
+    return out
+
+
+def _label_at(labels: np.ndarray, point_mm: np.ndarray, spacing: np.ndarray) -> int:
+    """The label at a point given in mm from the array origin, or 0 outside the array."""
+    index = np.rint(point_mm / spacing).astype(int)
+    if np.any(index < 0) or np.any(index >= labels.shape):
+        return 0
+    return int(labels[tuple(index)])
 
 
 def split_merged_bodies(
@@ -204,16 +276,22 @@ def split_merged_bodies(
 def _drop_fragments(cores: np.ndarray, *, min_relative_size: float) -> np.ndarray:
     """``cores`` without components smaller than ``min_relative_size`` of the median one (with three or more).
 
-    A fragment far smaller than the typical body (a piece of posterior element or
-    of a mislabelled disc) is not a vertebra: counted, it would shift every level
-    name above it. Applied after :func:`split_merged_bodies`, whose typical body
-    size it does not change.
+    A fragment far smaller than the typical body (a piece of posterior element,
+    of the pelvis or of a mislabelled disc) is not a vertebra: counted, it would
+    shift every level name above it. Fragments must not set the typical size
+    themselves, so the median is taken again over what remains until nothing
+    more is dropped (many pelvic pieces otherwise pull it down far enough to
+    keep the larger ones). Applied after :func:`split_merged_bodies`, whose
+    typical body size it does not change.
     """
     counts = np.bincount(cores.ravel())
-    present = np.flatnonzero(counts[1:]) + 1
-    if len(present) < 3:
-        return cores
-    fragments = present[counts[present] < min_relative_size * np.median(counts[present])]
+    kept = np.flatnonzero(counts[1:]) + 1
+    while len(kept) >= 3:
+        bodies = kept[counts[kept] >= min_relative_size * np.median(counts[kept])]
+        if len(bodies) == len(kept):
+            break
+        kept = bodies
+    fragments = np.setdiff1d(np.flatnonzero(counts[1:]) + 1, kept)
     return np.where(np.isin(cores, fragments), 0, cores) if len(fragments) else cores
 
 

@@ -69,8 +69,7 @@ def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings
     ordered = sorted(naming.vertebrae.items(), key=lambda item: item[1].superior_mm)
     _check_gaps(ordered, float(settings["gap_factor"]), naming.flags)
     _assign_discs(ordered, discs, naming)
-    if s1 is not None:
-        _check_transitional(s1, discs, naming, float(settings["transitional_disc_ratio"]))
+    _check_transitional(naming, discs, settings)
     return naming
 
 
@@ -166,14 +165,17 @@ def _check_gaps(ordered: Sequence[tuple[str, Component]], factor: float, flags: 
 
 
 def _assign_discs(ordered: Sequence[tuple[str, Component]], discs: Sequence[Component], naming: Naming) -> None:
+    """Give each pair of neighbouring bodies the disc nearest their midpoint, within the sphere between them.
+
+    The sphere, not the heights of the centroids, decides what lies between
+    two bodies: with a steep sacral slope the L5-S1 disc's centroid can lie
+    level with, or below, the centroid of S1.
+    """
     free = list(discs)
     for (lower_name, lower), (upper_name, upper) in zip(ordered[:-1], ordered[1:]):
         midpoint = (lower.centroid_ras + upper.centroid_ras) / 2
         half = np.linalg.norm(upper.centroid_ras - lower.centroid_ras) / 2
-        between = [
-            d for d in free
-            if lower.superior_mm < d.superior_mm < upper.superior_mm and np.linalg.norm(d.centroid_ras - midpoint) < half
-        ]
+        between = [d for d in free if np.linalg.norm(d.centroid_ras - midpoint) < half]
         if not between:
             naming.flags.append(
                 Flag(
@@ -189,18 +191,41 @@ def _assign_discs(ordered: Sequence[tuple[str, Component]], discs: Sequence[Comp
         free.remove(chosen)
 
 
-def _check_transitional(s1: Component, discs: Sequence[Component], naming: Naming, ratio: float) -> None:
-    below = [d for d in discs if d.superior_mm < s1.superior_mm and d not in naming.discs.values()]
-    if below:
-        naming.flags.append(
-            Flag(
-                "transitional_vertebra_suspected",
-                "a disc-like structure lies below the body named S1: S1 may be lumbarised (transitional "
-                "vertebra); names count upwards from that body, which may differ from counting down from C2",
+def _check_transitional(naming: Naming, discs: Sequence[Component], settings: Mapping[str, Any]) -> None:
+    """Flag a formed disc directly below S1 (lumbarised S1) or a much smaller L5-S1 disc (sacralised L5).
+
+    A residual S1-S2 disc, a thin remnant seen in many adults, is normal: a
+    disc below S1 counts only when it is at least ``transitional_disc_min_size``
+    of the median named lumbar disc and lies within ``transitional_disc_distance``
+    times the S1-to-L5 distance of S1, caudal along that axis. Disc-like
+    structures further away (bowel, bladder, the lower sacrum) say nothing
+    about the lumbosacral junction.
+    """
+    s1, l5 = naming.vertebrae.get("S1"), naming.vertebrae.get("L5")
+    lumbar_discs = [d.size for name, d in naming.discs.items() if name in ("L3-L4", "L4-L5", "L5-S1")]
+    if s1 is not None and l5 is not None and lumbar_discs:
+        axis = l5.centroid_ras - s1.centroid_ras
+        reach = float(settings["transitional_disc_distance"]) * float(np.linalg.norm(axis))
+        minimum = float(settings["transitional_disc_min_size"]) * float(np.median(lumbar_discs))
+        below = [
+            d for d in discs
+            if d not in naming.discs.values()
+            and float(np.dot(d.centroid_ras - s1.centroid_ras, axis)) < 0
+            and float(np.linalg.norm(d.centroid_ras - s1.centroid_ras)) < reach
+            and d.size >= minimum
+        ]
+        if below:
+            naming.flags.append(
+                Flag(
+                    "transitional_vertebra_suspected",
+                    f"a disc of {below[0].size / float(np.median(lumbar_discs)):.2f} of the lumbar discs' size lies "
+                    "directly below the body named S1: S1 may be lumbarised (transitional vertebra); names count "
+                    "upwards from that body, which may differ from counting down from C2",
+                )
             )
-        )
     lumbosacral = naming.discs.get("L5-S1")
     above = naming.discs.get("L4-L5")
+    ratio = float(settings["transitional_disc_ratio"])
     if lumbosacral is not None and above is not None and lumbosacral.size < ratio * above.size:
         naming.flags.append(
             Flag(
