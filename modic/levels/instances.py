@@ -14,6 +14,10 @@ from modic.io.volume import Volume
 from modic.segmentation.classes import SegClass
 
 
+PROBE_INTO_BONE_MM = 2.0
+"""How far past the bone cut away around a disc (``disc_separation_mm``) a body is looked for."""
+
+
 @dataclass(frozen=True)
 class Component:
     """One connected structure.
@@ -117,6 +121,7 @@ def find_instances(
         disc_labels=disc_labels,
         spacing=spacing,
         superior=_superior_axis(volume),
+        probe_mm=disc_separation_mm + PROBE_INTO_BONE_MM,
         min_disc_voxels=min_disc / unit,
         min_relative_size=min_relative_size,
         min_part_fraction=split_min_fraction,
@@ -158,11 +163,15 @@ def split_at_enclosed_discs(
     disc_labels: np.ndarray,
     spacing: np.ndarray,
     superior: np.ndarray,
+    probe_mm: float,
     min_disc_voxels: float,
     min_relative_size: float,
     min_part_fraction: float,
 ) -> np.ndarray:
     """Cut every body instance that lies on both sides of a segmented disc along that disc's plane.
+
+    "Both sides" is read ``probe_mm`` beyond the disc's surface along its
+    normal, above and below its centre.
 
     Bone bridging around a disc (osteophytes, a thin bony rim the disc
     mask does not cover) keeps two bodies in one instance although the disc
@@ -195,7 +204,7 @@ def split_at_enclosed_discs(
         normal = np.linalg.eigh(spread)[1][:, 0]
         normal = normal if normal @ superior >= 0 else -normal
         half = float(np.percentile(np.abs((points - centre) @ normal), 95))
-        above, below = (_label_at(out, centre + sign * (half + 3.0) * normal, spacing) for sign in (1, -1))
+        above, below = (_label_at(out, centre + sign * (half + probe_mm) * normal, spacing) for sign in (1, -1))
         if above == 0 or above != below:
             continue
         index = np.argwhere(out == above)
