@@ -73,6 +73,7 @@ class Models:
             device=resolve_device(device),
             batch_size=int(config["segmentation"].get("batch_size", 16)),
             cpu_precision=str(config["segmentation"]["cpu_precision"]),
+            background_weight=loaded.background_weight,
         )
         classifier, classifier_info = load_classifier(config["classification"])
         info = {
@@ -80,6 +81,7 @@ class Models:
                 "bundle": loaded.path.name,
                 "version": loaded.metadata.get("version"),
                 "sha256": loaded.metadata.get("modic_model_sha256"),
+                "background_weight": loaded.background_weight,
             },
             "classifier": classifier_info,
         }

@@ -140,3 +140,41 @@ def test_every_shipped_bundle_has_a_model_card(name: str) -> None:
         assert heading in card, f"{name} model card lacks {heading!r}"
     licences = (models_dir() / name / "docs" / "data_license.txt").read_text(encoding="utf-8")
     assert "Research use only" in licences and "data/README.md" in licences
+
+
+def _set_background_weight(bundle: Path, value: Any) -> None:
+    path = bundle / "configs" / "inference.json"
+    inference = json.loads(path.read_text())
+    inference["modic"]["background_weight"] = value
+    path.write_text(json.dumps(inference))
+
+
+def test_background_weight_defaults_to_one_and_is_read(bundle: Path) -> None:
+    assert load_bundle(bundle).background_weight == 1.0
+    _set_background_weight(bundle, 2.5)
+    assert load_bundle(bundle).background_weight == 2.5
+
+
+@pytest.mark.parametrize("value", [0, -1.0, "3", True, None])
+def test_invalid_background_weight_is_a_model_error(bundle: Path, value: Any) -> None:
+    _set_background_weight(bundle, value)
+    with pytest.raises(ModelError, match=r"background_weight .* must be a positive number"):
+        load_bundle(bundle)
+
+
+def test_background_weight_shifts_decisions_as_reweighting_does(bundle: Path) -> None:
+    """The weight added as a logit offset equals reweighting the plain probabilities, and it shrinks structures."""
+    import numpy as np
+
+    from modic.io.volume import Volume
+    from modic.segmentation.infer import SegmentationModel, reweight_background
+
+    rng = np.random.default_rng(0)
+    volume = Volume(rng.normal(100, 30, size=(3, 40, 36)).astype(np.float32), np.diag([4.0, 2.0, 2.0, 1.0]))
+    loaded = load_bundle(bundle)
+    plain = SegmentationModel(loaded.network, settings=loaded.settings).predict_probabilities(volume)
+    weighted = SegmentationModel(loaded.network, settings=loaded.settings, background_weight=3.0)
+    shifted = weighted.predict_probabilities(volume)
+    np.testing.assert_allclose(shifted, reweight_background(plain, 3.0), atol=1e-5)
+    assert np.allclose(shifted.sum(axis=0), 1.0, atol=1e-5)
+    assert (shifted.argmax(axis=0) == 0).sum() > (plain.argmax(axis=0) == 0).sum()

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
@@ -75,9 +76,27 @@ def evaluate_case(
     import time
 
     started = time.perf_counter()
+    image, truth = load_case(root, case)
+    return score_probabilities(case, image, truth, model.predict_probabilities(image), levels=levels, started=started)
+
+
+def load_case(root: Path, case: LumbarSegCase) -> tuple[Volume, np.ndarray]:
+    """The image of ``case`` and its instance labels (``int32``)."""
     image = load_nifti_volume(root / "images" / f"{case.case}.nii.gz")
     truth = np.rint(load_nifti_volume(root / "labels" / f"{case.case}.nii.gz").array).astype(np.int32)
-    probabilities = model.predict_probabilities(image)
+    return image, truth
+
+
+def score_probabilities(
+    case: LumbarSegCase,
+    image: Volume,
+    truth: np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    levels: Mapping[str, Any],
+    started: float,
+) -> CaseResult:
+    """Instances, level names and scores of one case from its class probabilities (see module docstring)."""
     instances = instances_from_settings(probabilities, image, levels)
     naming = name_levels(instances.bones, instances.discs, levels)
     flags = level_flags(naming, levels, split_bodies=instances.split_bodies, single_slice=is_single_slice(image))

@@ -40,10 +40,19 @@ class PreprocessSettings:
 
 @dataclass(frozen=True)
 class LoadedBundle:
+    """A segmentation bundle in memory.
+
+    ``background_weight`` (``modic.background_weight`` in ``inference.json``,
+    1 when absent) multiplies the background probability before the classes
+    are renormalised: a decision calibration of this network, chosen on its
+    training cases by ``scripts/calibrate_seg.py``, not a preprocessing step.
+    """
+
     network: torch.nn.Module
     settings: PreprocessSettings
     metadata: dict[str, Any]
     path: Path
+    background_weight: float = 1.0
 
 
 def default_bundle_path() -> Path:
@@ -60,7 +69,14 @@ def load_bundle(path: str | Path | None = None) -> LoadedBundle:
             f"model bundle file '{bundle.path / 'configs' / 'inference.json'}' lacks valid 'modic' preprocessing "
             f"settings ({type(exc).__name__}: {' '.join(str(exc).split())}); {BUNDLE_FIX}"
         ) from None
-    return LoadedBundle(network=bundle.network, settings=settings, metadata=bundle.metadata, path=bundle.path)
+    weight = bundle.settings.get("background_weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+        raise ModelError(
+            f"model bundle file '{bundle.path / 'configs' / 'inference.json'}' has modic.background_weight "
+            f"{weight!r}; it must be a positive number (1 leaves the network's probabilities as they are)"
+        )
+    return LoadedBundle(network=bundle.network, settings=settings, metadata=bundle.metadata, path=bundle.path,
+                        background_weight=float(weight))
 
 
 def save_bundle(

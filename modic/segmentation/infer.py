@@ -10,6 +10,8 @@ alone, from T2 alone, and fuses both when present.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -37,6 +39,8 @@ class SegmentationModel:
         cpu_precision: on a CPU, ``float32``, ``bfloat16`` (mixed precision, about twice as fast
             where the CPU computes bfloat16 natively) or ``auto`` (``bfloat16`` exactly on such CPUs).
             On a GPU the network always runs in float16 mixed precision.
+        background_weight: multiplies the background probability before the classes are
+            renormalised (the bundle's calibration, :class:`~modic.segmentation.bundle.LoadedBundle`).
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class SegmentationModel:
         device: str | torch.device = "cpu",
         batch_size: int = 16,
         cpu_precision: str = "float32",
+        background_weight: float = 1.0,
     ) -> None:
         if cpu_precision not in CPU_PRECISIONS:
             raise ConfigError(
@@ -58,11 +63,12 @@ class SegmentationModel:
         self.batch_size = batch_size
         self.cpu_bfloat16 = cpu_precision == "bfloat16" or (cpu_precision == "auto" and cpu_has_native_bfloat16())
         self.inferer = SimpleInferer()
+        self.background_offset = math.log(background_weight)
 
     @classmethod
     def from_bundle(cls, path: str | None = None, *, device: str | torch.device = "cpu") -> SegmentationModel:
         bundle: LoadedBundle = load_bundle(path)
-        return cls(bundle.network, settings=bundle.settings, device=device)
+        return cls(bundle.network, settings=bundle.settings, device=device, background_weight=bundle.background_weight)
 
     def network_input(self, volume: Volume) -> tuple[torch.Tensor, NetworkGrid]:
         """The normalised network-grid stack ``(slices, rows, cols)`` of ``volume`` and its grid."""
@@ -116,7 +122,10 @@ class SegmentationModel:
             batch = slices[start : start + self.batch_size, None].to(self.device, non_blocking=True)
             with autocast:
                 logits = self.inferer(batch, self.network)
-            outputs.append(torch.softmax(logits.float(), dim=1).cpu())
+            logits = logits.float()
+            if self.background_offset:
+                logits[:, 0] += self.background_offset
+            outputs.append(torch.softmax(logits, dim=1).cpu())
         return torch.cat(outputs)
 
     def predict_probabilities(self, volume: Volume) -> np.ndarray:
@@ -138,6 +147,18 @@ def cpu_has_native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so mixed precision pays off."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def reweight_background(probabilities: np.ndarray, weight: float) -> np.ndarray:
+    """``(C, ...)`` class probabilities with the background (class 0) multiplied by ``weight``, renormalised.
+
+    The same as a :class:`SegmentationModel` built with ``background_weight=weight``
+    (a log-weight added to the background logit before the softmax), applied afterwards.
+    """
+    scaled = np.array(probabilities, dtype=np.float32, copy=True)
+    scaled[0] *= weight
+    scaled /= np.maximum(scaled.sum(axis=0, keepdims=True), np.finfo(np.float32).tiny)
+    return scaled
 
 
 def fuse_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
