@@ -23,10 +23,13 @@ def test_kappa_matches_scikit_learn():
 def test_grading_metrics_hand_worked():
     results = [
         PatientGrading("1", {"L3-L4": 0, "L4-L5": 2, "L5-S1": 2}, {"L3-L4": 0, "L4-L5": 2, "L5-S1": 0}, {}),
-        PatientGrading("2", {"L3-L4": 0, "L4-L5": 0, "L5-S1": 0}, {"L3-L4": 0, "L4-L5": 1, "L5-S1": 0}, {}),
+        PatientGrading("2", {"L3-L4": 0, "L4-L5": 0, "L5-S1": 0}, {"L3-L4": 0, "L4-L5": 1, "L5-S1": 0}, {},
+                       warnings=("s1_small",)),
         PatientGrading("3", {"L3-L4": 0, "L4-L5": 0, "L5-S1": 2}, {}, {}, error="no vertebral body was found"),
     ]
     metrics = grading_metrics(results)
+    assert metrics["n_patients_with_warning"] == 1
+    assert [p["warnings"] for p in metrics["patients"]] == [[], ["s1_small"], []]
     assert metrics["n_levels"] == 9 and metrics["n_patients"] == 3
     # presence: truth positives are 1:L4-L5, 1:L5-S1, 3:L5-S1; the failed patient counts as wrong.
     # TP = 1 (1:L4-L5); FN = 2; TN = 2:L3-L4, 2:L5-S1, 1:L3-L4 = 3; FP = 2:L4-L5 + failed 3:L3-L4, 3:L4-L5 = 3

@@ -35,6 +35,7 @@ class PatientGrading:
     predicted: dict[str, int]
     confidence: dict[str, float]
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def read_gradings(root: Path) -> dict[str, dict[str, int]]:
@@ -108,7 +109,8 @@ def analyse_patient(
     confidence = {g.level: g.confidence for g in analysis.levels}
     missing = [level for level in truth if level not in predicted]
     error = f"levels not graded: {', '.join(missing)}" if missing else None
-    return PatientGrading(patient, dict(truth), predicted, confidence, error=error)
+    warnings = tuple(dict.fromkeys(f.code for f in analysis.warnings if f.severity == "warning"))
+    return PatientGrading(patient, dict(truth), predicted, confidence, error=error, warnings=warnings)
 
 
 def evaluate_spider(root: str | Path, *, models: Any, config: Mapping[str, Any], progress: bool = True) -> dict[str, Any]:
@@ -174,8 +176,10 @@ def grading_metrics(results: Sequence[PatientGrading]) -> dict[str, Any]:
         "patient_specificity": patient["specificity"],
         "patient_balanced_accuracy": patient["balanced_accuracy"],
         "failed": [{"patient": r.patient, "reason": r.error} for r in results if r.error],
+        "n_patients_with_warning": sum(bool(r.warnings) for r in results),
         "patients": [
-            {"patient": r.patient, "truth": r.truth, "predicted": r.predicted, "confidence": r.confidence, "error": r.error}
+            {"patient": r.patient, "truth": r.truth, "predicted": r.predicted, "confidence": r.confidence,
+             "warnings": list(r.warnings), "error": r.error}
             for r in results
         ],
     }
@@ -228,7 +232,8 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     rows += [
-        f"levels {metrics['n_levels']} of {metrics['n_patients']} patients; failed patients: {len(metrics['failed'])}",
+        f"levels {metrics['n_levels']} of {metrics['n_patients']} patients; failed patients: {len(metrics['failed'])}; "
+        f"patients with a warning: {metrics['n_patients_with_warning']}",
         f"presence: balanced accuracy {fmt(metrics['presence_balanced_accuracy'])}, sensitivity "
         f"{fmt(metrics['presence_sensitivity'])}, specificity {fmt(metrics['presence_specificity'])}, "
         f"kappa {fmt(metrics['presence_kappa'])}",
