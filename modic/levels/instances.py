@@ -15,7 +15,7 @@ from modic.segmentation.classes import SegClass
 
 
 PROBE_INTO_BONE_MM = 2.0
-"""How far past the bone cut away around a disc (``disc_separation_mm``) a body is looked for."""
+"""How far past the bone cut away around a disc (``disc_separation_mm``) the bodies next to it are looked for."""
 
 
 @dataclass(frozen=True)
@@ -170,18 +170,18 @@ def split_at_enclosed_discs(
 ) -> np.ndarray:
     """Cut every body instance that lies on both sides of a segmented disc along that disc's plane.
 
-    "Both sides" is read ``probe_mm`` beyond the disc's surface along its
-    normal, above and below its centre.
-
     Bone bridging around a disc (osteophytes, a thin bony rim the disc
     mask does not cover) keeps two bodies in one instance although the disc
     between them was found; the height test of :func:`split_merged_bodies`
     misses such pairs when the typical height is itself inflated by merges.
-    A disc counts when it holds at least ``min_relative_size`` of the median
-    disc (so a bright focus inside a body, a vein or oedema, does not), and
-    the cut is kept only when both parts hold at least ``min_part_fraction``
-    of the median body. The plane is the disc's own mid-plane (its direction
-    of least spread), so tilted lumbosacral discs are cut along their tilt.
+    "Both sides": the body voxels within ``probe_mm`` of the disc, split by
+    the disc's mid-plane, belong mostly to the same instance above and below
+    it. A disc counts when it holds at least ``min_relative_size`` of the
+    median disc (so a bright focus inside a body, a vein or oedema, does
+    not), and the cut is kept only when both parts hold at least
+    ``min_part_fraction`` of the median body. The plane is the disc's own
+    mid-plane (its direction of least spread), so tilted lumbosacral discs
+    are cut along their tilt.
     """
     disc_sizes = np.bincount(disc_labels.ravel())[1:]
     body_sizes = np.bincount(cores.ravel())[1:]
@@ -193,6 +193,8 @@ def split_at_enclosed_discs(
     least = max(min_disc_voxels, min_relative_size * float(np.median(formed)))
     typical_body = float(np.median(body_sizes[body_sizes > 0]))
     flat = np.asarray(cores.shape) == 1
+    reach = _ball(probe_mm, spacing)
+    margin = np.asarray(reach.shape) // 2
     out = cores.copy()
     next_label = int(cores.max()) + 1
     for label, box in _label_boxes(disc_labels).items():
@@ -200,28 +202,33 @@ def split_at_enclosed_discs(
             continue
         points = (np.argwhere(disc_labels[box] == label) + np.array([b.start for b in box])) * spacing
         centre = points.mean(axis=0)
-        spread = np.cov(points.T) + np.diag(np.where(flat, 1e9, 0.0))
-        normal = np.linalg.eigh(spread)[1][:, 0]
+        normal = np.linalg.eigh(np.cov(points.T) + np.diag(np.where(flat, 1e9, 0.0)))[1][:, 0]
         normal = normal if normal @ superior >= 0 else -normal
-        half = float(np.percentile(np.abs((points - centre) @ normal), 95))
-        above, below = (_label_at(out, centre + sign * (half + probe_mm) * normal, spacing) for sign in (1, -1))
-        if above == 0 or above != below:
+        around = tuple(
+            slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(box, margin, out.shape)
+        )
+        near = ndimage.binary_dilation(disc_labels[around] == label, structure=reach) & (out[around] > 0)
+        index = np.argwhere(near) + np.array([a.start for a in around])
+        side = ((index * spacing - centre) @ normal) > 0
+        body = _enclosing_label(out[tuple(index.T)], side)
+        if body is None:
             continue
-        index = np.argwhere(out == above)
-        upper = ((index * spacing - centre) @ normal) > 0
+        members = np.argwhere(out == body)
+        upper = ((members * spacing - centre) @ normal) > 0
         if min(upper.sum(), (~upper).sum()) < min_part_fraction * typical_body:
             continue
-        out[tuple(index[upper].T)] = next_label
+        out[tuple(members[upper].T)] = next_label
         next_label += 1
     return out
 
 
-def _label_at(labels: np.ndarray, point_mm: np.ndarray, spacing: np.ndarray) -> int:
-    """The label at a point given in mm from the array origin, or 0 outside the array."""
-    index = np.rint(point_mm / spacing).astype(int)
-    if np.any(index < 0) or np.any(index >= labels.shape):
-        return 0
-    return int(labels[tuple(index)])
+def _enclosing_label(labels: np.ndarray, upper: np.ndarray) -> int | None:
+    """The instance holding most body voxels next to a disc on both of its sides, or None when they differ."""
+    if not upper.any() or upper.all():
+        return None
+    above = np.bincount(labels[upper]).argmax()
+    below = np.bincount(labels[~upper]).argmax()
+    return int(above) if above == below else None
 
 
 def split_merged_bodies(
