@@ -206,7 +206,8 @@ def _check_transitional(naming: Naming, discs: Sequence[Component], settings: Ma
     if s1 is not None and l5 is not None and lumbar_discs:
         axis = l5.centroid_ras - s1.centroid_ras
         reach = float(settings["transitional_disc_distance"]) * float(np.linalg.norm(axis))
-        minimum = float(settings["transitional_disc_min_size"]) * float(np.median(lumbar_discs))
+        typical_disc = float(np.median(lumbar_discs))
+        minimum = float(settings["transitional_disc_min_size"]) * typical_disc
         below = [
             d for d in discs
             if d not in naming.discs.values()
@@ -218,7 +219,7 @@ def _check_transitional(naming: Naming, discs: Sequence[Component], settings: Ma
             naming.flags.append(
                 Flag(
                     "transitional_vertebra_suspected",
-                    f"a disc of {below[0].size / float(np.median(lumbar_discs)):.2f} of the lumbar discs' size lies "
+                    f"a disc of {below[0].size / typical_disc:.2f} of the lumbar discs' size lies "
                     "directly below the body named S1: S1 may be lumbarised (transitional vertebra); names count "
                     "upwards from that body, which may differ from counting down from C2",
                 )

@@ -11,7 +11,6 @@ alone, from T2 alone, and fuses both when present.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from contextlib import nullcontext
 
