@@ -114,7 +114,6 @@ RULES: dict[str, Check] = {
     "classification.voxels.t2_high": _number(0),
     "classification.voxels.t2_iso_min": _number(0),
     "classification.voxels.reference_half_difference": _optional(_number(0)),
-    "classification.voxels.reference_vertebra_difference": _optional(_number(0)),
     "classification.rules.min_fraction": _number(0, 1),
     "classification.rules.type1_min_fraction": _number(0, 1),
     "classification.rules.mixed_fraction": _number(0, 1),

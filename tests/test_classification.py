@@ -41,13 +41,7 @@ from modic.classification.learned import LearnedClassifier, load_learned
 from modic.classification.patch_model import PatchClassifier, load_patch_classifier
 from modic.classification.patch_training import changed_probability, endplate_types, fit_network, level_bags
 from modic.classification.patches import CHANNELS, PatchGrid, endplate_patches
-from modic.classification.reference import (
-    CRANIAL_HALF,
-    NEIGHBOURING_VERTEBRAE,
-    WHOLE,
-    low_ratio_outliers,
-    reference_marrow,
-)
+from modic.classification.reference import CRANIAL_HALF, WHOLE, reference_marrow
 from modic.classification.rules import RuleClassifier
 from modic.classification.training import (
     EndplateSample,
@@ -933,76 +927,3 @@ def test_patch_classifier_grades_a_study(trained: SimpleNamespace, planted: dict
         assert grade.features.patches is not None and grade.features.patches.shape[1:] == (3, GRID.rows, GRID.cols)
         assert 0.0 <= grade.scores["changed"] <= 1.0
         assert grade.modic_type in (0, 1, 2, 3)
-
-
-# --- reference marrow reached from both endplates ------------------------------------------------------------------
-
-
-def test_low_ratio_outlier_is_the_vertebra_darker_on_t1_against_t2_than_every_other() -> None:
-    limit = float(np.log1p(0.10))
-    normal = {"L3": 0.60, "L4": 0.62, "L5": 0.61, "S1": 0.63}
-    assert low_ratio_outliers(normal, limit=limit) == set()
-    assert low_ratio_outliers({**normal, "L5": 0.45}, limit=limit) == {"L5"}
-    assert low_ratio_outliers({**normal, "L5": 0.53}, limit=limit) == set(), "within the limit of L3"
-    assert low_ratio_outliers({**normal, "L5": 0.80}, limit=limit) == set(), "only the oedema direction switches"
-    gradient = {"L3": 0.70, "L4": 0.64, "L5": 0.58, "S1": 0.52}
-    assert low_ratio_outliers(gradient, limit=limit) == set(), "a smooth trend along the spine is not an outlier"
-    assert low_ratio_outliers({"L4": 0.62, "L5": 0.30}, limit=limit) == set(), "two vertebrae cannot say which is odd"
-
-
-@pytest.fixture(scope="module")
-def both_endplates_oedema(models: Models, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """Type 1 at both L5 endplates, each 0.45 of the body height deep: L5's whole reference is oedematous."""
-    config_path = write_synth_config(tmp_path_factory.mktemp("synth_config"), SYNTH_CONFIG)
-    specs = [{"endplate": e, "type": 1, "depth_fraction": 0.45, "ap_fraction": 0.8} for e in ("L5 superior", "L5 inferior")]
-    study = generate_study(seed=2, config=str(config_path), modic=specs)
-    disabled = json.loads(json.dumps(CONFIG))
-    disabled["classification"]["voxels"]["reference_vertebra_difference"] = None
-    return SimpleNamespace(
-        study=study,
-        analysis=analyze_images(to_study_images(study), models=models, config=CONFIG),
-        without_check=analyze_images(to_study_images(study), models=models, config=disabled),
-    )
-
-
-def test_oedema_reaching_the_reference_from_both_endplates_is_measured_against_the_neighbours(
-    both_endplates_oedema: SimpleNamespace,
-) -> None:
-    """Neither half of L5's reference is clean; L4's and S1's marrow become its reference and both changes show."""
-    grades = endplate_grades(both_endplates_oedema.analysis)
-    for endplate in ("L5 superior", "L5 inferior"):
-        assert grades[endplate].features.reference_part == NEIGHBOURING_VERTEBRAE
-        assert grades[endplate].modic_type == 1, endplate
-    for endplate in ("L3 inferior", "L4 superior", "L4 inferior", "S1 superior"):
-        assert grades[endplate].features.reference_part == WHOLE
-        assert grades[endplate].modic_type == 0, endplate
-
-    hidden = endplate_grades(both_endplates_oedema.without_check)
-    assert {hidden[e].features.reference_part for e in ("L5 superior", "L5 inferior")} == {WHOLE}
-    assert min(hidden[e].features.pattern_fractions[1] for e in ("L5 superior", "L5 inferior")) < min(
-        grades[e].features.pattern_fractions[1] for e in ("L5 superior", "L5 inferior")
-    ) - 0.2, "the contaminated reference should hide much of the oedema"
-
-
-def test_single_slices_keep_each_vertebra_own_reference(both_endplates_oedema: SimpleNamespace, models: Models) -> None:
-    """On one slice the check is off (one-slice references vary too much between real vertebrae), outlier or not."""
-    images = to_study_images(both_endplates_oedema.study)
-    assert images.t1 is not None and images.t2 is not None
-    k = int(np.argmax((both_endplates_oedema.study.vertebra_instances.array > 0).sum(axis=(0, 1))))
-    shift = np.eye(4)
-    shift[2, 3] = k
-    one = {role: Volume(array=v.array[:, :, k : k + 1].copy(), affine=v.affine @ shift, info={})
-           for role, v in (("t1", images.t1), ("t2", images.t2))}
-    analysis = analyze_images(replace(images, t1=one["t1"], t2=one["t2"]), models=models, config=CONFIG)
-    anatomy = analysis.anatomy
-    assert anatomy.geometry.shape[anatomy.slice_axis] == 1
-    grades = endplate_grades(analysis)
-    assert {g.features.reference_part for g in grades.values()} == {WHOLE}
-
-    regions = {region.vertebra: region.reference_label for region in anatomy.endplates}
-    log_ratios = {
-        vertebra: float(np.log(np.median(one["t1"].array[anatomy.reference_map == label])
-                               / np.median(one["t2"].array[anatomy.reference_map == label])))
-        for vertebra, label in regions.items()
-    }
-    assert low_ratio_outliers(log_ratios, limit=float(np.log1p(0.10))) == {"L5"}, "the slice's L5 is an outlier"

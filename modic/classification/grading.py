@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
-from modic.classification.reference import choose_references
+from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
 
@@ -75,20 +75,18 @@ def grade_study(
     """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None)."""
     significance = [int(v) for v in config["level_significance"]]
     levels = []
-    # Both endplates of a vertebra share its reference marrow: chosen once, all vertebrae together.
-    references = choose_references(
-        anatomy,
-        t1=t1,
-        t2=t2,
-        max_half_difference=config["voxels"]["reference_half_difference"],
-        max_vertebra_difference=config["voxels"]["reference_vertebra_difference"],
-    )
+    # Both endplates of a vertebra share its reference marrow: choose it once.
+    references: dict[int, tuple[np.ndarray, str]] = {}
     for level in _graded_levels(anatomy):
         grades = []
         for name in level_endplates(level):
             region = anatomy.endplate(name)
             if region is None:
                 continue
+            if region.reference_label not in references:
+                references[region.reference_label] = reference_marrow(
+                    anatomy, region, t1=t1, t2=t2, max_half_difference=config["voxels"]["reference_half_difference"]
+                )
             reference, part = references[region.reference_label]
             features = endplate_features(
                 anatomy, region, t1=t1, t2=t2, settings=config["voxels"], reference=reference

@@ -26,7 +26,7 @@ from modic.classification.features import FEATURE_NAMES
 from modic.classification.grading import LevelGrade
 from modic.classification.learned import MODEL_FILE
 from modic.classification.patches import PatchGrid, endplate_patches
-from modic.classification.reference import choose_references
+from modic.classification.reference import reference_marrow
 from modic.config import load_yaml
 from modic.errors import ConfigError, ModicError
 from modic.evaluation.spider import (
@@ -81,12 +81,11 @@ def spider_samples(
         except ModicError as exc:
             failed[patient] = str(exc)
             continue
-        references = _references(analysis, voxels=config["classification"]["voxels"])
         for level in analysis.levels:
             if level.level not in truth[patient]:
                 continue
             for grade in level.endplates:
-                patches.append(_central_patch(analysis, grade.endplate, grid, references=references))
+                patches.append(_central_patch(analysis, grade.endplate, grid, voxels=config["classification"]["voxels"]))
                 samples.append(
                     EndplateSample(
                         group=f"spider:{patient}",
@@ -101,24 +100,10 @@ def spider_samples(
     return samples, _stack(patches, grid), truth, failed
 
 
-def _references(analysis: Any, *, voxels: Mapping[str, Any]) -> dict[int, tuple[np.ndarray, str]]:
-    """The reference marrow of every vertebra, chosen as at inference (``voxels``: the config's ``classification.voxels``)."""
-    images = analysis.images
-    return choose_references(
-        analysis.anatomy,
-        t1=images.t1.array if images.t1 is not None else None,
-        t2=images.t2.array if images.t2 is not None else None,
-        max_half_difference=voxels["reference_half_difference"],
-        max_vertebra_difference=voxels["reference_vertebra_difference"],
-    )
-
-
-def _central_patch(
-    analysis: Any, endplate: str, grid: PatchGrid, *, references: Mapping[int, tuple[np.ndarray, str]]
-) -> np.ndarray:
+def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: Mapping[str, Any]) -> np.ndarray:
     """The patch of the slice through the middle of the endplate's band (zeros when it is empty).
 
-    Normalised by the same reference marrow as at inference (``references``: :func:`_references`).
+    Normalised by the same reference marrow as at inference (``voxels``: the config's ``classification.voxels``).
     """
     region = analysis.anatomy.endplate(endplate)
     images = analysis.images
@@ -126,7 +111,9 @@ def _central_patch(
     t2 = images.t2.array if images.t2 is not None else None
     stack = None
     if region is not None:
-        reference, _ = references[region.reference_label]
+        reference, _ = reference_marrow(
+            analysis.anatomy, region, t1=t1, t2=t2, max_half_difference=voxels["reference_half_difference"]
+        )
         stack = endplate_patches(analysis.anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
     if stack is None or not len(stack):
         return np.zeros((3, grid.rows, grid.cols), dtype=np.float32)
