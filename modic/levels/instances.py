@@ -301,13 +301,14 @@ def _drop_fragments(cores: np.ndarray, *, min_relative_size: float) -> np.ndarra
     typical body size it does not change.
     """
     counts = np.bincount(cores.ravel())
-    kept = np.flatnonzero(counts[1:]) + 1
+    present = np.flatnonzero(counts[1:]) + 1
+    kept = present
     while len(kept) >= 3:
         bodies = kept[counts[kept] >= min_relative_size * np.median(counts[kept])]
         if len(bodies) == len(kept):
             break
         kept = bodies
-    fragments = np.setdiff1d(np.flatnonzero(counts[1:]) + 1, kept)
+    fragments = np.setdiff1d(present, kept)
     return np.where(np.isin(cores, fragments), 0, cores) if len(fragments) else cores
 
 
