@@ -5,7 +5,7 @@ Layout (MONAI bundle specification)::
     <bundle>/configs/metadata.json   version, network_data_format, provenance, metrics
     <bundle>/configs/inference.json  network_def, inferer, and a ``modic`` section of settings
     <bundle>/models/model.pt         state dict (loaded with ``weights_only=True``)
-    <bundle>/README.md               model card: provenance, citations, measured metrics (written with the release)
+    <bundle>/docs/README.md          model card: provenance, citations, measured metrics (written with the release)
     <bundle>/docs/data_license.txt   licences of the training data
 
 ``metadata.json`` also records the SHA-256 of ``model.pt`` so a damaged file

@@ -134,7 +134,7 @@ def test_every_shipped_bundle_has_a_model_card(name: str) -> None:
     """Each shipped model's card states provenance, citations and measured figures, and the research-use notice."""
     from modic.resources import models_dir
 
-    card = (models_dir() / name / "README.md").read_text(encoding="utf-8")
+    card = (models_dir() / name / "docs" / "README.md").read_text(encoding="utf-8")
     for heading in ("Research use only", "## Training", "## Measured metrics",
                     "## Data provenance and citations"):
         assert heading in card, f"{name} model card lacks {heading!r}"
