@@ -14,6 +14,10 @@ generated once into ``--data`` (reused when present).
    utilisation with ``nvidia-smi``. Studies/min are given over the whole
    run (worker start-up included) and in the steady state (from the
    completion of the first round of studies to the last one).
+   With ``--core-per-worker`` each N-worker run may use only N cores (the
+   process's CPU affinity, which the workers inherit), so the scaling line
+   compares equal cores per worker rather than one worker that already
+   uses every core against several.
 
 The load average before and after is reported: other processes on the
 machine slow every wall-clock figure down. The CPU time per study (user +
@@ -22,7 +26,7 @@ on an otherwise idle machine with C cores, C x 60 / (CPU s per study)
 bounds the throughput in studies/min.
 
 Usage: python scripts/bench.py [--studies 8] [--latency-studies 3] [--data DIR] [--markdown FILE]
-       [--workers 1 2] [--gpu-workers N] [--gpu-batch-size 64] [--no-dicom]
+       [--workers 1 2] [--core-per-worker] [--gpu-workers N] [--gpu-batch-size 64] [--no-dicom]
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="folder for the synthetic studies (reused; default: temporary)")
     parser.add_argument("--markdown", type=Path, help="also write the markdown table to this file")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="CPU worker counts (default 1 2)")
+    parser.add_argument("--core-per-worker", action="store_true",
+                        help="run each N-worker configuration on N cores only (CPU affinity)")
     parser.add_argument("--gpu-workers", type=int, help="pre-processing workers on a GPU (default: cores - 1)")
     parser.add_argument("--gpu-batch-size", type=int, default=64, help="slices per forward pass on a GPU (default 64)")
     parser.add_argument("--no-dicom", action="store_true", help="do not write DICOM SEG and SR (as --no-dicom)")
@@ -73,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         latency = _latency(root, count=args.latency_studies, dicom=not args.no_dicom, out=scratch / "latency")
         runs = []
         for workers in args.workers:
-            runs.append(_throughput(root, scratch / f"cpu{workers}", label=f"CPU, {workers} worker(s)",
-                                    workers=workers, device="cpu", pipeline="per-study", limit=args.studies,
-                                    dicom=not args.no_dicom))
+            label = f"CPU, {workers} worker(s)" + (f" on {workers} core(s)" if args.core_per_worker else "")
+            with _cores(workers) if args.core_per_worker else nullcontext():
+                runs.append(_throughput(root, scratch / f"cpu{workers}", label=label, workers=workers,
+                                        device="cpu", pipeline="per-study", limit=args.studies,
+                                        dicom=not args.no_dicom))
         if torch.cuda.is_available():
             gpu_workers = args.gpu_workers or max(1, available_cores() - 1)
             runs.append(_throughput(root, scratch / "gpu", label=f"GPU cross-study, {gpu_workers} CPU worker(s)",
@@ -92,6 +102,24 @@ def main(argv: list[str] | None = None) -> int:
 
         write_text(args.markdown, text + "\n")
     return 0
+
+
+@contextmanager
+def _cores(count: int) -> Iterator[None]:
+    """Restrict this process (and the workers it starts) to the first ``count`` cores it may use."""
+    import torch
+
+    allowed = sorted(os.sched_getaffinity(0))
+    if count > len(allowed):
+        raise SystemExit(f"--core-per-worker: {count} worker(s) need {count} cores; this process may use {len(allowed)}")
+    threads = torch.get_num_threads()
+    os.sched_setaffinity(0, allowed[:count])
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+        torch.set_num_threads(threads)
 
 
 def _studies(data: Path, count: int) -> Path:
