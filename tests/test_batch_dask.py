@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_batch_support import copy_series, key_of, make_study, manifest, series_folder, study_folders, summary
+from test_batch_support import make_cohort, manifest, study_folders, summary
 
 from modic.batch import BatchOptions, BatchResult, run_batch
 
@@ -20,12 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_dask_cluster_survives_a_killed_worker(tmp_path: Path) -> None:
     root, out = tmp_path / "root", tmp_path / "out"
-    keys = []
-    for seed in (71, 72, 73, 74):
-        study = make_study(seed, tmp_path / "generated" / str(seed))
-        for name in ("SAG_T1", "SAG_T2"):
-            copy_series(series_folder(study, name), root / f"s{seed}" / name)
-        keys.append(key_of(study / "dicom"))
+    keys = make_cohort(tmp_path, (71, 72, 73, 74))
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:

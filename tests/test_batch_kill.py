@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_batch_support import copy_series, key_of, make_study, manifest, series_folder, summary
+from test_batch_support import make_cohort, manifest, summary
 
 from modic.atomic import TEMP_PREFIX
 from modic.cli import main
@@ -36,12 +36,7 @@ def _wait_for_first_finished(out: Path, process: subprocess.Popen, *, timeout: f
 @pytest.mark.slow
 def test_kill_9_mid_run_then_rerun(tmp_path: Path) -> None:
     root, out = tmp_path / "root", tmp_path / "out"
-    keys = []
-    for seed in (51, 52, 53, 54):
-        study = make_study(seed, tmp_path / "generated" / str(seed))
-        for name in ("SAG_T1", "SAG_T2"):
-            copy_series(series_folder(study, name), root / f"s{seed}" / name)
-        keys.append(key_of(study / "dicom"))
+    keys = make_cohort(tmp_path, (51, 52, 53, 54))
 
     with open(tmp_path / "stderr.txt", "wb") as stderr:
         process = subprocess.Popen(

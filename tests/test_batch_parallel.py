@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import psutil
 import pytest
-from test_batch_support import copy_series, key_of, levels_of, make_study, manifest, series_folder, summary
+from test_batch_support import levels_of, make_cohort, manifest, summary
 
 from modic.batch import BatchOptions, BatchResult, run_batch
 
@@ -37,13 +37,7 @@ def _spawned_workers() -> list[psutil.Process]:
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     base = tmp_path_factory.mktemp("batch_parallel")
-    keys = []
-    for seed in (61, 62, 63, 64):
-        study = make_study(seed, base / "generated" / str(seed))
-        for name in ("SAG_T1", "SAG_T2"):
-            copy_series(series_folder(study, name), base / "root" / f"s{seed}" / name)
-        keys.append(key_of(study / "dicom"))
-    return SimpleNamespace(base=base, root=base / "root", keys=keys)
+    return SimpleNamespace(base=base, root=base / "root", keys=make_cohort(base, (61, 62, 63, 64)))
 
 
 def _run_killing_a_worker(options: BatchOptions) -> SimpleNamespace:

@@ -30,6 +30,20 @@ def make_study(seed: int, out: Path, *, extra_series: Iterable[str] = ()) -> Pat
     return out
 
 
+def make_cohort(base: Path, seeds: Iterable[int]) -> list[str]:
+    """Studies ``seeds`` generated under ``base/generated``, their T1 and T2 copied to ``base/root/s<seed>``.
+
+    Returns the studies' output keys in the order of ``seeds``.
+    """
+    keys = []
+    for seed in seeds:
+        study = make_study(seed, base / "generated" / str(seed))
+        for name in ("SAG_T1", "SAG_T2"):
+            copy_series(series_folder(study, name), base / "root" / f"s{seed}" / name)
+        keys.append(key_of(study / "dicom"))
+    return keys
+
+
 def series_folder(study: Path, name: str) -> Path:
     """The DICOM folder of the series whose folder name contains ``name`` (e.g. ``SAG_T1``)."""
     return next(folder for folder in sorted((study / "dicom").iterdir()) if name in folder.name)

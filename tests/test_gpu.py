@@ -7,13 +7,12 @@ predicting background everywhere.
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from test_batch_support import copy_series, key_of, levels_of, make_study, series_folder, summary
+from test_batch_support import levels_of, make_cohort, summary
 
 from modic.batch import BatchOptions, run_batch
 from modic.io.study import load_study
@@ -30,13 +29,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     base = tmp_path_factory.mktemp("gpu")
-    keys = []
-    for seed in (71, 72, 73):
-        study = make_study(seed, base / "generated" / str(seed))
-        for name in ("SAG_T1", "SAG_T2"):
-            copy_series(series_folder(study, name), base / "root" / f"s{seed}" / name)
-        keys.append(key_of(study / "dicom"))
-    return SimpleNamespace(base=base, root=base / "root", keys=keys)
+    return SimpleNamespace(base=base, root=base / "root", keys=make_cohort(base, (71, 72, 73)))
 
 
 def test_probabilities_and_grades_match_the_cpu(cohort: SimpleNamespace) -> None:
