@@ -111,7 +111,8 @@ def _cores(count: int) -> Iterator[None]:
 
     allowed = sorted(os.sched_getaffinity(0))
     if count > len(allowed):
-        raise SystemExit(f"--core-per-worker: {count} worker(s) need {count} cores; this process may use {len(allowed)}")
+        raise SystemExit(f"--core-per-worker: {count} worker(s) need {count} cores; "
+                         f"this process may use {len(allowed)}: give fewer --workers")
     threads = torch.get_num_threads()
     os.sched_setaffinity(0, allowed[:count])
     torch.set_num_threads(count)
