@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from modic.batch.executors import available_cores
 
+    if args.core_per_worker and max(args.workers) > available_cores():
+        parser.error(f"--core-per-worker: {max(args.workers)} workers need as many cores; "
+                     f"this process may use {available_cores()}: give fewer --workers")
+
     scratch = Path(tempfile.mkdtemp(prefix="modic-bench-"))
     data = args.data or scratch / "data"
     try:
@@ -110,9 +114,6 @@ def _cores(count: int) -> Iterator[None]:
     import torch
 
     allowed = sorted(os.sched_getaffinity(0))
-    if count > len(allowed):
-        raise SystemExit(f"--core-per-worker: {count} worker(s) need {count} cores; "
-                         f"this process may use {len(allowed)}: give fewer --workers")
     threads = torch.get_num_threads()
     os.sched_setaffinity(0, allowed[:count])
     torch.set_num_threads(count)
