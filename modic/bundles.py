@@ -1,11 +1,12 @@
 """Read and write trained networks as MONAI bundles.
 
-Layout (MONAI bundle specification)::
+Layout (MONAI bundle specification, plus the model card at the top)::
 
     <bundle>/configs/metadata.json   version, network_data_format, provenance, metrics
     <bundle>/configs/inference.json  network_def, inferer, and a ``modic`` section of settings
     <bundle>/models/model.pt         state dict (loaded with ``weights_only=True``)
-    <bundle>/docs/README.md          model card: provenance, citations, measured metrics (written with the release)
+    <bundle>/MODEL_CARD.md           model card: provenance, citations, measured metrics (written with the release)
+    <bundle>/docs/README.md          what the bundle is and how modic selects it; points to the card
     <bundle>/docs/data_license.txt   licences of the training data
 
 ``metadata.json`` also records the SHA-256 of ``model.pt`` so a damaged file

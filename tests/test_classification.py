@@ -632,7 +632,7 @@ def test_shipped_bundles_named_in_the_config_load(method: str, key: str) -> None
     classifier, info = load_classifier({**CLASSIFICATION, "method": method})
     assert classifier.name == method == info["method"]
     assert info["sha256"] == metadata["modic_model_sha256"]
-    assert (folder / "docs" / "README.md").is_file(), "every shipped bundle has a model card"
+    assert (folder / "MODEL_CARD.md").is_file(), "every shipped bundle has a model card"
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -134,12 +134,14 @@ def test_every_shipped_bundle_has_a_model_card(name: str) -> None:
     """Each shipped model's card states provenance, citations and measured figures, and the research-use notice."""
     from modic.resources import models_dir
 
-    card = (models_dir() / name / "docs" / "README.md").read_text(encoding="utf-8")
+    card = (models_dir() / name / "MODEL_CARD.md").read_text(encoding="utf-8")
     for heading in ("Research use only", "## Training", "## Measured metrics",
                     "## Data provenance and citations"):
         assert heading in card, f"{name} model card lacks {heading!r}"
     licences = (models_dir() / name / "docs" / "data_license.txt").read_text(encoding="utf-8")
     assert "Research use only" in licences and "data/README.md" in licences
+    bundle_readme = (models_dir() / name / "docs" / "README.md").read_text(encoding="utf-8")
+    assert "../MODEL_CARD.md" in bundle_readme, f"{name}/docs/README.md does not point to the card"
 
 
 def _set_background_weight(bundle: Path, value: Any) -> None:
