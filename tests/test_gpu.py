@@ -68,4 +68,3 @@ def test_batch_on_the_gpu_matches_the_cpu_batch(cohort: SimpleNamespace) -> None
     assert sorted(gpu_rows) == sorted(cpu_rows)
     assert len(gpu_rows) == len(set(gpu_rows)), "each study and endplate appears once in the summary"
     assert {key for key, _, _ in gpu_rows} == set(cohort.keys)
-
