@@ -80,6 +80,7 @@ RULES: dict[str, Check] = {
     "levels.max_vertebra_area_mm2": _number(1),
     "levels.max_vertebra_volume_mm3": _number(1),
     "levels.min_relative_size": _number(0, 1),
+    "levels.lateral_trim_fraction": _number(0, 1),
     "levels.disc_separation_mm": _number(0, 10),
     "levels.merge_factor": _number(1.1),
     "levels.split_min_fraction": _number(0, 1),

@@ -74,6 +74,8 @@ class Models:
             batch_size=int(config["segmentation"].get("batch_size", 16)),
             cpu_precision=str(config["segmentation"]["cpu_precision"]),
             background_weight=loaded.background_weight,
+            slice_sigma_mm=loaded.slice_sigma_mm,
+            slice_sigma_max_spacing_mm=loaded.slice_sigma_max_spacing_mm,
         )
         classifier, classifier_info = load_classifier(config["classification"])
         info = {
@@ -82,6 +84,8 @@ class Models:
                 "version": loaded.metadata.get("version"),
                 "sha256": loaded.metadata.get("modic_model_sha256"),
                 "background_weight": loaded.background_weight,
+                "slice_sigma_mm": loaded.slice_sigma_mm,
+                "slice_sigma_max_spacing_mm": loaded.slice_sigma_max_spacing_mm,
             },
             "classifier": classifier_info,
         }

@@ -6,7 +6,8 @@ probability by a weight before the classes are renormalised (the bundle's
 ``modic.background_weight``, read by :func:`modic.segmentation.bundle.load_bundle`)
 moves every decision boundary the same way. This script segments each
 *training* case of a seg training config once, re-scores it for every
-candidate weight exactly as ``modic evaluate seg`` does, and prints the mean
+candidate weight exactly as ``modic evaluate seg`` does (weight, then the
+bundle's smoothing across slices, then the levels stage), and prints the mean
 Dice per structure and the level accuracy. The weight with the best mean Dice
 over all training cases is chosen; the config's ``validation_cases`` are never
 looked at, so ``modic evaluate seg`` on them stays a held-out check.
@@ -29,9 +30,10 @@ from tqdm import tqdm
 from modic import atomic
 from modic.config import load_shipped
 from modic.evaluation.segmentation import load_case, score_probabilities
+from modic.levels.instances import lateral_axis
 from modic.segmentation.bundle import default_bundle_path, load_bundle
 from modic.segmentation.data import read_cases_csv
-from modic.segmentation.infer import SegmentationModel, reweight_background
+from modic.segmentation.infer import SegmentationModel, reweight_background, smooth_across_slices
 from modic.segmentation.train import load_train_config
 
 
@@ -59,9 +61,14 @@ def main() -> int:
     for case in tqdm(cases, desc="training cases", unit="case"):
         image, truth = load_case(root, case)
         probabilities = model.predict_probabilities(image)
+        axis = lateral_axis(image)
         for weight in args.weights:
-            result = score_probabilities(case, image, truth, reweight_background(probabilities, weight),
-                                         levels=levels, started=time.perf_counter())
+            weighted = smooth_across_slices(
+                reweight_background(probabilities, weight), sigma_mm=bundle.slice_sigma_mm,
+                spacing_mm=float(image.spacing[axis]), axis=axis + 1,
+                max_spacing_mm=bundle.slice_sigma_max_spacing_mm,
+            )
+            result = score_probabilities(case, image, truth, weighted, levels=levels, started=time.perf_counter())
             dice[weight].setdefault(case.structure, []).append(result.dice)
             if result.level_correct is not None:
                 named[weight].append(result.level_correct)

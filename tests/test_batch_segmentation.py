@@ -15,7 +15,6 @@ from modic.io.slice_pair import load_slice_pair
 from modic.io.study import load_study
 from modic.io.volume import Volume
 from modic.pipeline import Models, analyze_images, load_analysis_config, segmentation_inputs
-from modic.preprocessing import from_network_grid
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def test_precomputed_probabilities_give_the_same_analysis(setup: SimpleNamespace
     segmenter = setup.models.segmenter
     inputs = [segmenter.network_input(v) for v in segmentation_inputs(images)]
     on_grid = segmenter.logits_on_grids([stack for stack, _ in inputs])
-    probabilities = [from_network_grid(p, grid) for p, (_, grid) in zip(on_grid, inputs)]
+    probabilities = [segmenter.to_volume_grid(p, grid) for p, (_, grid) in zip(on_grid, inputs)]
     batched = analyze_images(images, models=setup.models, config=setup.config, probabilities=probabilities)
     reference = analyze_images(images, models=setup.models, config=setup.config)
     assert [(g.level, g.modic_type) for g in batched.levels] == [(g.level, g.modic_type) for g in reference.levels]

@@ -380,3 +380,49 @@ def test_fragments_do_not_set_the_typical_body_size():
     cores = np.concatenate([np.full(size, label, dtype=np.int32) for label, size in enumerate(sizes, start=1)])
     kept = set(np.unique(_drop_fragments(cores, min_relative_size=0.2))) - {0}
     assert kept == {1, 2, 3, 4, 5, 6, 7}
+
+
+def test_lateral_trim_drops_thin_end_slices_only():
+    """Thin slices at an instance's lateral ends go; a thin slice between large ones, and other instances, stay."""
+    from modic.levels.instances import trim_lateral_ends
+
+    labels = np.zeros((3, 8, 100), dtype=np.int32)
+    areas = [3, 40, 60, 8, 60, 50, 10, 4]
+    for index, area in enumerate(areas):
+        labels[1, index, :area] = 1
+    labels[2, 0, :2] = 2
+    trimmed = trim_lateral_ends(labels, axis=1, fraction=0.2)
+    kept_areas = [(trimmed[1, index] == 1).sum() for index in range(8)]
+    assert kept_areas == [0, 40, 60, 8, 60, 50, 0, 0]
+    assert (trimmed[2, 0] == 2).sum() == 2
+    assert (trimmed == labels).all(axis=(0, 2)).tolist() == [False, True, True, True, True, True, False, False]
+    assert trim_lateral_ends(labels, axis=1, fraction=0.0) is labels
+    np.testing.assert_array_equal(trim_lateral_ends(labels[:, :1], axis=1, fraction=0.5), labels[:, :1])
+
+
+def test_lateral_trim_removes_a_thin_taper_at_the_side_of_the_bodies(studies):
+    """Bodies reduced to small patches on the last sagittal slice lose them, and keep their names."""
+    from modic.levels.instances import lateral_axis
+
+    study = studies[0]
+    axis = lateral_axis(study.t1)
+    semantic = np.moveaxis(study.semantic.array.astype(int).copy(), axis, 0)
+    instances = np.moveaxis(study.vertebra_instances.array.astype(int), axis, 0)
+    bone_classes = (SegClass.VERTEBRAL_BODY, SegClass.S1)
+    last, before = semantic[-1], semantic[-2]
+    last[np.isin(last, bone_classes)] = SegClass.BACKGROUND
+    for label in np.unique(instances[-2][np.isin(before, bone_classes)]):
+        inside = (instances[-2] == label) & np.isin(before, bone_classes)
+        row, col = np.argwhere(inside).mean(axis=0).astype(int)
+        last[row - 1 : row + 2, col - 1 : col + 2] = np.bincount(before[inside]).argmax()
+    semantic = np.moveaxis(semantic, 0, axis)
+    untrimmed_levels = {**CONFIG["levels"], "lateral_trim_fraction": 0.0}
+    trimmed = anatomy_of(study, semantic)
+    untrimmed = build_anatomy(one_hot(semantic), study.t1, levels=untrimmed_levels, endplates=CONFIG["endplates"])
+    taper = np.moveaxis(untrimmed.vertebra_map, axis, 0)[-1]
+    assert np.count_nonzero(taper) >= 9 * 4
+    assert not np.moveaxis(trimmed.vertebra_map, axis, 0)[-1].any()
+    inner = np.moveaxis(trimmed.vertebra_map, axis, 0)[:-1]
+    np.testing.assert_array_equal(inner, np.moveaxis(untrimmed.vertebra_map, axis, 0)[:-1])
+    assert [v.name for v in trimmed.vertebrae] == [v.name for v in untrimmed.vertebrae]
+    assert name_pairs(trimmed, study) == [(name, name) for name, _ in name_pairs(trimmed, study)]

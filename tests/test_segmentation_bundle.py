@@ -180,3 +180,73 @@ def test_background_weight_shifts_decisions_as_reweighting_does(bundle: Path) ->
     np.testing.assert_allclose(shifted, reweight_background(plain, 3.0), atol=1e-5)
     assert np.allclose(shifted.sum(axis=0), 1.0, atol=1e-5)
     assert (shifted.argmax(axis=0) == 0).sum() > (plain.argmax(axis=0) == 0).sum()
+
+
+def _set_slice_sigma(bundle: Path, value: Any, *, key: str = "slice_sigma_mm") -> None:
+    path = bundle / "configs" / "inference.json"
+    inference = json.loads(path.read_text())
+    inference["modic"][key] = value
+    path.write_text(json.dumps(inference))
+
+
+def test_slice_sigma_defaults_to_none_and_is_read(bundle: Path) -> None:
+    loaded = load_bundle(bundle)
+    assert (loaded.slice_sigma_mm, loaded.slice_sigma_max_spacing_mm) == (0.0, None)
+    _set_slice_sigma(bundle, 3)
+    _set_slice_sigma(bundle, 2, key="slice_sigma_max_spacing_mm")
+    loaded = load_bundle(bundle)
+    assert (loaded.slice_sigma_mm, loaded.slice_sigma_max_spacing_mm) == (3.0, 2.0)
+
+
+@pytest.mark.parametrize("value", [-0.5, "3", True, None, float("inf")])
+def test_invalid_slice_sigma_is_a_model_error(bundle: Path, value: Any) -> None:
+    _set_slice_sigma(bundle, value)
+    with pytest.raises(ModelError, match=r"slice_sigma_mm .* must be a number of millimetres, 0 or more"):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize("value", [0, -2.0, "2", False, float("inf")])
+def test_invalid_slice_smoothing_limit_is_a_model_error(bundle: Path, value: Any) -> None:
+    _set_slice_sigma(bundle, value, key="slice_sigma_max_spacing_mm")
+    with pytest.raises(ModelError, match=r"slice_sigma_max_spacing_mm .* must be a positive number of millimetres"):
+        load_bundle(bundle)
+
+
+def test_slice_smoothing_is_a_gaussian_in_mm_across_sagittal_slices(bundle: Path) -> None:
+    """Smoothing follows the slice spacing and the slice axis, whatever the array order; a single slice is kept."""
+    import numpy as np
+    from scipy import ndimage
+
+    from modic.io.volume import Volume
+    from modic.segmentation.infer import SegmentationModel
+
+    _set_slice_sigma(bundle, 6.0)
+    loaded = load_bundle(bundle)
+    plain_model = SegmentationModel(loaded.network, settings=loaded.settings)
+    smoothing_model = SegmentationModel.from_bundle(str(bundle))
+    assert smoothing_model.slice_sigma_mm == 6.0
+    rng = np.random.default_rng(1)
+    sagittal_first = Volume(rng.normal(100, 30, size=(7, 40, 36)).astype(np.float32), np.diag([4.0, 2.0, 2.0, 1.0]))
+    plain = plain_model.predict_probabilities(sagittal_first)
+    smoothed = smoothing_model.predict_probabilities(sagittal_first)
+    expected = ndimage.gaussian_filter1d(plain, 6.0 / 4.0, axis=1, mode="nearest")
+    np.testing.assert_allclose(smoothed, expected, atol=1e-5)
+    assert np.allclose(smoothed.sum(axis=0), 1.0, atol=1e-5)
+    assert np.abs(smoothed - plain).max() > 0.01
+
+    sagittal_last = Volume(np.moveaxis(sagittal_first.array, 0, 2).copy(), sagittal_first.affine[:, [1, 2, 0, 3]])
+    np.testing.assert_allclose(
+        smoothing_model.predict_probabilities(sagittal_last), np.moveaxis(smoothed, 1, 3), atol=1e-5
+    )
+
+    one_slice = Volume(sagittal_first.array[3:4].copy(), sagittal_first.affine)
+    np.testing.assert_allclose(
+        smoothing_model.predict_probabilities(one_slice), plain_model.predict_probabilities(one_slice), atol=1e-6
+    )
+
+    _set_slice_sigma(bundle, 3.9, key="slice_sigma_max_spacing_mm")
+    thin_only = SegmentationModel.from_bundle(str(bundle))
+    np.testing.assert_allclose(thin_only.predict_probabilities(sagittal_first), plain, atol=1e-6)
+    _set_slice_sigma(bundle, 4.0, key="slice_sigma_max_spacing_mm")
+    np.testing.assert_allclose(SegmentationModel.from_bundle(str(bundle)).predict_probabilities(sagittal_first),
+                               smoothed, atol=1e-6)

@@ -231,16 +231,15 @@ def segment_prepared(segmenter: SegmentationModel, prepared: Sequence[PreparedSt
 
 def finish_study(prepared: PreparedStudy, on_grid: Sequence[torch.Tensor], job: BatchJob) -> StudyOutcome:
     """Map probabilities back, grade and write one prepared study (worker side of the cross-study pipeline)."""
-    from modic.preprocessing import from_network_grid
-
     source, timings, started = prepared.source, prepared.timings, prepared.started
     timer = _Timer(timings)
     try:
         with _quiet_study_logs():
             images = pickle.loads(prepared.images_file.read_bytes())
+            models = worker_models(job)
             with timer("segment_s"):
-                probabilities = [from_network_grid(p, grid) for p, grid in zip(on_grid, prepared.grids)]
-            analysis = _analyse(images, worker_models(job), job, probabilities, timings)
+                probabilities = [models.segmenter.to_volume_grid(p, grid) for p, grid in zip(on_grid, prepared.grids)]
+            analysis = _analyse(images, models, job, probabilities, timings)
             with timer("report_s"):
                 status = _write(analysis, prepared.key, job)
         return _outcome(source, status, prepared.key, timings, started)
@@ -279,12 +278,11 @@ def _key(images: StudyImages) -> str:
 def _segment_one(images: StudyImages, segmenter: SegmentationModel, timer: _Timer) -> list[np.ndarray]:
     """The probabilities of each segmented volume, exactly as ``modic analyze`` computes them."""
     from modic.pipeline import segmentation_inputs
-    from modic.preprocessing import from_network_grid
 
     with timer("preprocess_s"):
         inputs = [segmenter.network_input(volume) for volume in segmentation_inputs(images)]
     with timer("segment_s"):
-        return [from_network_grid(segmenter.logits_on_grid(stack), grid) for stack, grid in inputs]
+        return [segmenter.to_volume_grid(segmenter.logits_on_grid(stack), grid) for stack, grid in inputs]
 
 
 def _analyse(

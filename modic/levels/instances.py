@@ -77,6 +77,7 @@ def find_instances(
     merge_factor: float,
     split_min_fraction: float,
     min_relative_size: float = 0.0,
+    lateral_trim_fraction: float = 0.0,
     semantic: np.ndarray | None = None,
 ) -> Instances:
     """Bone (vertebral body or S1) and disc instances from class probabilities ``(C, I, J, K)``.
@@ -87,8 +88,11 @@ def find_instances(
     absolute minimum size are dropped. Bodies that stay joined (a disc the
     network missed) are split (:func:`split_merged_bodies`), since a merged
     pair would shift every level name above it; then fragments far smaller
-    than the median body are dropped (:func:`_drop_fragments`). Work is
-    confined to the bounding box of the spine.
+    than the median body are dropped (:func:`_drop_fragments`), and every
+    body and disc loses the sagittal slices at its lateral ends whose
+    cross-section is under ``lateral_trim_fraction`` of its largest
+    (:func:`trim_lateral_ends`). Work is confined to the bounding box of the
+    spine.
     """
     if semantic is None:
         semantic = class_labels(probabilities)
@@ -138,7 +142,10 @@ def find_instances(
     split = len(np.unique(cores)) - 1 - before
     cores = _drop_fragments(cores, min_relative_size=min_relative_size)
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
-    bone_map[box] = _grow_into(cores, bone, steps=steps)
+    lateral = lateral_axis(volume)
+    grown = _grow_into(cores, bone, steps=steps)
+    bone_map[box] = trim_lateral_ends(grown, axis=lateral, fraction=lateral_trim_fraction)
+    disc_labels = trim_lateral_ends(disc_labels, axis=lateral, fraction=lateral_trim_fraction)
     origin = np.array([b.start for b in box])
     bones = _components(bone_map, volume, unit, s1_probability=probabilities[SegClass.S1],
                         bone_probability=probabilities[SegClass.VERTEBRAL_BODY] + probabilities[SegClass.S1], box=box,
@@ -155,6 +162,41 @@ def find_instances(
         single_slice=is_single_slice(volume),
         split_bodies=split,
     )
+
+
+def trim_lateral_ends(labels: np.ndarray, *, axis: int, fraction: float) -> np.ndarray:
+    """``labels`` without the thin slices at either lateral end of each instance (along ``axis``).
+
+    The network segments each sagittal slice on its own, and at the lateral
+    edge of a body or disc, where the slice cuts its curved side wall, it
+    leaves a thin taper of partial-volume slices. Slices of an instance
+    outside the run from its first to its last slice holding at least
+    ``fraction`` of its largest cross-section are removed; slices within that
+    run are kept whatever their size. ``fraction`` 0, or a map one slice thick
+    along ``axis``, leaves ``labels`` unchanged.
+    """
+    if fraction <= 0 or labels.shape[axis] < 2:
+        return labels
+    along = np.moveaxis(labels, axis, 0)
+    n_labels = int(labels.max())
+    areas = np.stack([np.bincount(plane.ravel(), minlength=n_labels + 1) for plane in along], axis=1)
+    out = labels.copy()
+    out_along = np.moveaxis(out, axis, 0)
+    for label in range(1, n_labels + 1):
+        area = areas[label]
+        if not area.any():
+            continue
+        kept = np.flatnonzero(area >= fraction * area.max())
+        for index in (*range(kept[0]), *range(kept[-1] + 1, len(area))):
+            if area[index]:
+                plane = out_along[index]
+                plane[plane == label] = 0
+    return out
+
+
+def lateral_axis(volume: Volume) -> int:
+    """The array axis closest to the patient's left-right direction (RAS x)."""
+    return int(np.argmax(np.abs(volume.affine[0, :3]) / np.asarray(volume.spacing)))
 
 
 def split_at_enclosed_discs(
@@ -369,6 +411,7 @@ def instances_from_settings(
         merge_factor=float(levels["merge_factor"]),
         split_min_fraction=float(levels["split_min_fraction"]),
         min_relative_size=float(levels["min_relative_size"]),
+        lateral_trim_fraction=float(levels["lateral_trim_fraction"]),
         semantic=semantic,
     )
 

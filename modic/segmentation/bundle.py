@@ -46,6 +46,14 @@ class LoadedBundle:
     1 when absent) multiplies the background probability before the classes
     are renormalised: a decision calibration of this network, chosen on its
     training cases by ``scripts/calibrate_seg.py``, not a preprocessing step.
+    ``slice_sigma_mm`` (``modic.slice_sigma_mm``, 0 when absent) is the
+    standard deviation in mm of a Gaussian applied to the class probabilities
+    across sagittal slices: the network reads each slice on its own, and the
+    smoothing makes neighbouring slices agree on where a structure ends.
+    ``slice_sigma_max_spacing_mm`` (``modic.slice_sigma_max_spacing_mm``, no
+    limit when absent) confines it to volumes whose slices are at most that
+    far apart: thin reconstructions, where neighbouring slices share
+    information, not thick clinical slices, each its own measurement.
     """
 
     network: torch.nn.Module
@@ -53,6 +61,8 @@ class LoadedBundle:
     metadata: dict[str, Any]
     path: Path
     background_weight: float = 1.0
+    slice_sigma_mm: float = 0.0
+    slice_sigma_max_spacing_mm: float | None = None
 
 
 def default_bundle_path() -> Path:
@@ -62,21 +72,39 @@ def default_bundle_path() -> Path:
 def load_bundle(path: str | Path | None = None) -> LoadedBundle:
     """Load a segmentation bundle (default: the shipped one); errors are :class:`ModelError`."""
     bundle = read_bundle(Path(path) if path is not None else default_bundle_path())
+    inference = bundle.path / "configs" / "inference.json"
     try:
         settings = PreprocessSettings.from_mapping(bundle.settings)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(
-            f"model bundle file '{bundle.path / 'configs' / 'inference.json'}' lacks valid 'modic' preprocessing "
+            f"model bundle file '{inference}' lacks valid 'modic' preprocessing "
             f"settings ({type(exc).__name__}: {' '.join(str(exc).split())}); {BUNDLE_FIX}"
         ) from None
     weight = bundle.settings.get("background_weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+    if not _is_number(weight) or not 0 < weight < float("inf"):
         raise ModelError(
-            f"model bundle file '{bundle.path / 'configs' / 'inference.json'}' has modic.background_weight "
-            f"{weight!r}; it must be a positive number (1 leaves the network's probabilities as they are)"
+            f"model bundle file '{inference}' has modic.background_weight {weight!r}; "
+            "it must be a positive number (1 leaves the network's probabilities as they are)"
+        )
+    sigma = bundle.settings.get("slice_sigma_mm", 0.0)
+    if not _is_number(sigma) or not 0 <= sigma < float("inf"):
+        raise ModelError(
+            f"model bundle file '{inference}' has modic.slice_sigma_mm {sigma!r}; "
+            "it must be a number of millimetres, 0 or more (0 leaves each slice's probabilities as they are)"
+        )
+    limit = bundle.settings.get("slice_sigma_max_spacing_mm")
+    if limit is not None and (not _is_number(limit) or not 0 < limit < float("inf")):
+        raise ModelError(
+            f"model bundle file '{inference}' has modic.slice_sigma_max_spacing_mm {limit!r}; "
+            "it must be a positive number of millimetres, or absent (smoothing at any slice spacing)"
         )
     return LoadedBundle(network=bundle.network, settings=settings, metadata=bundle.metadata, path=bundle.path,
-                        background_weight=float(weight))
+                        background_weight=float(weight), slice_sigma_mm=float(sigma),
+                        slice_sigma_max_spacing_mm=None if limit is None else float(limit))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def save_bundle(

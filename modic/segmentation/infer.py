@@ -2,7 +2,8 @@
 
 Each volume is brought to the network grid (sagittal slices, 1 mm in-plane by
 default), normalised per slice, segmented slice by slice in batches, and the
-class probabilities are resampled back onto the volume's own grid. When a
+class probabilities are smoothed across slices (the bundle's
+``slice_sigma_mm``) and resampled back onto the volume's own grid. When a
 T1 and a T2 on the same grid are given, their probabilities are averaged:
 the network is single-channel and contrast-agnostic, so it works from T1
 alone, from T2 alone, and fuses both when present.
@@ -16,6 +17,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
+from scipy import ndimage
 from monai.inferers import SimpleInferer
 from monai.transforms import DivisiblePad
 
@@ -40,6 +42,10 @@ class SegmentationModel:
             On a GPU the network always runs in float16 mixed precision.
         background_weight: multiplies the background probability before the classes are
             renormalised (the bundle's calibration, :class:`~modic.segmentation.bundle.LoadedBundle`).
+        slice_sigma_mm: standard deviation (mm) of the Gaussian applied to the class probabilities
+            across slices before they are mapped back (0: none; see :meth:`to_volume_grid`).
+        slice_sigma_max_spacing_mm: smooth only volumes whose slices are at most this far apart
+            (None: any spacing).
     """
 
     def __init__(
@@ -51,6 +57,8 @@ class SegmentationModel:
         batch_size: int = 16,
         cpu_precision: str = "float32",
         background_weight: float = 1.0,
+        slice_sigma_mm: float = 0.0,
+        slice_sigma_max_spacing_mm: float | None = None,
     ) -> None:
         if cpu_precision not in CPU_PRECISIONS:
             raise ConfigError(
@@ -63,11 +71,14 @@ class SegmentationModel:
         self.cpu_bfloat16 = cpu_precision == "bfloat16" or (cpu_precision == "auto" and cpu_has_native_bfloat16())
         self.inferer = SimpleInferer()
         self.background_offset = math.log(background_weight)
+        self.slice_sigma_mm = slice_sigma_mm
+        self.slice_sigma_max_spacing_mm = slice_sigma_max_spacing_mm
 
     @classmethod
     def from_bundle(cls, path: str | None = None, *, device: str | torch.device = "cpu") -> SegmentationModel:
         bundle: LoadedBundle = load_bundle(path)
-        return cls(bundle.network, settings=bundle.settings, device=device, background_weight=bundle.background_weight)
+        return cls(bundle.network, settings=bundle.settings, device=device, background_weight=bundle.background_weight,
+                   slice_sigma_mm=bundle.slice_sigma_mm, slice_sigma_max_spacing_mm=bundle.slice_sigma_max_spacing_mm)
 
     def network_input(self, volume: Volume) -> tuple[torch.Tensor, NetworkGrid]:
         """The normalised network-grid stack ``(slices, rows, cols)`` of ``volume`` and its grid."""
@@ -127,10 +138,31 @@ class SegmentationModel:
             outputs.append(torch.softmax(logits, dim=1).cpu())
         return torch.cat(outputs)
 
+    def to_volume_grid(self, probabilities: torch.Tensor, grid: NetworkGrid) -> np.ndarray:
+        """Network-grid probabilities ``(C, slices, rows, cols)`` on the source volume's grid ``(C, I, J, K)``.
+
+        With ``slice_sigma_mm`` set, each class is first smoothed by a Gaussian
+        across slices (:func:`smooth_across_slices`): each slice is segmented on
+        its own, and on thin slices (up to ``slice_sigma_max_spacing_mm`` apart)
+        the extent of a structure seen on its neighbours is the better guess of
+        where it ends than one slice's taper. Smoothing commutes with the
+        in-plane resampling done afterwards. A single slice is left as it is.
+        """
+        if self.slice_sigma_mm > 0 and probabilities.shape[1] > 1:
+            smoothed = smooth_across_slices(
+                probabilities.numpy(),
+                sigma_mm=self.slice_sigma_mm,
+                spacing_mm=float(np.linalg.norm(grid.affine[:3, 0])),
+                axis=1,
+                max_spacing_mm=self.slice_sigma_max_spacing_mm,
+            )
+            probabilities = torch.as_tensor(smoothed)
+        return from_network_grid(probabilities, grid)
+
     def predict_probabilities(self, volume: Volume) -> np.ndarray:
         """Class probabilities ``(C, I, J, K)`` on ``volume``'s own grid."""
         stack, grid = self.network_input(volume)
-        return from_network_grid(self.logits_on_grid(stack), grid)
+        return self.to_volume_grid(self.logits_on_grid(stack), grid)
 
     def predict_fused(self, volumes: Sequence[Volume]) -> np.ndarray:
         """Mean class probabilities of several co-registered volumes (e.g. T1 and T2 on the T1 grid)."""
@@ -158,6 +190,28 @@ def reweight_background(probabilities: np.ndarray, weight: float) -> np.ndarray:
     scaled[0] *= weight
     scaled /= np.maximum(scaled.sum(axis=0, keepdims=True), np.finfo(np.float32).tiny)
     return scaled
+
+
+def smooth_across_slices(
+    probabilities: np.ndarray,
+    *,
+    sigma_mm: float,
+    spacing_mm: float,
+    axis: int,
+    max_spacing_mm: float | None = None,
+) -> np.ndarray:
+    """Class probabilities smoothed by a Gaussian of ``sigma_mm`` along ``axis`` (slices ``spacing_mm`` apart).
+
+    What :meth:`SegmentationModel.to_volume_grid` applies with the bundle's
+    ``slice_sigma_mm``. Returned unchanged when ``sigma_mm`` is 0, when there
+    is one slice, or when the slices are further apart than ``max_spacing_mm``.
+    The result still sums to 1 over the classes (the filter is linear and its
+    weights sum to 1); the edges repeat the last slice.
+    """
+    too_thick = max_spacing_mm is not None and spacing_mm > max_spacing_mm
+    if sigma_mm <= 0 or probabilities.shape[axis] < 2 or too_thick:
+        return probabilities
+    return ndimage.gaussian_filter1d(probabilities, sigma_mm / spacing_mm, axis=axis, mode="nearest")
 
 
 def fuse_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
