@@ -17,9 +17,9 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
-from scipy import ndimage
 from monai.inferers import SimpleInferer
 from monai.transforms import DivisiblePad
+from scipy import ndimage
 
 from modic.errors import AnalysisError, ConfigError
 from modic.io.volume import Volume
@@ -148,7 +148,7 @@ class SegmentationModel:
         where it ends than one slice's taper. Smoothing commutes with the
         in-plane resampling done afterwards. A single slice is left as it is.
         """
-        if self.slice_sigma_mm > 0 and probabilities.shape[1] > 1:
+        if self.slice_sigma_mm > 0:
             smoothed = smooth_across_slices(
                 probabilities.numpy(),
                 sigma_mm=self.slice_sigma_mm,
