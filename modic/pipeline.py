@@ -171,7 +171,7 @@ def _fuse_slice_pair(
 
 def _check_field_of_view(volume: Volume, minimum_mm: float) -> None:
     """Refuse images too small to hold a lumbar spine (and too small for the network)."""
-    lateral = int(np.argmax(np.abs(volume.affine[0, :3]) / np.asarray(volume.spacing)))
+    lateral = volume.lateral_axis
     extents = [n * s for axis, (n, s) in enumerate(zip(volume.shape, volume.spacing)) if axis != lateral]
     if min(extents) < minimum_mm:
         name = Path(str(volume.info.get("path", volume.info.get("source", "image")))).name

@@ -30,7 +30,6 @@ from tqdm import tqdm
 from modic import atomic
 from modic.config import load_shipped
 from modic.evaluation.segmentation import load_case, score_probabilities
-from modic.levels.instances import lateral_axis
 from modic.segmentation.bundle import default_bundle_path, load_bundle
 from modic.segmentation.data import read_cases_csv
 from modic.segmentation.infer import SegmentationModel, reweight_background, smooth_across_slices
@@ -61,7 +60,7 @@ def main() -> int:
     for case in tqdm(cases, desc="training cases", unit="case"):
         image, truth = load_case(root, case)
         probabilities = model.predict_probabilities(image)
-        axis = lateral_axis(image)
+        axis = image.lateral_axis
         for weight in args.weights:
             weighted = smooth_across_slices(
                 reweight_background(probabilities, weight), sigma_mm=bundle.slice_sigma_mm,

@@ -63,6 +63,11 @@ class Volume:
 
         return tuple(nib.aff2axcodes(self.affine))  # type: ignore[return-value]
 
+    @property
+    def lateral_axis(self) -> int:
+        """Array axis closest to the patient's left-right direction (RAS x): the one across sagittal slices."""
+        return int(np.argmax(np.abs(self.affine[0, :3]) / np.asarray(self.spacing)))
+
     def with_array(self, array: np.ndarray, **info: Any) -> Volume:
         """Same geometry, new voxel values (e.g. a label map), optionally updated info."""
         if array.shape != self.array.shape:

@@ -75,8 +75,7 @@ class SpineAnatomy:
     @property
     def slice_axis(self) -> int:
         """Array axis that runs left-right (across sagittal slices)."""
-        directions = np.abs(self.geometry.affine[0, :3]) / np.asarray(self.geometry.spacing)
-        return int(np.argmax(directions))
+        return self.geometry.lateral_axis
 
     @property
     def size_unit(self) -> str:

@@ -142,7 +142,7 @@ def find_instances(
     split = len(np.unique(cores)) - 1 - before
     cores = _drop_fragments(cores, min_relative_size=min_relative_size)
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
-    lateral = lateral_axis(volume)
+    lateral = volume.lateral_axis
     grown = _grow_into(cores, bone, steps=steps)
     bone_map[box] = trim_lateral_ends(grown, axis=lateral, fraction=lateral_trim_fraction)
     disc_labels = trim_lateral_ends(disc_labels, axis=lateral, fraction=lateral_trim_fraction)
@@ -192,11 +192,6 @@ def trim_lateral_ends(labels: np.ndarray, *, axis: int, fraction: float) -> np.n
                 plane = out_along[index]
                 plane[plane == label] = 0
     return out
-
-
-def lateral_axis(volume: Volume) -> int:
-    """The array axis closest to the patient's left-right direction (RAS x)."""
-    return int(np.argmax(np.abs(volume.affine[0, :3]) / np.asarray(volume.spacing)))
 
 
 def split_at_enclosed_discs(
