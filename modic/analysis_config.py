@@ -114,6 +114,7 @@ RULES: dict[str, Check] = {
     "classification.voxels.t2_low": _number(0),
     "classification.voxels.t2_high": _number(0),
     "classification.voxels.t2_iso_min": _number(0),
+    "classification.voxels.type1_t1_low": _number(0),
     "classification.voxels.reference_half_difference": _optional(_number(0)),
     "classification.rules.min_fraction": _number(0, 1),
     "classification.rules.type1_min_fraction": _number(0, 1),

@@ -301,8 +301,8 @@ def test_confidence_grows_with_the_clarity_of_the_pattern() -> None:
     confidences = [d.confidence for d in unchanged]
     assert confidences == sorted(confidences) and len(set(confidences)) == 3, confidences
 
-    # A contrast right at the T1 threshold splits the band by noise: less confident than a clear contrast.
-    borderline = decision(30, (VOXELS["t1_low"], 1.6), noise=0.05)
+    # A contrast right at the type 1 T1 threshold splits the band by noise: less confident than a clear contrast.
+    borderline = decision(30, (VOXELS["type1_t1_low"], 1.6), noise=0.05)
     clear = decision(30, (0.4, 1.6), noise=0.05)
     assert borderline.modic_type == clear.modic_type == 1
     assert borderline.confidence < clear.confidence
@@ -402,6 +402,19 @@ def test_deep_oedema_in_the_reference_is_measured_against_the_clean_half() -> No
     features = endplate_features(ph.anatomy, region, t1=ph.t1, t2=ph.t2, settings=VOXELS, reference=reference)
     assert features.pattern_fractions[1] > 0.9
     assert RULES.decide(features).modic_type == 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [((0.85, 1.6), 1), ((0.85, 1.05), 0), ((0.85, 0.6), 0), ((0.95, 1.6), 0)],
+    ids=["mild-t1-drop-high-t2", "mild-t1-drop-iso-t2", "mild-t1-drop-low-t2", "t1-iso-high-t2"],
+)
+def test_raised_t2_lets_a_milder_t1_drop_count_as_oedema(pattern: Pattern, expected: int) -> None:
+    """Between ``t1_low`` and ``type1_t1_low``, T1 is oedema only where T2 is high; T1 alone never suffices."""
+    assert VOXELS["t1_low"] < 0.85 < VOXELS["type1_t1_low"] < 0.95  # the cases sit either side of the thresholds
+    ph = phantom({"L4 inferior": [(BAND_COLUMNS, pattern)]})
+    assert RULES.decide(ph.features("L4 inferior")).modic_type == expected
+    assert ph.features("L4 inferior", sequences="t1").pattern_fractions[1] < 0.05
 
 
 @pytest.mark.parametrize("pattern", [NORMAL, TYPE2, TYPE3], ids=["normal", "type2", "type3"])

@@ -14,6 +14,8 @@ unreadable or colour pictures) are covered by ``test_bad_input_files``.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +26,7 @@ import pytest
 from PIL import Image
 from test_bad_input_support import assert_clean_failure, run_cli
 from test_classification import PLANTED, SYNTH_CONFIG, planted_specs, write_synth_config
+from test_segmentation_support import REPO_ROOT
 
 from modic.cli import main
 from modic.io.formats import read_slice, write_nifti
@@ -218,3 +221,29 @@ def test_spacing_needs_two_values(pair: SimpleNamespace, tmp_path: Path, capsys:
     out = tmp_path / "out"
     result = run_cli(capsys, ["analyze-slice", "--t1", pair.files["t1_png"], "--spacing", "0.9", "-o", out])
     assert_clean_failure(result, exit_code=2, mentions=["--spacing", "expected 2 arguments"], outputs=[out])
+
+
+def test_separability_features_belong_to_their_level(pair: SimpleNamespace, models: Models) -> None:
+    """``scripts/spider_separability.py`` measures each level on its own endplates, bodies and disc,
+    and leaves out a level whose disc was not found."""
+    path = REPO_ROOT / "scripts" / "spider_separability.py"
+    spec = importlib.util.spec_from_file_location("spider_separability", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    images = load_slice_pair(t1=pair.files["t1_png"], t2=pair.files["t2_png"], spacing=pair.spacing)
+    analysis = analyze_images(images, models=models, config=CONFIG)
+    features = {level: script.level_features(analysis, level) for level in LEVELS}
+    assert all(f is not None for f in features.values()), features
+    planted, clean = features["L4-L5"], [features["L3-L4"], features["L5-S1"]]
+    # L4 inferior carries type 1 and L5 superior type 2: the level takes the larger share of each.
+    for key in ("marrow_type1_fraction", "marrow_type2_fraction"):
+        assert planted[key] > 0.3 and all(f[key] < 0.05 for f in clean), key
+    # Fat is bright on T1: the planted level's band outshines the clean ones against their own discs.
+    assert all(planted["disc_t1_band_p90"] > f["disc_t1_band_p90"] + 0.3 for f in clean)
+    assert all(f["disc_t1_pair_bodies"] > 1 for f in features.values())  # marrow is brighter than disc on T1
+
+    discs = [d for d in analysis.anatomy.discs if d.name != "L4-L5"]
+    without_disc = dataclasses.replace(analysis, anatomy=dataclasses.replace(analysis.anatomy, discs=discs))
+    assert script.level_features(without_disc, "L4-L5") is None
+    assert script.level_features(without_disc, "L3-L4") == features["L3-L4"]

@@ -181,14 +181,17 @@ def pattern_masks(
 ) -> dict[int, np.ndarray]:
     """Voxels showing each Modic pattern. With one sequence only, only what it can show is marked.
 
-    With T1 alone, low T1 is marked as type 1 (it may be 3) and high T1 as type 2;
-    with T2 alone, nothing separates the types reliably and no mask is returned.
+    Type 1 with both sequences needs T2 high and T1 under ``type1_t1_low``: a
+    raised T2 already marks water, so a milder T1 drop than ``t1_low`` counts.
+    With T1 alone, low T1 (under ``t1_low``) is marked as type 1 (it may be 3)
+    and high T1 as type 2; with T2 alone, nothing separates the types reliably
+    and no mask is returned.
     """
     t1_low, t1_high = float(settings["t1_low"]), float(settings["t1_high"])
     t2_low, t2_high, t2_iso = float(settings["t2_low"]), float(settings["t2_high"]), float(settings["t2_iso_min"])
     if t1_rel is not None and t2_rel is not None:
         return {
-            1: band & (t1_rel < t1_low) & (t2_rel > t2_high),
+            1: band & (t1_rel < float(settings["type1_t1_low"])) & (t2_rel > t2_high),
             2: band & (t1_rel > t1_high) & (t2_rel >= t2_iso),
             3: band & (t1_rel < t1_low) & (t2_rel < t2_low),
         }
