@@ -38,8 +38,7 @@ from tqdm import tqdm
 
 from modic.classification.features import FEATURE_NAMES
 from modic.errors import ModicError
-from modic.evaluation.spider import LEVELS, read_gradings, read_spacings
-from modic.io.slice_pair import load_slice_pair
+from modic.evaluation.spider import LEVELS, load_patient_images, read_gradings, read_spacings
 from modic.levels.names import level_endplates
 from modic.pipeline import Models, StudyAnalysis, analyze_images, load_analysis_config
 
@@ -61,8 +60,8 @@ def level_features(analysis: StudyAnalysis, level: str) -> dict[str, float] | No
     disc_mask = anatomy.disc_map == disc.label
     pair = np.isin(anatomy.vertebra_map, [bodies[upper].label, bodies[lower].label])
     lumbar = np.isin(anatomy.vertebra_map, [v.label for n, v in bodies.items() if n in LUMBAR_BODIES])
-    labels = {e.name: e.label for e in anatomy.endplates}
-    band = np.isin(anatomy.endplate_map, [labels[e] for e in endplates if e in labels])
+    regions = [r for r in map(anatomy.endplate, endplates) if r is not None]
+    band = np.isin(anatomy.endplate_map, [r.label for r in regions])
     for sequence, volume in (("t1", analysis.images.t1), ("t2", analysis.images.t2)):
         if volume is None:
             continue
@@ -89,11 +88,7 @@ def collect(
     left_out = 0
     for patient, grades in tqdm(sorted(truth.items()), desc="patients", unit="patient"):
         try:
-            images = load_slice_pair(
-                t1=root / "images" / f"{patient}_t1.png", t2=root / "images" / f"{patient}_t2.png",
-                spacing=spacings.get((patient, "t1")), t2_spacing=spacings.get((patient, "t2")),
-            )
-            analysis = analyze_images(images, models=models, config=config)
+            analysis = analyze_images(load_patient_images(root, patient, spacings), models=models, config=config)
         except ModicError:
             left_out += len(grades)
             continue

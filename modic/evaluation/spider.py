@@ -16,11 +16,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modic.errors import InputError, ModicError
+
+if TYPE_CHECKING:
+    from modic.io.study import StudyImages
 
 IVD_LABEL_TO_LEVEL = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"}
 LEVELS = ("L3-L4", "L4-L5", "L5-S1")
@@ -79,6 +82,24 @@ def _numbers(text: str) -> list[float]:
         return []
 
 
+def load_patient_images(
+    root: Path, patient: str, spacings: Mapping[tuple[str, str], tuple[float, float]]
+) -> StudyImages:
+    """The T1/T2 slice pair of ``patient`` (either picture may be absent), with its ``series.csv`` spacing."""
+    from modic.io.slice_pair import load_slice_pair
+
+    if (patient, "t1") not in spacings and (patient, "t2") not in spacings:
+        raise InputError(f"series.csv has no PixelSpacing for patient {patient}")
+    t1 = root / "images" / f"{patient}_t1.png"
+    t2 = root / "images" / f"{patient}_t2.png"
+    return load_slice_pair(
+        t1=t1 if t1.exists() else None,
+        t2=t2 if t2.exists() else None,
+        spacing=spacings.get((patient, "t1")),
+        t2_spacing=spacings.get((patient, "t2")),
+    )
+
+
 def analyse_patient(
     root: Path,
     patient: str,
@@ -88,21 +109,10 @@ def analyse_patient(
     models: Any,
     config: Mapping[str, Any],
 ) -> PatientGrading:
-    from modic.io.slice_pair import load_slice_pair
     from modic.pipeline import analyze_images
 
     try:
-        if (patient, "t1") not in spacings and (patient, "t2") not in spacings:
-            raise InputError(f"series.csv has no PixelSpacing for patient {patient}")
-        t1 = root / "images" / f"{patient}_t1.png"
-        t2 = root / "images" / f"{patient}_t2.png"
-        images = load_slice_pair(
-            t1=t1 if t1.exists() else None,
-            t2=t2 if t2.exists() else None,
-            spacing=spacings.get((patient, "t1")),
-            t2_spacing=spacings.get((patient, "t2")),
-        )
-        analysis = analyze_images(images, models=models, config=config)
+        analysis = analyze_images(load_patient_images(root, patient, spacings), models=models, config=config)
     except ModicError as exc:
         return PatientGrading(patient, dict(truth), {}, {}, error=str(exc))
     predicted = {g.level: g.modic_type for g in analysis.levels}
