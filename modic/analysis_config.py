@@ -67,6 +67,8 @@ def _fraction_pair(value: Any) -> str | None:
 
 RULES: dict[str, Check] = {
     "segmentation.bundle": _string,
+    "segmentation.thin_slice_bundle": _optional(_string),
+    "segmentation.thin_slice_max_spacing_mm": _number(0.1, 10),
     "segmentation.batch_size": _number(1, integer=True),
     "segmentation.min_field_of_view_mm": _number(1),
     "segmentation.cpu_precision": _choice("float32", "bfloat16", "auto"),

@@ -62,34 +62,71 @@ class Models:
 
     @classmethod
     def load(cls, config: Mapping[str, Any], *, device: str = "auto", bundle: str | Path | None = None) -> Models:
+        """The models ``config`` names; ``bundle`` (``--model``) replaces the segmentation bundle for every volume.
+
+        ``segmentation.thin_slice_bundle`` (when set, and no ``bundle`` is given)
+        segments volumes whose slices are at most ``thin_slice_max_spacing_mm``
+        apart; an explicit ``bundle`` is used alone, so that it is what gets measured.
+        """
         from modic.classification.factory import load_classifier
 
         apply_runtime_settings(config["runtime"])
-        bundle_path = _bundle_path(bundle or config["segmentation"]["bundle"])
-        loaded: LoadedBundle = load_bundle(bundle_path)
-        segmenter = SegmentationModel(
-            loaded.network,
-            settings=loaded.settings,
-            device=resolve_device(device),
-            batch_size=int(config["segmentation"].get("batch_size", 16)),
-            cpu_precision=str(config["segmentation"]["cpu_precision"]),
-            background_weight=loaded.background_weight,
-            slice_sigma_mm=loaded.slice_sigma_mm,
-            slice_sigma_max_spacing_mm=loaded.slice_sigma_max_spacing_mm,
+        settings = config["segmentation"]
+        main = load_bundle(_bundle_path(bundle or settings["bundle"]))
+        thin_name = None if bundle is not None else settings.get("thin_slice_bundle")
+        thin = load_bundle(_bundle_path(thin_name)) if thin_name else None
+        resolved = resolve_device(device)
+        segmenter = _segmentation_model(
+            main, settings, device=resolved,
+            thin_slice_model=_segmentation_model(thin, settings, device=resolved) if thin else None,
+            thin_slice_max_spacing_mm=float(settings["thin_slice_max_spacing_mm"]) if thin else 0.0,
         )
         classifier, classifier_info = load_classifier(config["classification"])
-        info = {
-            "segmentation": {
-                "bundle": loaded.path.name,
-                "version": loaded.metadata.get("version"),
-                "sha256": loaded.metadata.get("modic_model_sha256"),
-                "background_weight": loaded.background_weight,
-                "slice_sigma_mm": loaded.slice_sigma_mm,
-                "slice_sigma_max_spacing_mm": loaded.slice_sigma_max_spacing_mm,
-            },
-            "classifier": classifier_info,
-        }
+        segmentation_info = _bundle_info(main)
+        if thin is not None:
+            segmentation_info["thin_slice"] = {
+                **_bundle_info(thin), "max_spacing_mm": float(settings["thin_slice_max_spacing_mm"])
+            }
+        info = {"segmentation": segmentation_info, "classifier": classifier_info}
         return cls(segmenter=segmenter, classifier=classifier, info=info)
+
+
+def _segmentation_model(
+    loaded: LoadedBundle, settings: Mapping[str, Any], *, device: str, **thin: Any
+) -> SegmentationModel:
+    """A :class:`SegmentationModel` of ``loaded`` with the config's batch size and CPU precision."""
+    return SegmentationModel(
+        loaded.network,
+        settings=loaded.settings,
+        device=device,
+        batch_size=int(settings.get("batch_size", 16)),
+        cpu_precision=str(settings["cpu_precision"]),
+        background_weight=loaded.background_weight,
+        slice_sigma_mm=loaded.slice_sigma_mm,
+        slice_sigma_max_spacing_mm=loaded.slice_sigma_max_spacing_mm,
+        **thin,
+    )
+
+
+def _bundle_info(loaded: LoadedBundle) -> dict[str, Any]:
+    """What the report records about a segmentation bundle."""
+    return {
+        "bundle": loaded.path.name,
+        "version": loaded.metadata.get("version"),
+        "sha256": loaded.metadata.get("modic_model_sha256"),
+        "background_weight": loaded.background_weight,
+        "slice_sigma_mm": loaded.slice_sigma_mm,
+        "slice_sigma_max_spacing_mm": loaded.slice_sigma_max_spacing_mm,
+    }
+
+
+def study_models_info(models: Models, volume: Volume) -> dict[str, Any]:
+    """``models.info`` for one study: with a thin-slice bundle, whether it segmented ``volume`` (``used``)."""
+    thin = models.info["segmentation"].get("thin_slice")
+    if thin is None:
+        return models.info
+    used = models.segmenter.uses_thin_slice_model(volume)
+    return {**models.info, "segmentation": {**models.info["segmentation"], "thin_slice": {**thin, "used": used}}}
 
 
 def _bundle_path(bundle: str | Path) -> Path:
@@ -280,7 +317,7 @@ def analyze_images(
         anatomy=anatomy,
         levels=levels,
         warnings=warnings,
-        models=models.info,
+        models=study_models_info(models, segmentation_inputs(images)[0]),
         config=dict(config),
         timings=timings,
     )

@@ -143,3 +143,13 @@ def test_candidacy_page_renders_in_chromium(tmp_path: Path) -> None:
     dom = _text(result.stdout)
     assert 'id="criteria-table"' in dom and 'id="level-table"' in dom, result.stderr[-2000:]
     assert "<script>alert" not in dom
+
+
+def test_html_names_the_thin_slice_bundle_and_whether_it_was_used() -> None:
+    report = _report()
+    report["models"]["segmentation"]["thin_slice"] = {"bundle": "spine_seg_thin", "version": "0.1", "sha256": "cd" * 32,
+                                                      "max_spacing_mm": 2.0, "used": True}
+    text = _text(render_html(report, {}))
+    assert "<dt>segmentation of thin-slice volumes</dt>" in text
+    assert "bundle: spine_seg_thin" in text and "cd" * 32 in text and "used: True" in text
+    assert "<dt>segmentation of thin-slice volumes</dt>" not in _text(render_html(_report(), {}))

@@ -55,7 +55,7 @@ class BatchOptions:
         keep_identifiers: keep identifiers in report.json and the manifest.
         dicom: write DICOM SEG and SR for DICOM input.
         config: analysis config file (default: the shipped one).
-        model: segmentation bundle (default: the shipped one).
+        model: segmentation bundle for every volume (default: the config's, with its thin-slice bundle).
         batch_size: slices per forward pass (default: the analysis config's).
         retries: extra tries of a study whose worker died or hit an unexpected error.
         progress_bar: show a tqdm bar (default: when stderr is a terminal); else log lines.

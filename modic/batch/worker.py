@@ -214,8 +214,9 @@ def segment_prepared(segmenter: SegmentationModel, prepared: Sequence[PreparedSt
     Each study's ``segment_s`` gets its share of the time, in proportion to its slices.
     """
     stacks = [stack for study in prepared for stack in study.stacks]
+    grids = [grid for study in prepared for grid in study.grids]
     started = time.perf_counter()
-    results = segmenter.logits_on_grids(stacks)
+    results = segmenter.logits_on_grids(stacks, grids)
     elapsed = time.perf_counter() - started
     total = sum(int(stack.shape[0]) for stack in stacks) or 1
     grouped: list[list[torch.Tensor]] = []
@@ -282,7 +283,7 @@ def _segment_one(images: StudyImages, segmenter: SegmentationModel, timer: _Time
     with timer("preprocess_s"):
         inputs = [segmenter.network_input(volume) for volume in segmentation_inputs(images)]
     with timer("segment_s"):
-        return [segmenter.to_volume_grid(segmenter.logits_on_grid(stack), grid) for stack, grid in inputs]
+        return [segmenter.to_volume_grid(segmenter.logits_on_grid(stack, grid), grid) for stack, grid in inputs]
 
 
 def _analyse(

@@ -44,7 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="keep patient identifiers in report.json and input paths/UIDs in the manifest")
     parser.add_argument("--no-dicom", action="store_true", help="do not write DICOM SEG and SR")
     parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
-    parser.add_argument("--model", help="segmentation bundle folder (default: the shipped one)")
+    parser.add_argument(
+        "--model",
+        help="segmentation bundle folder for every volume (default: the shipped spine_seg, and spine_seg_thin "
+        "for volumes of slices at most segmentation.thin_slice_max_spacing_mm apart)",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -36,7 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
-    parser.add_argument("--model", help="segmentation bundle folder (default: the shipped one)")
+    parser.add_argument(
+        "--model",
+        help="segmentation bundle folder for every volume (default: the shipped spine_seg, and spine_seg_thin "
+        "for volumes of slices at most segmentation.thin_slice_max_spacing_mm apart)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
 

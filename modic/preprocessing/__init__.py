@@ -5,7 +5,9 @@ from modic.preprocessing.sagittal import (
     NetworkGrid,
     from_network_grid,
     normalize_slices,
+    sagittal_slices,
     to_network_grid,
 )
 
-__all__ = ["NETWORK_AXCODES", "NetworkGrid", "from_network_grid", "normalize_slices", "to_network_grid"]
+__all__ = ["NETWORK_AXCODES", "NetworkGrid", "from_network_grid", "normalize_slices", "sagittal_slices",
+           "to_network_grid"]

@@ -69,6 +69,16 @@ def grid_shape(oriented_shape: tuple[int, int, int], spacing: np.ndarray, spacin
     )
 
 
+def sagittal_slices(volume: Volume) -> tuple[int, float]:
+    """How many sagittal slices ``volume`` has on the network grid and how far apart they are (mm).
+
+    The same as ``oriented_shape[0]`` and the first column's length of the
+    affine of :func:`to_network_grid`, without resizing the image.
+    """
+    oriented = Orientation(axcodes=NETWORK_AXCODES, labels=RAS_LABELS)(as_metatensor(volume))
+    return int(oriented.shape[1]), float(np.linalg.norm(np.asarray(oriented.affine, dtype=float)[:3, 0]))
+
+
 def to_network_grid(volume: Volume, *, spacing_mm: float, mode: str = "bilinear") -> NetworkGrid:
     """Reorient ``volume`` to :data:`NETWORK_AXCODES` and resize rows/columns to about ``spacing_mm``."""
     oriented = Orientation(axcodes=NETWORK_AXCODES, labels=RAS_LABELS)(as_metatensor(volume))

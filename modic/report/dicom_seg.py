@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -190,7 +191,7 @@ def algorithm_identification(analysis: StudyAnalysis) -> object:
     """highdicom AlgorithmIdentificationSequence naming modic, its version and the models used."""
     import highdicom as hd
 
-    segmentation = analysis.models.get("segmentation", {})
+    segmentation = segmentation_used(analysis)
     classifier = analysis.models.get("classifier", {})
     parameters = {
         "segmentation_model": f"{segmentation.get('bundle')} {segmentation.get('version')}",
@@ -204,9 +205,16 @@ def algorithm_identification(analysis: StudyAnalysis) -> object:
     )
 
 
-def model_id(analysis: StudyAnalysis) -> str:
-    """The segmentation model's SHA-256 prefix, or its version when the hash is unknown."""
+def segmentation_used(analysis: StudyAnalysis) -> dict[str, Any]:
+    """The report's record of the segmentation bundle that segmented this study (the thin-slice one when used)."""
     segmentation = analysis.models.get("segmentation", {})
+    thin = segmentation.get("thin_slice")
+    return thin if isinstance(thin, dict) and thin.get("used") else segmentation
+
+
+def model_id(analysis: StudyAnalysis) -> str:
+    """The SHA-256 prefix of the segmentation model used for this study, or its version when the hash is unknown."""
+    segmentation = segmentation_used(analysis)
     return str(segmentation.get("sha256") or segmentation.get("version") or "unknown")[:16]
 
 

@@ -6,7 +6,10 @@ class probabilities are smoothed across slices (the bundle's
 ``slice_sigma_mm``) and resampled back onto the volume's own grid. When a
 T1 and a T2 on the same grid are given, their probabilities are averaged:
 the network is single-channel and contrast-agnostic, so it works from T1
-alone, from T2 alone, and fuses both when present.
+alone, from T2 alone, and fuses both when present. A model may carry a
+second one for thin-slice volumes (``thin_slice_model``): volumes of several
+slices at most ``thin_slice_max_spacing_mm`` apart are segmented by it, all
+others (clinical 3-5 mm series, single slices) by the model itself.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from scipy import ndimage
 
 from modic.errors import AnalysisError, ConfigError
 from modic.io.volume import Volume
-from modic.preprocessing import NetworkGrid, from_network_grid, normalize_slices, to_network_grid
+from modic.preprocessing import NetworkGrid, from_network_grid, normalize_slices, sagittal_slices, to_network_grid
 from modic.segmentation.bundle import LoadedBundle, PreprocessSettings, load_bundle
 
 CPU_PRECISIONS = ("float32", "bfloat16", "auto")
@@ -46,6 +49,10 @@ class SegmentationModel:
             across slices before they are mapped back (0: none; see :meth:`to_volume_grid`).
         slice_sigma_max_spacing_mm: smooth only volumes whose slices are at most this far apart
             (None: any spacing).
+        thin_slice_model: a model for volumes of several slices at most ``thin_slice_max_spacing_mm``
+            apart (thin reconstructions); None: this model segments every volume. It must share this
+            model's preprocessing; its own background weight and smoothing apply to what it segments.
+        thin_slice_max_spacing_mm: the largest slice spacing (mm) that ``thin_slice_model`` is used for.
     """
 
     def __init__(
@@ -59,6 +66,8 @@ class SegmentationModel:
         background_weight: float = 1.0,
         slice_sigma_mm: float = 0.0,
         slice_sigma_max_spacing_mm: float | None = None,
+        thin_slice_model: SegmentationModel | None = None,
+        thin_slice_max_spacing_mm: float = 0.0,
     ) -> None:
         if cpu_precision not in CPU_PRECISIONS:
             raise ConfigError(
@@ -73,6 +82,13 @@ class SegmentationModel:
         self.background_offset = math.log(background_weight)
         self.slice_sigma_mm = slice_sigma_mm
         self.slice_sigma_max_spacing_mm = slice_sigma_max_spacing_mm
+        if thin_slice_model is not None and thin_slice_model.settings != settings:
+            raise ConfigError(
+                f"the thin-slice segmentation model's preprocessing {thin_slice_model.settings} differs from "
+                f"the main model's {settings}; both must bring images to the network the same way"
+            )
+        self.thin_slice_model = thin_slice_model
+        self.thin_slice_max_spacing_mm = thin_slice_max_spacing_mm
 
     @classmethod
     def from_bundle(cls, path: str | None = None, *, device: str | torch.device = "cpu") -> SegmentationModel:
@@ -90,21 +106,50 @@ class SegmentationModel:
         )
         return normalised, grid
 
-    @torch.no_grad()
-    def logits_on_grid(self, stack: torch.Tensor) -> torch.Tensor:
-        """Per-slice class probabilities ``(C, slices, rows, cols)`` for a normalised stack ``(slices, rows, cols)``."""
-        return self.logits_on_grids([stack])[0]
+    def model_for(self, grid: NetworkGrid) -> SegmentationModel:
+        """The model that segments a volume on ``grid``: the thin-slice model for thin multi-slice volumes, else this."""
+        return self._model_for_slices(grid.oriented_shape[0], float(np.linalg.norm(grid.affine[:3, 0])))
+
+    def uses_thin_slice_model(self, volume: Volume) -> bool:
+        """Whether :meth:`predict_probabilities` of ``volume`` runs the thin-slice model."""
+        if self.thin_slice_model is None:
+            return False
+        return self._model_for_slices(*sagittal_slices(volume)) is self.thin_slice_model
+
+    def _model_for_slices(self, count: int, spacing_mm: float) -> SegmentationModel:
+        if self.thin_slice_model is None or count < 2 or spacing_mm > self.thin_slice_max_spacing_mm:
+            return self
+        return self.thin_slice_model
 
     @torch.no_grad()
-    def logits_on_grids(self, stacks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def logits_on_grid(self, stack: torch.Tensor, grid: NetworkGrid) -> torch.Tensor:
+        """Per-slice class probabilities ``(C, slices, rows, cols)`` for a normalised stack ``(slices, rows, cols)``."""
+        return self.logits_on_grids([stack], [grid])[0]
+
+    @torch.no_grad()
+    def logits_on_grids(self, stacks: Sequence[torch.Tensor], grids: Sequence[NetworkGrid]) -> list[torch.Tensor]:
         """:meth:`logits_on_grid` of several stacks (e.g. of many studies) in shared forward passes.
 
-        Slices whose padded size is the same share batches of ``batch_size``
-        whatever stack they come from, so a GPU sees full batches rather than
-        one short study at a time. Every slice is padded exactly as on its own
-        (the network normalises each slice separately), so each stack's result
-        equals :meth:`logits_on_grid` of that stack up to floating-point rounding.
+        Each stack goes to :meth:`model_for` its grid. Slices whose padded size
+        is the same share batches of ``batch_size`` whatever stack they come
+        from, so a GPU sees full batches rather than one short study at a time.
+        Every slice is padded exactly as on its own (the network normalises
+        each slice separately), so each stack's result equals
+        :meth:`logits_on_grid` of that stack up to floating-point rounding.
         """
+        if len(stacks) != len(grids):
+            raise ValueError(f"{len(stacks)} stacks but {len(grids)} grids; give each stack its grid")
+        models = [self.model_for(grid) for grid in grids]
+        if self.thin_slice_model is None or all(model is self for model in models):
+            return self._logits_of_own_stacks(stacks)
+        results: dict[int, torch.Tensor] = {}
+        for model in {id(m): m for m in models}.values():
+            members = [index for index, m in enumerate(models) if m is model]
+            results.update(zip(members, model._logits_of_own_stacks([stacks[i] for i in members])))
+        return [results[index] for index in range(len(stacks))]
+
+    def _logits_of_own_stacks(self, stacks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`logits_on_grids` with this model's own network for every stack."""
         pad = DivisiblePad(k=self.settings.pad_multiple, method="end")
         padded = [torch.as_tensor(pad(stack)).as_subclass(torch.Tensor) for stack in stacks]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -147,14 +192,16 @@ class SegmentationModel:
         the extent of a structure seen on its neighbours is the better guess of
         where it ends than one slice's taper. Smoothing commutes with the
         in-plane resampling done afterwards. A single slice is left as it is.
+        The settings are those of :meth:`model_for` the grid.
         """
-        if self.slice_sigma_mm > 0:
+        model = self.model_for(grid)
+        if model.slice_sigma_mm > 0:
             smoothed = smooth_across_slices(
                 probabilities.numpy(),
-                sigma_mm=self.slice_sigma_mm,
+                sigma_mm=model.slice_sigma_mm,
                 spacing_mm=float(np.linalg.norm(grid.affine[:3, 0])),
                 axis=1,
-                max_spacing_mm=self.slice_sigma_max_spacing_mm,
+                max_spacing_mm=model.slice_sigma_max_spacing_mm,
             )
             probabilities = torch.as_tensor(smoothed)
         return from_network_grid(probabilities, grid)
@@ -162,7 +209,7 @@ class SegmentationModel:
     def predict_probabilities(self, volume: Volume) -> np.ndarray:
         """Class probabilities ``(C, I, J, K)`` on ``volume``'s own grid."""
         stack, grid = self.network_input(volume)
-        return self.to_volume_grid(self.logits_on_grid(stack), grid)
+        return self.to_volume_grid(self.logits_on_grid(stack, grid), grid)
 
     def predict_fused(self, volumes: Sequence[Volume]) -> np.ndarray:
         """Mean class probabilities of several co-registered volumes (e.g. T1 and T2 on the T1 grid)."""
