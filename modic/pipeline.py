@@ -76,17 +76,16 @@ class Models:
         thin_name = None if bundle is not None else settings.get("thin_slice_bundle")
         thin = load_bundle(_bundle_path(thin_name)) if thin_name else None
         resolved = resolve_device(device)
+        max_spacing = float(settings["thin_slice_max_spacing_mm"]) if thin else 0.0
         segmenter = _segmentation_model(
             main, settings, device=resolved,
             thin_slice_model=_segmentation_model(thin, settings, device=resolved) if thin else None,
-            thin_slice_max_spacing_mm=float(settings["thin_slice_max_spacing_mm"]) if thin else 0.0,
+            thin_slice_max_spacing_mm=max_spacing,
         )
         classifier, classifier_info = load_classifier(config["classification"])
         segmentation_info = _bundle_info(main)
         if thin is not None:
-            segmentation_info["thin_slice"] = {
-                **_bundle_info(thin), "max_spacing_mm": float(settings["thin_slice_max_spacing_mm"])
-            }
+            segmentation_info["thin_slice"] = {**_bundle_info(thin), "max_spacing_mm": max_spacing}
         info = {"segmentation": segmentation_info, "classifier": classifier_info}
         return cls(segmenter=segmenter, classifier=classifier, info=info)
 

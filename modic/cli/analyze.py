@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from modic import RESEARCH_NOTICE
+from modic.cli.options import add_model_option
 
 log = logging.getLogger("modic")
 
@@ -39,11 +40,7 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clinical", type=Path, help="clinical facts YAML: also run the ablation candidacy check")
     parser.add_argument("--policy", default="default", help="candidacy policy name in configs/candidacy/ or a YAML file")
     parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
-    parser.add_argument(
-        "--model",
-        help="segmentation bundle folder for every volume (default: the shipped spine_seg, and spine_seg_thin "
-        "for volumes of slices at most segmentation.thin_slice_max_spacing_mm apart)",
-    )
+    add_model_option(parser)
     parser.add_argument("--keep-identifiers", action="store_true",
                         help="keep patient identifiers in report.json (off by default)")
     parser.add_argument("--no-dicom", action="store_true", help="do not write DICOM SEG and SR")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from modic import RESEARCH_NOTICE
+from modic.cli.options import add_model_option
 
 SHOWN_FAILURES = 20
 """Failed studies listed at the end; all of them are in manifest.jsonl and summary.csv."""
@@ -44,11 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="keep patient identifiers in report.json and input paths/UIDs in the manifest")
     parser.add_argument("--no-dicom", action="store_true", help="do not write DICOM SEG and SR")
     parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
-    parser.add_argument(
-        "--model",
-        help="segmentation bundle folder for every volume (default: the shipped spine_seg, and spine_seg_thin "
-        "for volumes of slices at most segmentation.thin_slice_max_spacing_mm apart)",
-    )
+    add_model_option(parser)
     parser.set_defaults(handler=run)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from modic import atomic
+from modic.cli.options import add_model_option
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,11 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
-    parser.add_argument(
-        "--model",
-        help="segmentation bundle folder for every volume (default: the shipped spine_seg, and spine_seg_thin "
-        "for volumes of slices at most segmentation.thin_slice_max_spacing_mm apart)",
-    )
+    add_model_option(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
 

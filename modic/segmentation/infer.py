@@ -140,12 +140,11 @@ class SegmentationModel:
         if len(stacks) != len(grids):
             raise ValueError(f"{len(stacks)} stacks but {len(grids)} grids; give each stack its grid")
         models = [self.model_for(grid) for grid in grids]
-        if self.thin_slice_model is None or all(model is self for model in models):
-            return self._logits_of_own_stacks(stacks)
         results: dict[int, torch.Tensor] = {}
-        for model in {id(m): m for m in models}.values():
+        for model in (self, self.thin_slice_model):
             members = [index for index, m in enumerate(models) if m is model]
-            results.update(zip(members, model._logits_of_own_stacks([stacks[i] for i in members])))
+            if members:
+                results.update(zip(members, model._logits_of_own_stacks([stacks[i] for i in members])))
         return [results[index] for index in range(len(stacks))]
 
     def _logits_of_own_stacks(self, stacks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
