@@ -1,12 +1,14 @@
 """Training and validation data for the segmentation network.
 
-Two sources, both brought to the network grid (:mod:`modic.preprocessing`):
+Three sources, all brought to the network grid (:mod:`modic.preprocessing`):
 
 * a folder in the ``lumbar_seg`` layout (``images/``, ``labels/``,
   ``cases.csv``): real volumes where each case labels one structure;
   instance labels become semantic classes and the case records which classes
   its labels annotate (the rest are *unlabelled*, see
   :mod:`modic.segmentation.losses`);
+* a folder in the ``spider_t2space`` layout (:mod:`modic.segmentation.spider_t2space`):
+  clinical 3D T2 volumes with bodies and discs labelled, the sacrum unlabelled;
 * synthetic studies from :mod:`modic.synth`, fully labelled, T1 and T2 each
   used as a separate single-channel case.
 
@@ -28,6 +30,7 @@ import torch
 from modic.errors import InputError
 from modic.io.volume import Volume
 from modic.preprocessing import to_network_grid
+from modic.segmentation import spider_t2space
 from modic.segmentation.classes import N_CLASSES, SegClass
 
 
@@ -143,6 +146,31 @@ def load_lumbar_seg(root: str | Path, *, names: Iterable[str] | None = None, spa
     if wanted is not None and len(cases) != len(wanted):
         missing = sorted(wanted - {c.name for c in cases})
         raise InputError(f"cases {missing} are not listed in {root / 'cases.csv'}")
+    return cases
+
+
+def load_spider_t2space(root: str | Path, *, names: Iterable[str] | None = None, spacing_mm: float) -> list[SegCase]:
+    """Load patients of a spider_t2space-layout folder (all, or those in ``names``) on the network grid.
+
+    Labels follow :func:`modic.segmentation.spider_t2space.semantic_labels`: bodies and discs
+    labelled, posterior elements and canal background, the (unannotated) sacrum unlabelled.
+    """
+    cases = []
+    for patient in spider_t2space.select_patients(root, names):
+        image, mask = spider_t2space.load_patient(root, patient)
+        semantic, labelled = spider_t2space.semantic_labels(mask, image.affine)
+        grid_image, affine = _grid(image, spacing_mm, "bilinear")
+        grid_label, _ = _grid(image.with_array(semantic.astype(np.float32)), spacing_mm, "nearest")
+        cases.append(
+            SegCase(
+                name=f"spider_{patient}",
+                image=grid_image,
+                label=grid_label.astype(np.uint8),
+                labelled=labelled,
+                source=spider_t2space.SOURCE,
+                affine=affine,
+            )
+        )
     return cases
 
 

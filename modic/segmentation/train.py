@@ -34,11 +34,13 @@ from modic.segmentation.data import (
     SegCase,
     extract_slab,
     load_lumbar_seg,
+    load_spider_t2space,
     read_cases_csv,
     sample_specs,
     synthetic_cases,
 )
 from modic.segmentation.infer import SegmentationModel
+from modic.segmentation.spider_t2space import read_patients
 from modic.segmentation.losses import MarginalDiceCELoss
 from modic.bundles import build_network
 from modic.segmentation.transforms import training_transforms
@@ -128,6 +130,9 @@ def load_cases(config: TrainConfig) -> tuple[list[SegCase], list[SegCase]]:
     log.info("loading %d training and %d validation real cases from %s", len(training_names), len(validation), root)
     train = load_lumbar_seg(root, names=training_names, spacing_mm=spacing)
     val = load_lumbar_seg(root, names=validation, spacing_mm=spacing) if validation else []
+    train_spider, val_spider = _spider_t2space_cases(config, data, spacing)
+    train += train_spider
+    val += val_spider
     synthetic = data.get("synthetic") or {}
     if int(synthetic.get("count", 0)) > 0:
         start = int(synthetic.get("seed_start", 0))
@@ -135,6 +140,25 @@ def load_cases(config: TrainConfig) -> tuple[list[SegCase], list[SegCase]]:
         log.info("generating %d synthetic studies (config %s)", len(seeds), synthetic.get("config", "default"))
         train += synthetic_cases(seeds=list(seeds), config=str(synthetic.get("config", "default")), spacing_mm=spacing)
     return train, val
+
+
+def _spider_t2space_cases(
+    config: TrainConfig, data: Mapping[str, Any], spacing: float
+) -> tuple[list[SegCase], list[SegCase]]:
+    """Training and held-out patients of ``data.spider_t2space`` (none when the key is absent)."""
+    folder = data.get("spider_t2space")
+    if not folder:
+        return [], []
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"training data folder '{root}' not found; set data.spider_t2space in {config.path}")
+    held_out = [str(p) for p in data.get("spider_t2space_validation", [])]
+    patients = [p for p in read_patients(root) if p not in set(held_out)]
+    log.info("loading %d training and %d validation spider_t2space patients from %s", len(patients), len(held_out), root)
+    return (
+        load_spider_t2space(root, names=patients, spacing_mm=spacing),
+        load_spider_t2space(root, names=held_out, spacing_mm=spacing),
+    )
 
 
 def case_weights(cases: Sequence[SegCase], shares: Mapping[str, float]) -> list[float]:
@@ -149,14 +173,14 @@ def case_weights(cases: Sequence[SegCase], shares: Mapping[str, float]) -> list[
 
 
 def validation_dice(model: SegmentationModel, cases: Sequence[SegCase]) -> dict[str, float]:
-    """Mean Dice of the labelled structure over validation cases (3D, on the network grid)."""
+    """Mean Dice of each labelled structure over validation cases (3D, on the network grid)."""
     scores: dict[str, list[float]] = {"vertebral_body": [], "disc": []}
     for case in cases:
         probabilities = model.predict_probabilities(case.as_volume())
         predicted = probabilities.argmax(axis=0)
         if case.labelled[SegClass.DISC]:
             scores["disc"].append(_dice(predicted == SegClass.DISC, case.label == SegClass.DISC))
-        else:
+        if case.labelled[SegClass.VERTEBRAL_BODY]:
             bone = [SegClass.VERTEBRAL_BODY, SegClass.S1] if case.labelled[SegClass.S1] else [SegClass.VERTEBRAL_BODY]
             scores["vertebral_body"].append(_dice(np.isin(predicted, bone), np.isin(case.label, bone)))
     result = {f"val_dice_{k}": float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
