@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from modic.evaluation.segmentation import CaseResult, _score
+from modic.evaluation.segmentation import CaseResult, score_instance_maps
 from modic.evaluation.segmentation import summarise as summarise_seg
 from modic.evaluation.spider import FAILED, PatientGrading, _numbers, cohen_kappa, grading_metrics
 from modic.evaluation.synthetic import MISSED, scored_type, summarise
@@ -67,12 +67,12 @@ def test_segmentation_score_matches_and_ignores_unlabelled_levels():
         index = np.atleast_2d(index).astype(float)
         return np.stack([index[:, 0], index[:, 2], -index[:, 1]], axis=1)
 
-    result = _score(case, truth, predicted, {7: "L5", 8: "L4", 9: "L3"}, to_world, 0.0)
+    result = score_instance_maps(case, truth, predicted, {7: "L5", 8: "L4", 9: "L3"}, to_world, 0.0)
     assert result.n_matched == 2 and result.n_predicted_outside_range == 1
     assert result.dice == pytest.approx(2 * 90 / 200)
     assert result.instance_dice["L5"] == 1.0
     assert result.level_correct is True
-    wrong = _score(case, truth, predicted, {7: "S1", 8: "L5"}, to_world, 0.0)
+    wrong = score_instance_maps(case, truth, predicted, {7: "S1", 8: "L5"}, to_world, 0.0)
     assert wrong.level_correct is False
 
 

@@ -68,6 +68,51 @@ def write_lumbar_seg(root: Path, names: tuple[str, ...] = tuple(FAKE_CASES)) -> 
     return root
 
 
+SPIDER_HEADER = "patient,spider_subset,n_slices,shape,pixel_spacing_mm,slice_spacing_mm\n"
+SPIDER_AFFINE = np.diag([1.0, -1.0, -1.0, 1.0])
+"""Axes of the fake spider_t2space volumes as in the dataset: right, posterior, inferior (1 mm)."""
+
+
+def fake_spider_arrays(*, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Image and mask (0-3) of a box spine in the spider_t2space convention.
+
+    Axes: sagittal slice, anterior -> posterior, superior -> inferior. Three vertebrae,
+    each a body (AP 8-30) joined to an arch (AP 36-44) by pedicles in the lateral slices
+    only; the canal (AP 31-35) runs the whole height in the middle slices; discs between
+    the bodies; no sacrum.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (10, 48, 80)
+    image = rng.normal(60.0, 8.0, shape).astype(np.float32)
+    mask = np.zeros(shape, dtype=np.uint8)
+    for level in range(3):
+        top = 10 + 22 * level
+        body, disc = slice(top, top + 16), slice(top + 16, top + 22)
+        mask[2:8, 8:31, body] = 1
+        mask[2:8, 36:45, body] = 1
+        mask[[2, 3, 6, 7], 31:36, body] = 1
+        mask[2:8, 10:29, disc] = 2
+    mask[4:6, 31:36, 4:76] = 3
+    image[mask == 1] += 150.0
+    image[mask == 2] += 260.0
+    image[mask == 3] += 300.0
+    return image, mask
+
+
+def write_spider_t2space(root: Path, patients: tuple[str, ...] = ("1", "2")) -> Path:
+    """A small dataset folder in the spider_t2space layout; returns ``root``."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(exist_ok=True)
+    rows = [SPIDER_HEADER]
+    for index, patient in enumerate(patients):
+        image, mask = fake_spider_arrays(seed=index)
+        nib.save(nib.Nifti1Image(image.astype(np.uint8), SPIDER_AFFINE), str(root / "images" / f"{patient}.nii.gz"))
+        nib.save(nib.Nifti1Image(mask, SPIDER_AFFINE), str(root / "labels" / f"{patient}.nii.gz"))
+        rows.append(f"{patient},training,{image.shape[0]},{'x'.join(map(str, image.shape))},1.0 1.0,1.0\n")
+    (root / "cases.csv").write_text("".join(rows), encoding="utf-8")
+    return root
+
+
 def empty_lumbar_seg(root: Path) -> Path:
     """A lumbar_seg folder with no cases: how a config trains on synthetic studies only."""
     root.mkdir(parents=True, exist_ok=True)

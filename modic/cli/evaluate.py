@@ -16,8 +16,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     targets = parser.add_subparsers(dest="target", metavar="TARGET", parser_class=type(parser))
     targets.required = True
 
-    seg = targets.add_parser("seg", help="segmentation Dice and level identification (lumbar_seg layout)")
-    seg.add_argument("--data", required=True, type=Path, help="folder with images/, labels/ and cases.csv")
+    seg = targets.add_parser(
+        "seg", help="segmentation Dice and level identification (lumbar_seg or spider_t2space layout)"
+    )
+    seg.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="folder with images/, labels/ and cases.csv (a cases.csv keyed by 'patient' is read as spider_t2space)",
+    )
     _common(seg)
     seg.set_defaults(handler=run_seg)
 
@@ -43,14 +50,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def run_seg(args: argparse.Namespace) -> int:
     from modic.evaluation.segmentation import evaluate_folder
+    from modic.evaluation.segmentation_spider import evaluate_spider_t2space
     from modic.pipeline import Models, load_analysis_config
+    from modic.segmentation.spider_t2space import is_spider_t2space_layout
 
     config = load_analysis_config(args.config)
     models = Models.load(config, device=args.device, bundle=args.model)
-    metrics = evaluate_folder(args.data, model=models.segmenter, levels=config["levels"])
+    if is_spider_t2space_layout(args.data):
+        metrics = evaluate_spider_t2space(args.data, model=models.segmenter, levels=config["levels"])
+        table = _spider_seg_table(metrics)
+    else:
+        metrics = evaluate_folder(args.data, model=models.segmenter, levels=config["levels"])
+        table = _seg_table(metrics)
     metrics["model"] = models.info["segmentation"]
     _write(args.out, metrics)
-    print(_seg_table(metrics))
+    print(table)
     return 0
 
 
@@ -87,6 +101,26 @@ def _write(path: Path, metrics: dict[str, Any]) -> None:
     atomic.write_text(path, json.dumps(metrics, indent=2) + "\n")
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _spider_seg_table(metrics: dict[str, Any]) -> str:
+    lines = [f"{'patient':<10} {'body':>6} {'disc':>6} {'levels':>7}  level warnings / failure"]
+    for case in metrics["cases"]:
+        level = "ok" if case["level_correct"] else "WRONG"
+        note = case["failed"] or ", ".join(case["level_warnings"]) or "-"
+        lines.append(
+            f"{case['case']:<10} {case['dice_vertebral_body']:>6.3f} {case['dice_disc']:>6.3f} {level:>7}  {note}"
+        )
+    lines.append(
+        f"mean Dice: vertebral body {_fmt(metrics['mean_dice_vertebral_body'])}, disc {_fmt(metrics['mean_dice_disc'])}; "
+        f"level accuracy {_fmt(metrics['level_accuracy'])} ({metrics['n_cases']} patients, "
+        f"{len(metrics['failed'])} failed)"
+    )
+    return "\n".join(lines)
+
+
 def _seg_table(metrics: dict[str, Any]) -> str:
     lines = [f"{'case':<12} {'structure':<15} {'dice':>6} {'matched':>8} {'levels':>7}  level warnings"]
     for case in metrics["cases"]:
@@ -95,13 +129,9 @@ def _seg_table(metrics: dict[str, Any]) -> str:
             f"{case['case']:<12} {case['structure']:<15} {case['dice']:>6.3f} "
             f"{case['n_matched']:>3}/{case['n_labelled']:<4} {level:>7}  {', '.join(case['level_warnings']) or '-'}"
         )
-
-    def fmt(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
     lines.append(
-        f"mean Dice: vertebral body {fmt(metrics['mean_dice_vertebral_body'])}, disc {fmt(metrics['mean_dice_disc'])}; "
-        f"level accuracy {fmt(metrics['level_accuracy'])} ({metrics['n_cases_with_levels']} cases)"
+        f"mean Dice: vertebral body {_fmt(metrics['mean_dice_vertebral_body'])}, disc {_fmt(metrics['mean_dice_disc'])}; "
+        f"level accuracy {_fmt(metrics['level_accuracy'])} ({metrics['n_cases_with_levels']} cases)"
     )
     lines.append(
         f"misnamed cases: {metrics['n_misnamed_with_warning']} with a level warning, "

@@ -107,10 +107,10 @@ def score_probabilities(
     else:
         predicted_map = instances.bone_map
         names = {c.label: name for name, c in naming.vertebrae.items()}
-    return _score(case, truth, predicted_map, names, image.world_coordinates, started, warnings=warnings)
+    return score_instance_maps(case, truth, predicted_map, names, image.world_coordinates, started, warnings=warnings)
 
 
-def _score(
+def score_instance_maps(
     case: LumbarSegCase,
     truth: np.ndarray,
     predicted: np.ndarray,
