@@ -1,16 +1,19 @@
 """Choose a segmentation bundle's background weight on its training cases and store it in the bundle.
 
 The network's most probable class makes vertebral bodies and discs about 10 %
-larger than the manual outlines of ``lumbar_seg``. Multiplying the background
+larger than the manual outlines of ``lumbar_seg``; SPIDER's disc outlines
+(``spider_t2space``) are tighter still. Multiplying the background
 probability by a weight before the classes are renormalised (the bundle's
 ``modic.background_weight``, read by :func:`modic.segmentation.bundle.load_bundle`)
 moves every decision boundary the same way. This script segments each
 *training* case of a seg training config once, re-scores it for every
 candidate weight exactly as ``modic evaluate seg`` does (weight, then the
 bundle's smoothing across slices, then the levels stage), and prints the mean
-Dice per structure and the level accuracy. The weight with the best mean Dice
-over all training cases is chosen; the config's ``validation_cases`` are never
-looked at, so ``modic evaluate seg`` on them stays a held-out check.
+Dice per structure and the level accuracy. The training patients of
+``data.spider_t2space`` (when the config has one) are scored the same way, for
+bodies and discs. The weight with the best mean Dice over all training cases is
+chosen; the config's ``validation_cases`` and ``spider_t2space_validation`` are
+never looked at, so ``modic evaluate seg`` on them stays a held-out check.
 
 Usage:
     python scripts/calibrate_seg.py --config configs/seg/finetune.yaml \
@@ -29,9 +32,12 @@ from tqdm import tqdm
 
 from modic import atomic
 from modic.config import load_shipped
+from modic.io.volume import Volume
 from modic.evaluation.segmentation import load_case, score_probabilities
+from modic.evaluation.segmentation_spider import score_patient
 from modic.segmentation.bundle import default_bundle_path, load_bundle
 from modic.segmentation.data import read_cases_csv
+from modic.segmentation import spider_t2space
 from modic.segmentation.infer import SegmentationModel, reweight_background, smooth_across_slices
 from modic.segmentation.train import load_train_config
 
@@ -57,22 +63,44 @@ def main() -> int:
 
     dice: dict[float, dict[str, list[float]]] = {w: {} for w in args.weights}
     named: dict[float, list[bool]] = {w: [] for w in args.weights}
+
+    def weighted(probabilities: np.ndarray, image: Volume, weight: float) -> np.ndarray:
+        axis = image.lateral_axis
+        return smooth_across_slices(
+            reweight_background(probabilities, weight), sigma_mm=bundle.slice_sigma_mm,
+            spacing_mm=float(image.spacing[axis]), axis=axis + 1,
+            max_spacing_mm=bundle.slice_sigma_max_spacing_mm,
+        )
+
     for case in tqdm(cases, desc="training cases", unit="case"):
         image, truth = load_case(root, case)
         probabilities = model.predict_probabilities(image)
-        axis = image.lateral_axis
         for weight in args.weights:
-            weighted = smooth_across_slices(
-                reweight_background(probabilities, weight), sigma_mm=bundle.slice_sigma_mm,
-                spacing_mm=float(image.spacing[axis]), axis=axis + 1,
-                max_spacing_mm=bundle.slice_sigma_max_spacing_mm,
+            result = score_probabilities(
+                case, image, truth, weighted(probabilities, image, weight), levels=levels, started=time.perf_counter()
             )
-            result = score_probabilities(case, image, truth, weighted, levels=levels, started=time.perf_counter())
             dice[weight].setdefault(case.structure, []).append(result.dice)
             if result.level_correct is not None:
                 named[weight].append(result.level_correct)
 
-    print(f"{len(cases)} training cases of {args.config} (held out and not used: {len(held_out)})")
+    spider_root = data.get("spider_t2space")
+    spider_held_out = {str(p) for p in data.get("spider_t2space_validation", [])}
+    patients = [p for p in spider_t2space.read_patients(spider_root) if p not in spider_held_out] if spider_root else []
+    for patient in tqdm(patients, desc="spider_t2space training patients", unit="patient"):
+        image, mask = spider_t2space.load_patient(spider_root, patient)
+        body = spider_t2space.vertebral_body_mask(mask, image.affine)
+        probabilities = model.predict_probabilities(image)
+        for weight in args.weights:
+            result = score_patient(
+                patient, image, mask, body, weighted(probabilities, image, weight), levels=levels,
+                started=time.perf_counter(),
+            )
+            dice[weight].setdefault("vertebral_body", []).append(result.dice_vertebral_body)
+            dice[weight].setdefault("disc", []).append(result.dice_disc)
+            named[weight].append(result.level_correct)
+
+    print(f"{len(cases)} lumbar_seg training cases and {len(patients)} spider_t2space training patients of "
+          f"{args.config} (held out and not used: {len(held_out)} and {len(spider_held_out)})")
     print(f"{'weight':>7} {'Dice body':>10} {'Dice disc':>10} {'Dice all':>9} {'levels':>7}")
     overall = {}
     for weight in args.weights:

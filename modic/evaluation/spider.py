@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modic.errors import InputError, ModicError
+from modic.levels.anatomy import LEVEL_WARNING_CODES
 
 if TYPE_CHECKING:
     from modic.io.study import StudyImages
@@ -187,6 +188,7 @@ def grading_metrics(results: Sequence[PatientGrading]) -> dict[str, Any]:
         "patient_balanced_accuracy": patient["balanced_accuracy"],
         "failed": [{"patient": r.patient, "reason": r.error} for r in results if r.error],
         "n_patients_with_warning": sum(bool(r.warnings) for r in results),
+        "n_patients_with_level_warning": sum(bool(LEVEL_WARNING_CODES.intersection(r.warnings)) for r in results),
         "patients": [
             {"patient": r.patient, "truth": r.truth, "predicted": r.predicted, "confidence": r.confidence,
              "warnings": list(r.warnings), "error": r.error}
@@ -243,7 +245,8 @@ def format_summary(metrics: Mapping[str, Any]) -> str:
 
     rows += [
         f"levels {metrics['n_levels']} of {metrics['n_patients']} patients; failed patients: {len(metrics['failed'])}; "
-        f"patients with a warning: {metrics['n_patients_with_warning']}",
+        f"patients with a warning: {metrics['n_patients_with_warning']} "
+        f"(about level names or a missing structure: {metrics['n_patients_with_level_warning']})",
         f"presence: balanced accuracy {fmt(metrics['presence_balanced_accuracy'])}, sensitivity "
         f"{fmt(metrics['presence_sensitivity'])}, specificity {fmt(metrics['presence_specificity'])}, "
         f"kappa {fmt(metrics['presence_kappa'])}",

@@ -85,6 +85,22 @@ class SpineAnatomy:
         return next((e for e in self.endplates if e.name == name), None)
 
 
+LEVEL_WARNING_CODES = frozenset(
+    {
+        "no_vertebrae",
+        "s1_not_found",
+        "s1_ambiguous",
+        "s1_small",
+        "merged_bodies_suspected",
+        "possible_missed_vertebra",
+        "disc_not_found",
+        "transitional_vertebra_suspected",
+        "endplate_missing",
+    }
+)
+"""Warning codes that say a level may be misnamed or a structure is missing (evaluations count them)."""
+
+
 def level_flags(naming: Naming, levels: Mapping[str, Any], *, split_bodies: int, single_slice: bool) -> list[Flag]:
     """Every flag about the level names: the naming's own, oversized bodies, and bodies split apart.
 
