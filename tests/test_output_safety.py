@@ -93,7 +93,9 @@ def test_overwrite_refuses_a_folder_with_files_modic_did_not_write(
     assert snapshot(out) == before
 
 
-def test_overwrite_refuses_a_folder_without_marker(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_overwrite_refuses_a_folder_without_marker(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A folder that looks like an output but was not listed by modic (e.g. copied by hand without the marker)."""
     out = tmp_path / "out"
     out.mkdir()
