@@ -234,3 +234,18 @@ def test_folder_of_other_files_is_not_a_failed_study(tmp_path: Path) -> None:
     (root / "docs" / "protocol.pdf").write_bytes(b"%PDF")
     (root / "docs" / ".DS_Store").write_bytes(b"x")
     assert [s.kind for s in discover(root)] == ["dicom"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not stop root")
+def test_folder_without_read_permission_is_a_failed_input(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make_study(77, tmp_path / "gen")
+    copy_series(series_folder(tmp_path / "gen", "SAG_T1"), root / "good")
+    _broken_folder(root / PRIVATE_NAME)
+    (root / PRIVATE_NAME).chmod(0)
+    try:
+        sources = discover(root)
+    finally:
+        (root / PRIVATE_NAME).chmod(0o755)
+    assert [s.kind for s in sources] == ["dicom", "invalid"]
+    assert "cannot be read" in (sources[1].error or "") and PRIVATE_NAME not in sources[1].label

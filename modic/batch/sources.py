@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,7 +112,8 @@ def _dicom_sources(folder: Path, *, prefix: str, io_config: Mapping[str, Any] | 
 
 
 def _unusable_folders(scan: FolderScan, *, prefix: str) -> list[StudySource]:
-    """A failed source for each folder directly under the scanned root whose files were all skipped.
+    """A failed source for each folder directly under the scanned root whose files were all skipped, or that
+    cannot be read at all.
 
     Such a folder is most likely a study whose export is broken (files cut
     short, unreadable, not DICOM); counting its files as skipped would hide
@@ -127,18 +129,30 @@ def _unusable_folders(scan: FolderScan, *, prefix: str) -> list[StudySource]:
         if top and top not in used and _may_be_dicom(Path(item.path)):
             kinds.setdefault(top, {})
             kinds[top][item.kind] = kinds[top].get(item.kind, 0) + 1
+    problems = {
+        top: f"none of the {sum(counts.values())} file(s) of this folder is a usable DICOM image "
+        f"({', '.join(f'{kind}: {n}' for kind, n in sorted(counts.items()))}); check the export (files cut short, "
+        "unreadable or not DICOM), or move the folder out of the cohort"
+        for top, counts in kinds.items()
+    }
+    for entry in sorted(scan.root.iterdir()):
+        if entry.is_dir() and entry.name not in used:
+            try:
+                with os.scandir(entry):
+                    pass
+            except OSError as exc:
+                problems[entry.name] = (
+                    f"this folder cannot be read ({exc.strerror or type(exc).__name__}); give modic read "
+                    "permission on it, or move it out of the cohort"
+                )
     sources = []
-    for number, top in enumerate(sorted(kinds), start=1):
-        count = sum(kinds[top].values())
-        detail = ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds[top].items()))
+    for number, top in enumerate(sorted(problems), start=1):
         path = scan.root / top
-        label = f"{prefix + ': ' if prefix else ''}unusable folder {number}/{len(kinds)}"
         sources.append(
             StudySource(
                 source_id=_hash(f"folder={path.resolve()}"),
-                label=label,
-                error=f"none of the {count} file(s) of this folder is a usable DICOM image ({detail}); check the "
-                "export (files cut short, unreadable or not DICOM), or move the folder out of the cohort",
+                label=f"{prefix + ': ' if prefix else ''}unusable folder {number}/{len(problems)}",
+                error=problems[top],
                 identifiers={"folder": str(path)},
                 private=_longest_first([str(path), str(scan.root)]),
             )
