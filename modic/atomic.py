@@ -16,6 +16,7 @@ of a dead run from the work of a live one. Every output folder holds
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -120,13 +121,14 @@ def output_folder(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
     left to the caller to check.
     """
     path = Path(path)
+    prefix = temp_prefix(path.name + "-")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path.name + "-"), dir=path.parent))
-        tmp.chmod(0o777 & ~_umask())
-    except OSError as exc:
-        raise cannot_write(path, exc) from None
-    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+            tmp.chmod(0o777 & ~_umask())
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
         yield tmp
         try:
             _write_marker(tmp)
@@ -136,7 +138,7 @@ def output_folder(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
                 os.replace(path, trash)
                 try:
                     os.replace(tmp, path)
-                except OSError:
+                except BaseException:  # also Ctrl-C or SIGTERM: the previous output comes back
                     os.replace(trash, path)
                     raise
                 shutil.rmtree(trash, ignore_errors=True)
@@ -145,7 +147,10 @@ def output_folder(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
         except OSError as exc:
             raise cannot_write(path, exc) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # By name, not by the variable: Ctrl-C or SIGTERM may strike before mkdtemp has returned it.
+        with contextlib.suppress(OSError):
+            for leftover in path.parent.glob(glob.escape(prefix) + "*"):
+                shutil.rmtree(leftover, ignore_errors=True)
         raise
 
 
