@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +156,20 @@ def write_into(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any],
     The DICOM SEG and SR are encoded in a second thread while the pictures are
     drawn: much of the picture work (PNG compression, NumPy, Agg rasterising)
     releases the GIL, and on the 2-core benchmark machine the outputs of a study
-    were written in 2.3-2.8 s instead of 3.4 s (docs/benchmarks.md).
+    were written in 2.3-2.8 s instead of 3.4 s (docs/benchmarks.md). The thread
+    is always waited for, also when Ctrl-C or SIGTERM interrupts this one (even
+    while it starts), so that it never writes into a folder already removed.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modic-dicom") as pool:
-        pending = pool.submit(_write_dicom, folder, analysis, report) if dicom else None
+    started = threading.Event()
+    errors: list[BaseException] = []
+    thread = threading.Thread(
+        target=_dicom_thread, args=(started, errors, folder, analysis, report), name="modic-dicom", daemon=True
+    )
+    launched = False
+    try:
+        if dicom:
+            launched = True
+            thread.start()
         (folder / "report.json").write_text(dumps(report), encoding="utf-8")
         (folder / "levels.csv").write_text(to_csv(endplate_rows(report)), encoding="utf-8")
         geometry = analysis.anatomy.geometry
@@ -168,8 +178,22 @@ def write_into(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any],
             write_nifti(geometry.with_array(labels.astype(np.uint16)), folder / name)
         pictures = figures.write_figures(analysis, report, folder)
         html.write_html(report, pictures, folder / "report.html")
-        if pending is not None:
-            pending.result()
+    finally:
+        if launched and started.wait(timeout=10):
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _dicom_thread(
+    started: threading.Event, errors: list[BaseException], folder: Path, analysis: StudyAnalysis,
+    report: Mapping[str, Any],
+) -> None:
+    started.set()
+    try:
+        _write_dicom(folder, analysis, report)
+    except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, which raises it
+        errors.append(exc)
 
 
 def _write_dicom(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any]) -> None:
