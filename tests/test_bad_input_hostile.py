@@ -180,3 +180,63 @@ def test_shipped_yaml_files_have_no_repeated_keys() -> None:
 
     for path in sorted(config_file("analysis.yaml").parent.rglob("*.yaml")):
         assert isinstance(load_yaml(path), dict), path
+
+
+# --- more of the same, at the other doors ---------------------------------------------------------------------------
+
+
+def test_policy_yaml_with_a_repeated_key(tmp_path: Path, report: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shipped = config_file("candidacy/default.yaml").read_text(encoding="utf-8")
+    first_key = next(line.split(":")[0] for line in shipped.splitlines() if line and line[0].isalpha())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(shipped + f"\n{first_key}: again\n")
+    clinical = tmp_path / "patient.yaml"
+    clinical.write_text("age_years: 50\n")
+    result = run_cli(capsys, ["candidacy", report, "--clinical", clinical, "--policy", policy])
+    assert_clean_failure(result, mentions=[str(policy), f"key '{first_key}' is given twice"])
+
+
+def test_analysis_config_nested_too_deep(
+    small_study: Path, tmp_path: Path, out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _analysis_config(tmp_path, lambda t: t + "\nextra: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = _analyze(capsys, small_study, "--config", config, "-o", out)
+    assert_clean_failure(result, mentions=[str(config), "nested more than"], outputs=[out])
+
+
+def test_enormous_4d_nifti_header(tmp_path: Path) -> None:
+    header = nib.Nifti1Header()
+    header.set_data_shape((512, 512, 512, 64))
+    header.set_data_dtype(np.int16)
+    path = tmp_path / "t1.nii"
+    with open(path, "wb") as handle:
+        header.write_to(handle)
+        handle.truncate(352 + 512 * 512 * 512 * 64 * 2)
+    with pytest.raises(Exception, match=r"512 x 512 x 512 x 64 = 8,589,934,592 voxels.*memory.max_voxels"):
+        read_volume(path)
+
+
+def test_mha_with_nan_voxels(tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    array = np.zeros((5, 16, 16), np.float32)
+    array[2, 3, 3] = np.nan
+    path = tmp_path / "t2.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    with pytest.raises(Exception, match=r"t2.mha' has 1 voxel\(s\) that are NaN or infinite; replace them"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize(
+    ("options", "mentions"),
+    [
+        (["--study-timeout", "0"], ["--study-timeout 0", "positive"]),
+        (["--study-timeout", "-5"], ["--study-timeout -5", "positive"]),
+        (["--study-timeout", "10", "--executor", "dask"], ["--study-timeout applies to --executor local"]),
+    ],
+)
+def test_batch_study_timeout_usage_errors(
+    small_study: Path, tmp_path: Path, options: list[str], mentions: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_cli(capsys, ["batch", small_study, "-o", tmp_path / "batch_out", *options])
+    assert_clean_failure(result, exit_code=2, mentions=mentions)

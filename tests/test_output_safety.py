@@ -291,3 +291,37 @@ def test_stale_temporaries_next_to_the_output_are_removed_before_the_work(
     result = run_cli(capsys, ["analyze", empty, "-o", tmp_path / "out", "--device", "cpu"])
     assert result.code == 1
     assert not leftover.exists()
+
+
+def test_slice_output_holding_its_picture_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.fromarray(np.zeros((64, 48), np.uint8)).save(folder / "t1.png")
+    before = snapshot(folder)
+    result = run_cli(capsys, ["analyze-slice", "--t1", folder / "t1.png", "--spacing", "0.5", "0.5", "-o", folder,
+                              "--overwrite", "--device", "cpu"])
+    assert_clean_failure(result, exit_code=2, mentions=["holds the input", "t1.png"])
+    assert snapshot(folder) == before
+
+
+def test_clinical_file_inside_the_output_is_refused(
+    study: Path, finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _copy(finished, tmp_path / "out")
+    (out / "patient.yaml").write_text("age_years: 50\n")
+    result = run_cli(capsys, ["analyze", study, "-o", out, "--overwrite", "--clinical", out / "patient.yaml",
+                              "--device", "cpu"])
+    assert_clean_failure(result, exit_code=2, mentions=["holds the input", "patient.yaml"])
+    assert (out / "patient.yaml").read_text() == "age_years: 50\n"
+
+
+def test_demo_into_the_current_folder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("keep")
+    result = run_cli(capsys, ["demo", "-o", ".", "--overwrite", "--device", "cpu"])
+    assert_clean_failure(result, exit_code=2, mentions=["current folder"])
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
