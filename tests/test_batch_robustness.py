@@ -93,22 +93,31 @@ def test_unusable_folder_keeps_its_name_only_with_keep_identifiers(tmp_path: Pat
     assert PRIVATE_NAME not in sources[1].label + (sources[1].error or "")
 
 
-def test_recorded_advice_names_only_options_of_batch(tmp_path: Path) -> None:
-    """A study without sagittal series: the advice of 'modic analyze' (--t1-uid) must not reach the manifest."""
-    make_study(73, tmp_path / "gen", extra_series=("axial",))
-    copy_series(series_folder(tmp_path / "gen", "AX"), tmp_path / "root" / "study")
-    (source,) = discover(tmp_path / "root")
-    job = BatchJob(out=tmp_path / "out", config=load_analysis_config(), device="cpu")
-    (tmp_path / "out").mkdir()
-    outcome = process_study(source, job)
-    assert outcome.status == "failed" and outcome.error
-    batch_parser = next(
+def _batch_options() -> set[str]:
+    parser = next(
         action.choices["batch"] for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
     )
-    accepted = {option for action in batch_parser._actions for option in action.option_strings}
-    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", outcome.error))
-    assert named <= accepted, f"{outcome.error!r} names {named - accepted}, which 'modic batch' does not take"
-    assert "cohort CSV" in outcome.error
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def test_recorded_advice_names_only_options_of_batch(tmp_path: Path) -> None:
+    """Failures whose 'modic analyze' advice names --t1-uid or --t1: the manifest must name what batch takes."""
+    make_study(73, tmp_path / "gen", extra_series=("axial",))
+    copy_series(series_folder(tmp_path / "gen", "AX"), tmp_path / "root" / "study")
+    study = tmp_path / "gen" / "dicom"
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text(f"t1,t2\n{study},\n{tmp_path / 'gen' / 'nifti' / 't1.nii.gz'},{study}\n")
+    job = BatchJob(out=tmp_path / "out", config=load_analysis_config(), device="cpu")
+    (tmp_path / "out").mkdir()
+    accepted = _batch_options()
+    sources = [*discover(tmp_path / "root"), *discover(cohort)]
+    assert len(sources) == 3
+    for source in sources:
+        outcome = process_study(source, job)
+        assert outcome.status == "failed" and outcome.error
+        named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", outcome.error))
+        assert named <= accepted, f"{outcome.error!r} names {named - accepted}, which 'modic batch' does not take"
+        assert "cohort CSV" in outcome.error, outcome.error
 
 
 # --- stopped workers, Ctrl-C and SIGTERM: real processes and signals -----------------------------------------------

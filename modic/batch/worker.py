@@ -342,7 +342,12 @@ BATCH_ADVICE = (
     (re.compile(r"pass --t1-uid/--t2-uid to choose (the )?series explicitly"),
      "list its T1/T2 as NIfTI/MHA files in a cohort CSV (columns t1, t2), or analyse it alone with 'modic analyze', "
      "which can choose series by UID"),
+    (re.compile(r"give the DICOM study folder as the study path \(choose the series with --t[12]-uid\) "
+                r"or a NIfTI/MHA file as --(t[12])"),
+     r"give the DICOM folder in the study column of the cohort CSV, or a NIfTI/MHA file in its \1 column"),
     (re.compile(r"\(--t1/--t2\)"), "(columns t1, t2 of a cohort CSV)"),
+    (re.compile(r" ?\(?choose the series with --t[12]-uid\)?"), ""),
+    (re.compile(r"(?<![\w-])--(t[12])(?![\w-])"), r"\1"),
 )
 """Advice of ``modic analyze`` messages rewritten to what ``modic batch`` accepts."""
 
