@@ -258,3 +258,19 @@ def test_folder_without_read_permission_is_a_failed_input(tmp_path: Path) -> Non
         (root / PRIVATE_NAME).chmod(0o755)
     assert [s.kind for s in sources] == ["dicom", "invalid"]
     assert "cannot be read" in (sources[1].error or "") and PRIVATE_NAME not in sources[1].label
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file", "a place the file system refuses"])
+def test_output_that_cannot_be_written_is_one_line(
+    tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "afile").write_text("keep")
+    out = {"a file": tmp_path / "afile", "below a file": tmp_path / "afile" / "out",
+           "a place the file system refuses": Path("/proc") / f"modic-test-{os.getpid()}" / "out"}[where]
+    code = main(["batch", str(root), "-o", str(out), *OPTIONS])
+    err = capsys.readouterr().err
+    assert code == (2 if where == "a file" else 1), err
+    assert err.startswith("modic: error:") and "internal error" not in err and str(out) in err
+    assert (tmp_path / "afile").read_text() == "keep"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from modic.atomic import remove_stale_temporaries
 from modic.batch.executors import Emit, run_cross_study, run_dask, run_local
@@ -29,7 +29,7 @@ from modic.batch.sources import StudySource, discover
 from modic.batch.summary import final_table, finished_reports, prevalence, summary_rows, write_summary
 from modic.batch.worker import BatchJob, StudyOutcome, is_complete, worker_name
 from modic.config import load_shipped
-from modic.errors import ConfigError, InputError, UsageError
+from modic.errors import ConfigError, InputError, OutputError, UsageError
 
 log = logging.getLogger("modic.batch")
 
@@ -111,8 +111,17 @@ def run_batch(options: BatchOptions) -> BatchResult:
     _validate(options)
     started = time.perf_counter()
     out = options.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output '{options.out}' exists and is not a folder; choose another -o")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = open(out / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole run by _exclusive
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write into the output folder '{options.out}': {exc.strerror or type(exc).__name__}; "
+            "check the permissions and free space there, or choose another -o"
+        ) from None
+    with _exclusive(lock, out=out):
         removed = remove_stale_temporaries(out, every_owner=True)
         if removed:
             log.info("removed %d unfinished temporary output(s) left by an interrupted run", removed)
@@ -325,9 +334,9 @@ def _run_id() -> str:
 
 
 @contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
+def _exclusive(lock: IO[str], *, out: Path) -> Iterator[None]:
     """Refuse a second batch writing into the same folder (the lock dies with the process, even on kill -9)."""
-    with open(out / LOCK_NAME, "a+") as handle:
+    with lock as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
