@@ -325,3 +325,17 @@ def test_demo_into_the_current_folder_is_refused(tmp_path: Path, monkeypatch: py
     result = run_cli(capsys, ["demo", "-o", ".", "--overwrite", "--device", "cpu"])
     assert_clean_failure(result, exit_code=2, mentions=["current folder"])
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("which", ["report", "clinical"])
+def test_candidacy_output_that_is_its_input_is_refused(
+    finished: Path, tmp_path: Path, which: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _copy(finished, tmp_path / "out") / "report.json"
+    clinical = tmp_path / "patient.yaml"
+    clinical.write_text("age_years: 50\n")
+    target = report if which == "report" else clinical
+    before = target.read_bytes()
+    result = run_cli(capsys, ["candidacy", report, "--clinical", clinical, "-o", target])
+    assert_clean_failure(result, exit_code=2, mentions=["is the input", str(target)])
+    assert target.read_bytes() == before
