@@ -274,3 +274,22 @@ def test_output_that_cannot_be_written_is_one_line(
     assert code == (2 if where == "a file" else 1), err
     assert err.startswith("modic: error:") and "internal error" not in err and str(out) in err
     assert (tmp_path / "afile").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_ctrl_z_of_the_whole_batch_does_not_count_against_the_limit(cohort: SimpleNamespace, tmp_path: Path) -> None:
+    """SIGSTOP then SIGCONT to the process group (Ctrl-Z, fg) for longer than the limit: nothing is timed out."""
+    out = tmp_path / "out"
+    process = _start(cohort.root, out, tmp_path / "stderr.txt", "--study-timeout", "20")
+    try:
+        _wait_for(lambda: any(r["status"] == "ok" for r in manifest(out)), process, timeout=240,
+                  what="the first study finished")
+        os.killpg(process.pid, signal.SIGSTOP)
+        time.sleep(25)
+        os.killpg(process.pid, signal.SIGCONT)
+        assert process.wait(timeout=240) == 0, (tmp_path / "stderr.txt").read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert sorted(r["status"] for r in manifest(out)) == ["ok", "ok"]

@@ -57,8 +57,10 @@ log = logging.getLogger("modic.batch")
 
 Emit = Callable[[StudySource, StudyOutcome], None]
 WORKER_DIED = "the worker process died while processing this study (killed, or out of memory)"
-STUCK_PAUSE_S = 10.0
-"""A wait that overran its timeout by more than this means the batch itself was stopped (Ctrl-Z, SIGSTOP):
+POLL_S = 1.0
+"""The batch looks at its workers at least this often (seconds)."""
+STUCK_PAUSE_S = 5.0
+"""A look that came this much later than asked means the batch itself was stopped (Ctrl-Z, SIGSTOP):
 the time limits of the studies in flight are extended by the pause."""
 START_FAILURES = 3
 """Worker processes that may die before they are ready (loading the models) before the batch gives up."""
@@ -209,11 +211,11 @@ class WorkerPool:
             self._dispatch()
             if not self.busy:
                 return []
-            timeout = self._next_deadline()
+            timeout = min(POLL_S, self._next_deadline())
             before = time.monotonic()
             handles: list[Any] = [w.connection for w in self.workers] + [w.process.sentinel for w in self.workers]
             ready = set(wait(handles, timeout=timeout))
-            self._allow_for_pause(time.monotonic() - before, timeout)
+            self._allow_for_pause(time.monotonic() - before - timeout)
             events: list[Event] = []
             for worker in list(self.workers):
                 if worker.connection in ready:
@@ -250,19 +252,18 @@ class WorkerPool:
                 worker.task = task
                 worker.deadline = time.monotonic() + self.time_limit if self.time_limit else float("inf")
 
-    def _next_deadline(self) -> float | None:
+    def _next_deadline(self) -> float:
+        """Seconds until the first time limit of a running task or a starting worker ends."""
         deadlines = [w.deadline for w in self.workers if w.task is not None]
         deadlines += [w.started + self.start_limit for w in self.workers if not w.ready]
-        finite = [d for d in deadlines if d != float("inf")]
-        return max(0.0, min(finite) - time.monotonic()) + 0.05 if finite else None
+        return max(0.0, min(deadlines, default=float("inf")) - time.monotonic()) + 0.05
 
-    def _allow_for_pause(self, waited: float, timeout: float | None) -> None:
-        """Extend the time limits by a pause of the batch itself (then the workers did not overrun)."""
-        pause = waited - (timeout if timeout is not None else waited)
-        if pause > STUCK_PAUSE_S:
+    def _allow_for_pause(self, overshoot: float) -> None:
+        """Extend the time limits by a pause of the batch itself (Ctrl-Z, SIGSTOP): its workers did not overrun."""
+        if overshoot > STUCK_PAUSE_S:
             for worker in self.workers:
-                worker.deadline += pause
-                worker.started += pause
+                worker.deadline += overshoot
+                worker.started += overshoot
 
     def _receive(self, worker: _Worker) -> list[Event]:
         try:
