@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
     finally:
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _run(args: argparse.Namespace) -> int:
