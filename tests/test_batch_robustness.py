@@ -8,6 +8,8 @@ manifest, summary.csv, the printed table, which processes and files remain.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
@@ -49,13 +51,11 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     keys = make_cohort(base, (71,))
     _broken_folder(base / "root" / PRIVATE_NAME)
     out = base / "out"
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "modic", "batch", str(base / "root"), "-o", str(out), *OPTIONS,
-         "--study-timeout", "0.5"],
-        capture_output=True, text=True, timeout=240,
-    )
-    return SimpleNamespace(out=out, key=keys[0], result=result, seconds=time.monotonic() - started)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["batch", str(base / "root"), "-o", str(out), *OPTIONS, "--study-timeout", "0.5"])
+    result = SimpleNamespace(returncode=code, stdout=stdout.getvalue(), stderr=stderr.getvalue())
+    return SimpleNamespace(out=out, key=keys[0], result=result)
 
 
 def test_study_over_the_time_limit_is_failed_and_the_batch_ends(limited: SimpleNamespace) -> None:

@@ -189,7 +189,7 @@ class WorkerPool:
                 with contextlib.suppress(OSError):
                     worker.connection.send(None)
         for worker in self.workers:
-            worker.process.join(timeout=5 if exc[0] is None else 0)
+            worker.process.join(timeout=5 if exc[0] is None and worker.ready else 0)
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()

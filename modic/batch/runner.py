@@ -27,7 +27,7 @@ from modic.batch.executors import Emit, run_cross_study, run_dask, run_local
 from modic.batch.manifest import MANIFEST_NAME, ManifestWriter, attempt_counts, last_attempts, read_manifest
 from modic.batch.sources import StudySource, discover
 from modic.batch.summary import final_table, finished_reports, prevalence, summary_rows, write_summary
-from modic.batch.worker import BatchJob, StudyOutcome, is_complete, worker_name
+from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
 from modic.config import load_shipped
 from modic.errors import ConfigError, InputError, OutputError, UsageError
 
@@ -257,6 +257,13 @@ def _execute(
     options: BatchOptions,
     pipeline: str,
 ) -> None:
+    runnable = []
+    for source in sources:
+        if source.error is not None:  # known unusable before reading (a bad CSV row, an unusable folder)
+            emit(source, process_study(source, job))  # fails at once, without a worker
+        else:
+            runnable.append(source)
+    sources = runnable
     if not sources:
         return
     if options.executor == "dask":
