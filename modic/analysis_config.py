@@ -7,6 +7,7 @@ in the middle of an analysis.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -139,7 +140,8 @@ def load_analysis_config(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def validate(config: Mapping[str, Any], *, where: str) -> None:
-    """Raise ConfigError for the first missing or invalid field."""
+    """Raise ConfigError for the first unknown, missing or invalid field."""
+    _refuse_unknown(config, where=where)
     missing = [s for s in SECTIONS if not isinstance(config.get(s), Mapping)]
     if missing:
         raise ConfigError(f"analysis config {where} lacks section(s) {missing}; start from configs/analysis.yaml")
@@ -152,3 +154,16 @@ def validate(config: Mapping[str, Any], *, where: str) -> None:
         problem = check(value)
         if problem:
             raise ConfigError(f"analysis config {where}: '{dotted}' is {value!r}; expected {problem}")
+
+
+def _refuse_unknown(config: Mapping[str, Any], *, where: str, prefix: str = "") -> None:
+    """ConfigError for a key that no rule knows (a misspelling would otherwise be silently ignored)."""
+    known = {rule.split(".")[prefix.count(".")] for rule in RULES if rule.startswith(prefix)}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known there: {', '.join(sorted(known))}"
+            raise ConfigError(f"analysis config {where}: unknown key '{dotted}'; {hint} (see configs/analysis.yaml)")
+        if dotted not in RULES and isinstance(value, Mapping):
+            _refuse_unknown(value, where=where, prefix=f"{dotted}.")

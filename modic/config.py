@@ -13,13 +13,57 @@ from modic.errors import ConfigError
 from modic.resources import config_file
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists accepted in a YAML file (modic's own files need 4)."""
+
+
+class _Refused(yaml.YAMLError):
+    """A YAML document that parses but that modic refuses (a repeated key, too deep a nesting)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML's safe loader that also reads ``1e6`` and ``3e-4`` as numbers.
+    """YAML's safe loader that also reads ``1e6`` and ``3e-4`` as numbers, and refuses repeated keys and deep nesting.
 
     YAML 1.1, which PyYAML follows, wants a dot and a signed exponent
     (``1.0e+6``); otherwise the value silently becomes a string, and a number
     typed the way everyone writes it would then be refused as "not a number".
+    A key given twice in one mapping would silently take the last value, and a
+    nesting deeper than :data:`MAX_DEPTH` would exhaust Python's recursion.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._keys: list[str] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._keys.append(str(index.value) if isinstance(index, yaml.ScalarNode) else "-")
+        try:
+            if len(self._keys) > MAX_DEPTH:
+                path = ".".join(key for key in self._keys if key != "-")
+                raise _Refused(
+                    f"values are nested more than {MAX_DEPTH} levels deep (under key '{path[:200]}'); "
+                    "flatten the file"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._keys.pop()
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:
+                    continue
+                if first != key_node.start_mark.line + 1:
+                    raise _Refused(
+                        f"key '{key}' is given twice (lines {first} and {key_node.start_mark.line + 1}); keep one"
+                    )
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

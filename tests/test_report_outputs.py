@@ -25,6 +25,7 @@ from PIL import Image
 from pydicom.sr.codedict import codes
 
 from modic import RESEARCH_NOTICE
+from modic.atomic import MARKER_NAME
 from modic.cli import main
 from modic.io.study import load_study
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
@@ -70,7 +71,7 @@ def _endplates(report: dict) -> list[dict]:
 def test_analyze_writes_every_output(analysed: SimpleNamespace) -> None:
     names = {path.name for path in analysed.out.iterdir()}
     expected = {"report.json", "levels.csv", "report.html", "seg.dcm", "sr.dcm", "sagittal_t1.png", "sagittal_t2.png",
-                *LABEL_MAPS}
+                MARKER_NAME, *LABEL_MAPS}
     assert expected <= names
     assert names - expected <= {"montage_t1.png"}
     assert analysed.report["levels"], "no level was graded on the synthetic study"

@@ -1,27 +1,37 @@
-"""Where studies run: in this process, in a local process pool, in the cross-study (GPU) pipeline, or on Dask.
+"""Where studies run: in supervised worker processes, in the cross-study (GPU) pipeline, or on Dask.
 
 Every executor calls ``emit(source, outcome)`` in the calling process once per
 study, in completion order; the runner turns that into a manifest line and
 progress. Executors never write the manifest themselves.
+
+Local studies always run in worker processes (:class:`WorkerPool`), never in
+the batch's own process: each task has a time limit, and a worker that
+overruns it (stopped, a hung network read, a stuck decoder) or dies (killed,
+out of memory) is killed and replaced, its study recorded as failed or run
+again, and the rest of the cohort goes on. On Ctrl-C or SIGTERM the batch
+kills its workers and stops.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
+import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from modic.atomic import TEMP_PREFIX
+from modic.atomic import temp_prefix
 from modic.batch.sources import StudySource
 from modic.batch.worker import (
     BatchJob,
@@ -36,6 +46,7 @@ from modic.batch.worker import (
     segment_prepared,
     worker_models,
 )
+from modic.errors import ModicError
 
 if TYPE_CHECKING:
     import torch
@@ -46,6 +57,17 @@ log = logging.getLogger("modic.batch")
 
 Emit = Callable[[StudySource, StudyOutcome], None]
 WORKER_DIED = "the worker process died while processing this study (killed, or out of memory)"
+POLL_S = 1.0
+"""The batch looks at its workers at least this often (seconds)."""
+STUCK_PAUSE_S = 5.0
+"""A look that came this much later than asked means the batch itself was stopped (Ctrl-Z, SIGSTOP):
+the time limits of the studies in flight are extended by the pause."""
+START_FAILURES = 3
+"""Worker processes that may die before they are ready (loading the models) before the batch gives up."""
+PR_SET_PDEATHSIG = 1
+"""prctl option: the signal a process gets when its parent dies (Linux)."""
+START_TIME_LIMIT_S = 600.0
+"""Seconds a worker may take to start and load the models (at least the study time limit)."""
 
 
 def available_cores() -> int:
@@ -61,60 +83,256 @@ def threads_per_worker(workers: int) -> int:
     return max(1, available_cores() // max(1, workers))
 
 
-def run_in_process(sources: Sequence[StudySource], job: BatchJob, emit: Emit) -> None:
-    """One study after the other in this process (``--workers 1`` on the CPU)."""
-    for source in sources:
-        emit(source, process_study(source, job))
+def timed_out_message(limit: float) -> str:
+    """The failure recorded for a study that overran the time limit."""
+    return (
+        f"stopped after the study time limit of {limit:g} s: its worker was stuck or stopped (a hung network read, "
+        "a stuck decoder?) and was killed; rerun with --retry-failed, with a larger --study-timeout if the study "
+        "is only slow"
+    )
 
 
-def run_process_pool(
-    sources: Sequence[StudySource], job: BatchJob, emit: Emit, *, workers: int, retries: int
+@dataclass
+class Event:
+    """What became of a task: ``done`` (with its result), ``died`` (its worker died) or ``timed_out``."""
+
+    tag: Hashable
+    kind: str
+    result: Any = None
+
+
+@dataclass
+class _Task:
+    tag: Hashable
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    connection: Connection
+    ready: bool = False
+    task: _Task | None = None
+    deadline: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when the batch process dies (``kill -9`` included; Linux only).
+
+    Otherwise an orphaned worker would finish its study after the batch was
+    killed, unseen by the manifest.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _serve(connection: Connection, job: BatchJob, torch_threads: int, parent: int) -> None:
+    """A worker process: load the models, then run one task at a time until told to stop.
+
+    SIGINT is ignored (Ctrl-C reaches the whole process group; the batch
+    decides and kills its workers), SIGTERM ends the process, and so does the
+    end of the batch process.
+    """
+    _die_with(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        init_process(job, torch_threads)
+    except Exception as exc:  # noqa: BLE001 - reported to the batch, which stops with this reason
+        connection.send(("failed", describe_error(exc)))
+        return
+    connection.send(("ready", None))
+    while True:
+        message = connection.recv()
+        if message is None:
+            return
+        function, args = message
+        try:
+            result = ("done", function(*args))
+        except Exception as exc:  # noqa: BLE001 - the study functions catch their own; this is a last resort
+            result = ("error", describe_error(exc))
+        connection.send(result)
+
+
+class WorkerPool:
+    """``workers`` processes that run one task each at a time, with a time limit per task.
+
+    A worker that dies or overruns ``time_limit`` seconds is killed and
+    replaced; its task comes back as a ``died`` or ``timed_out`` :class:`Event`.
+    Use as a context manager: leaving it (also on Ctrl-C or SIGTERM) kills
+    every worker.
+    """
+
+    def __init__(self, job: BatchJob, *, workers: int, time_limit: float | None) -> None:
+        self.job = job
+        self.size = workers
+        self.time_limit = time_limit
+        self.start_limit = max(START_TIME_LIMIT_S, time_limit or 0.0)
+        self.threads = threads_per_worker(workers)
+        self.context = multiprocessing.get_context("spawn")
+        self.queue: deque[_Task] = deque()
+        self.workers: list[_Worker] = []
+        self.start_failures = 0
+
+    def __enter__(self) -> WorkerPool:
+        for _ in range(self.size):
+            self._start_worker()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.workers:
+            if worker.process.is_alive() and exc[0] is None and worker.task is None:
+                with contextlib.suppress(OSError):
+                    worker.connection.send(None)
+        for worker in self.workers:
+            worker.process.join(timeout=5 if exc[0] is None and worker.ready else 0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.connection.close()
+        self.workers = []
+
+    def submit(self, tag: Hashable, function: Callable[..., Any], *args: Any) -> None:
+        """Queue ``function(*args)`` (a picklable module-level function) under ``tag``."""
+        self.queue.append(_Task(tag, function, args))
+
+    @property
+    def busy(self) -> bool:
+        """Whether tasks are queued or running."""
+        return bool(self.queue) or any(w.task is not None for w in self.workers)
+
+    def wait(self) -> list[Event]:
+        """Block until at least one task has ended; its events (empty when nothing is queued or running)."""
+        while True:
+            self._dispatch()
+            if not self.busy:
+                return []
+            timeout = min(POLL_S, self._next_deadline())
+            before = time.monotonic()
+            handles: list[Any] = [w.connection for w in self.workers] + [w.process.sentinel for w in self.workers]
+            ready = set(wait(handles, timeout=timeout))
+            self._allow_for_pause(time.monotonic() - before - timeout)
+            events: list[Event] = []
+            for worker in list(self.workers):
+                if worker.connection in ready:
+                    events.extend(self._receive(worker))
+                elif worker.process.sentinel in ready:
+                    events.extend(self._lost(worker, "died"))
+            now = time.monotonic()
+            for worker in list(self.workers):
+                if worker.task is not None and now > worker.deadline:
+                    events.extend(self._lost(worker, "timed_out"))
+                elif not worker.ready and now > worker.started + self.start_limit:
+                    self._lost(worker, "died")
+            if events:
+                return events
+
+    def _start_worker(self) -> None:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(
+            target=_serve, args=(child, self.job, self.threads, os.getpid()), daemon=True
+        )
+        process.start()
+        child.close()
+        self.workers.append(_Worker(process=process, connection=parent))
+
+    def _dispatch(self) -> None:
+        for worker in self.workers:
+            if worker.ready and worker.task is None and self.queue:
+                task = self.queue.popleft()
+                try:
+                    worker.connection.send((task.function, task.args))
+                except OSError:  # the worker just died: its sentinel says so in wait(); the task waits
+                    self.queue.appendleft(task)
+                    continue
+                worker.task = task
+                worker.deadline = time.monotonic() + self.time_limit if self.time_limit else float("inf")
+
+    def _next_deadline(self) -> float:
+        """Seconds until the first time limit of a running task or a starting worker ends."""
+        deadlines = [w.deadline for w in self.workers if w.task is not None]
+        deadlines += [w.started + self.start_limit for w in self.workers if not w.ready]
+        return max(0.0, min(deadlines, default=float("inf")) - time.monotonic()) + 0.05
+
+    def _allow_for_pause(self, overshoot: float) -> None:
+        """Extend the time limits by a pause of the batch itself (Ctrl-Z, SIGSTOP): its workers did not overrun."""
+        if overshoot > STUCK_PAUSE_S:
+            for worker in self.workers:
+                worker.deadline += overshoot
+                worker.started += overshoot
+
+    def _receive(self, worker: _Worker) -> list[Event]:
+        try:
+            kind, value = worker.connection.recv()
+        except (EOFError, OSError):
+            return self._lost(worker, "died")
+        if kind == "ready":
+            worker.ready = True
+            return []
+        if kind == "failed":
+            raise ModicError(f"a batch worker could not start: {value}")
+        task, worker.task = worker.task, None
+        if task is None:
+            return []
+        return [Event(task.tag, "done" if kind == "done" else "error", value)]
+
+    def _lost(self, worker: _Worker, kind: str) -> list[Event]:
+        """Kill ``worker``, start another, and return the event of its task."""
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join()
+        worker.connection.close()
+        self.workers.remove(worker)
+        if not worker.ready:
+            self.start_failures += 1
+            if self.start_failures > START_FAILURES:
+                raise ModicError(
+                    f"{self.start_failures} batch worker processes died or hung while starting and loading the models "
+                    "(out of memory? a hung file system?); try fewer --workers, or check the machine"
+                )
+        self._start_worker()
+        return [Event(worker.task.tag, kind)] if worker.task is not None else []
+
+
+def run_local(
+    sources: Sequence[StudySource], job: BatchJob, emit: Emit, *, workers: int, retries: int, time_limit: float | None
 ) -> None:
-    """Whole studies in ``workers`` processes, each with its own models and a share of the cores.
+    """Whole studies in ``workers`` supervised processes, each with its own models and a share of the cores.
 
-    When a worker process dies (killed, out of memory) the pool breaks; the
-    studies that were in flight are resubmitted to a fresh pool up to
-    ``retries`` times, then recorded as failed.
+    A study whose worker died runs again up to ``retries`` times, then is
+    recorded as failed; a study that overran ``time_limit`` is recorded as
+    failed at once (it would most likely hang again).
     """
     crashes: dict[str, int] = {}
-    pending = list(sources)
-    context = multiprocessing.get_context("spawn")
-    while pending:
-        broken: list[StudySource] = []
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=init_process,
-            initargs=(job, threads_per_worker(workers)),
-        ) as pool:
-            futures = {pool.submit(process_study, source, job): source for source in pending}
-            remaining = set(futures)
-            while remaining:
-                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                for future in done:
-                    source = futures[future]
-                    try:
-                        emit(source, future.result())
-                    except BrokenProcessPool:
-                        broken.append(source)
-        pending = _after_worker_death(broken, crashes, retries=retries, job=job, emit=emit)
+    by_id = {source.source_id: source for source in sources}
+    with WorkerPool(job, workers=workers, time_limit=time_limit) as pool:
+        for source in sources:
+            pool.submit(source.source_id, process_study, source, job)
+        while pool.busy:
+            for event in pool.wait():
+                source = by_id[str(event.tag)]
+                if event.kind == "done":
+                    emit(source, event.result)
+                elif event.kind == "timed_out":
+                    emit(source, failed_outcome(source, timed_out_message(float(time_limit or 0)), job))
+                elif event.kind == "error":
+                    emit(source, failed_outcome(source, str(event.result), job))
+                elif _again(source, crashes, retries=retries, job=job, emit=emit):
+                    pool.submit(source.source_id, process_study, source, job)
 
 
-def _after_worker_death(
-    lost: Sequence[StudySource], crashes: dict[str, int], *, retries: int, job: BatchJob, emit: Emit
-) -> list[StudySource]:
-    """Studies in flight when a worker process died: those within ``retries`` crashes are returned to run
-    again, the others are recorded as failed."""
-    again = []
-    for source in lost:
-        crashes[source.source_id] = crashes.get(source.source_id, 0) + 1
-        if crashes[source.source_id] > retries:
-            emit(source, failed_outcome(source, WORKER_DIED, job))
-        else:
-            again.append(source)
-    if again:
-        log.warning("a worker process died; %d study(ies) in flight are run again", len(again))
-    return again
+def _again(source: StudySource, crashes: dict[str, int], *, retries: int, job: BatchJob, emit: Emit) -> bool:
+    """Whether a study whose worker died runs again (within ``retries`` crashes); otherwise it is recorded as failed."""
+    crashes[source.source_id] = crashes.get(source.source_id, 0) + 1
+    if crashes[source.source_id] > retries:
+        emit(source, failed_outcome(source, WORKER_DIED, job))
+        return False
+    log.warning("a worker process died; its study is run again")
+    return True
 
 
 def run_cross_study(
@@ -124,6 +342,7 @@ def run_cross_study(
     *,
     workers: int,
     retries: int,
+    time_limit: float | None,
     prefetch: int | None = None,
 ) -> None:
     """The GPU pipeline: workers read and pre-process, this process segments many studies per forward pass.
@@ -134,80 +353,44 @@ def run_cross_study(
     mixed precision on CUDA); workers then map the probabilities back, grade
     and write each study. Results equal the per-study path up to
     floating-point rounding. Runs on the CPU too (``--pipeline cross-study``),
-    which is how it is tested. When a worker process dies, the studies in
-    flight run again in a fresh pool up to ``retries`` times.
+    which is how it is tested. A study whose worker died is read again up to
+    ``retries`` times; each worker task (reading, finishing) has ``time_limit``.
     """
     segmenter = worker_models(job).segmenter
     worker_job = replace(job, device="cpu")
     crashes: dict[str, int] = {}
-    pending = list(sources)
-    scratch = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}scratch-", dir=job.out))
+    queue = deque(sources)
+    by_id = {source.source_id: source for source in sources}
+    preparing = 0
+    scratch = Path(tempfile.mkdtemp(prefix=temp_prefix("scratch-"), dir=job.out))
+    limit = prefetch or 2 * workers
     try:
-        while pending:
-            lost, pending = _cross_study_pass(
-                pending, job=worker_job, segmenter=segmenter, emit=emit, workers=workers,
-                prefetch=prefetch or 2 * workers, scratch=scratch,
-            )
-            pending = _after_worker_death(lost, crashes, retries=retries, job=job, emit=emit) + pending
+        with WorkerPool(worker_job, workers=workers, time_limit=time_limit) as pool:
+            while queue or pool.busy:
+                while queue and preparing < limit:
+                    source = queue.popleft()
+                    pool.submit(("prepare", source.source_id), prepare_study, source, worker_job, scratch)
+                    preparing += 1
+                ready: list[PreparedStudy] = []
+                for event in pool.wait():
+                    stage, source_id = event.tag  # type: ignore[misc]
+                    source = by_id[source_id]
+                    if stage == "prepare":
+                        preparing -= 1
+                    if event.kind == "done" and isinstance(event.result, PreparedStudy):
+                        ready.append(event.result)
+                    elif event.kind == "done":
+                        emit(source, event.result)
+                    elif event.kind == "timed_out":
+                        emit(source, failed_outcome(source, timed_out_message(float(time_limit or 0)), job))
+                    elif event.kind == "error":
+                        emit(source, failed_outcome(source, str(event.result), job))
+                    elif _again(source, crashes, retries=retries, job=job, emit=emit):
+                        queue.appendleft(source)
+                for study, on_grid in _segment(segmenter, ready, job, emit):
+                    pool.submit(("finish", study.source.source_id), finish_study, study, on_grid, worker_job)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _cross_study_pass(
-    sources: list[StudySource],
-    *,
-    job: BatchJob,
-    segmenter: SegmentationModel,
-    emit: Emit,
-    workers: int,
-    prefetch: int,
-    scratch: Path,
-) -> tuple[list[StudySource], list[StudySource]]:
-    """Run ``sources`` through one process pool; returns (studies in flight, studies not started) if it breaks."""
-    queue = deque(sources)
-    preparing: dict[Future, StudySource] = {}
-    finishing: dict[Future, StudySource] = {}
-    in_flight: dict[str, StudySource] = {}
-
-    def done(source: StudySource, outcome: StudyOutcome) -> None:
-        in_flight.pop(source.source_id, None)
-        emit(source, outcome)
-
-    try:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_process,
-            initargs=(job, threads_per_worker(workers)),
-        ) as pool:
-
-            def read_ahead() -> None:
-                while queue and len(preparing) < prefetch:
-                    source = queue.popleft()
-                    in_flight[source.source_id] = source
-                    preparing[pool.submit(prepare_study, source, job, scratch)] = source
-
-            read_ahead()
-            while preparing or finishing:
-                finished, _ = wait([*preparing, *finishing], return_when=FIRST_COMPLETED)
-                ready: list[PreparedStudy] = []
-                for future in finished:
-                    if future in finishing:
-                        done(finishing.pop(future), future.result())
-                        continue
-                    source = preparing.pop(future)
-                    result = future.result()
-                    if isinstance(result, PreparedStudy):
-                        ready.append(result)
-                    else:
-                        done(source, result)
-                read_ahead()  # keep the workers busy while the network runs
-                if ready:
-                    for study, on_grid in _segment(segmenter, ready, job, done):
-                        finishing[pool.submit(finish_study, study, on_grid, job)] = study.source
-    except BrokenProcessPool:
-        return list(in_flight.values()), list(queue)
-    return [], []
 
 
 def _segment(

@@ -20,15 +20,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from modic.atomic import remove_stale_temporaries
-from modic.batch.executors import Emit, run_cross_study, run_dask, run_in_process, run_process_pool
+from modic.batch.executors import Emit, run_cross_study, run_dask, run_local
 from modic.batch.manifest import MANIFEST_NAME, ManifestWriter, attempt_counts, last_attempts, read_manifest
 from modic.batch.sources import StudySource, discover
 from modic.batch.summary import final_table, finished_reports, prevalence, summary_rows, write_summary
-from modic.batch.worker import BatchJob, StudyOutcome, is_complete, worker_name
-from modic.errors import InputError, UsageError
+from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
+from modic.config import load_shipped
+from modic.errors import ConfigError, InputError, OutputError, UsageError
 
 log = logging.getLogger("modic.batch")
 
@@ -58,6 +59,8 @@ class BatchOptions:
         model: segmentation bundle for every volume (default: the config's, with its thin-slice bundle).
         batch_size: slices per forward pass (default: the analysis config's).
         retries: extra tries of a study whose worker died or hit an unexpected error.
+        study_timeout: seconds a worker may spend on one study before it is killed and the study
+            recorded as failed (default: ``study_timeout_s`` of ``configs/batch.yaml``); local executor only.
         progress_bar: show a tqdm bar (default: when stderr is a terminal); else log lines.
     """
 
@@ -75,6 +78,7 @@ class BatchOptions:
     model: str | None = None
     batch_size: int | None = None
     retries: int = 2
+    study_timeout: float | None = None
     progress_bar: bool | None = None
 
 
@@ -107,9 +111,18 @@ def run_batch(options: BatchOptions) -> BatchResult:
     _validate(options)
     started = time.perf_counter()
     out = options.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
-        removed = remove_stale_temporaries(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output '{options.out}' exists and is not a folder; choose another -o")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = open(out / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole run by _exclusive
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write into the output folder '{options.out}': {exc.strerror or type(exc).__name__}; "
+            "check the permissions and free space there, or choose another -o"
+        ) from None
+    with _exclusive(lock, out=out):
+        removed = remove_stale_temporaries(out, every_owner=True)
         if removed:
             log.info("removed %d unfinished temporary output(s) left by an interrupted run", removed)
         config = load_analysis_config(options.config)
@@ -140,17 +153,20 @@ def run_batch(options: BatchOptions) -> BatchResult:
             dicom=options.dicom,
         )
         recorder = _Recorder(history, run=_run_id(), device=device, pipeline=pipeline, options=options)
-        with ManifestWriter(manifest_path) as manifest, _Progress(len(to_run), bar=options.progress_bar) as progress:
-            for source, key in finished:
-                manifest.append(recorder.record(source, StudyOutcome(source.source_id, "skipped", key=key,
-                                                                     worker=worker_name())))
+        try:
+            progress_bar = _Progress(len(to_run), bar=options.progress_bar)
+            with ManifestWriter(manifest_path) as manifest, progress_bar as progress:
+                for source, key in finished:
+                    manifest.append(recorder.record(source, StudyOutcome(source.source_id, "skipped", key=key,
+                                                                         worker=worker_name())))
 
-            def emit(source: StudySource, outcome: StudyOutcome) -> None:
-                manifest.append(recorder.record(source, outcome))
-                progress.advance(source, outcome)
+                def emit(source: StudySource, outcome: StudyOutcome) -> None:
+                    manifest.append(recorder.record(source, outcome))
+                    progress.advance(source, outcome)
 
-            _execute(to_run, job, emit, options=options, pipeline=pipeline)
-        remove_stale_temporaries(out)
+                _execute(to_run, job, emit, options=options, pipeline=pipeline)
+        finally:  # also after Ctrl-C or SIGTERM: the workers are gone, their unfinished folders with them
+            remove_stale_temporaries(out, every_owner=True)
         reports = finished_reports(out)
         failures = [r for r in last_attempts(read_manifest(manifest_path)).values() if r["status"] == "failed"]
         summary = write_summary(out, summary_rows(reports, failures, sources=recorder.labels(sources)))
@@ -183,11 +199,21 @@ def _validate(options: BatchOptions) -> None:
         raise UsageError("--pipeline cross-study runs on one machine; use --executor local (Dask runs whole studies)")
     if options.retries < 0:
         raise UsageError(f"--retries {options.retries} must be 0 or more")
+    if options.study_timeout is not None and not options.study_timeout > 0:
+        raise UsageError(f"--study-timeout {options.study_timeout} must be a positive number of seconds")
+    if options.study_timeout is not None and options.executor == "dask":
+        raise UsageError(
+            "--study-timeout applies to --executor local; Dask reschedules the studies of lost workers itself"
+        )
     if options.batch_size is not None and options.batch_size < 1:
         raise UsageError(f"--batch-size {options.batch_size} must be at least 1")
     root, out = options.root.resolve(), options.out.resolve()
     if root.is_dir() and (out == root or root in out.parents):
         raise UsageError(f"output folder '{options.out}' is inside the input '{options.root}'; choose an -o outside it")
+    if root.is_dir() and out in root.parents:
+        raise UsageError(
+            f"output folder '{options.out}' holds the input '{options.root}'; choose an -o outside the input"
+        )
 
 
 def _bundle_argument(model: str | None) -> str | None:
@@ -231,16 +257,33 @@ def _execute(
     options: BatchOptions,
     pipeline: str,
 ) -> None:
+    runnable = []
+    for source in sources:
+        if source.error is not None:  # known unusable before reading (a bad CSV row, an unusable folder)
+            emit(source, process_study(source, job))  # fails at once, without a worker
+        else:
+            runnable.append(source)
+    sources = runnable
     if not sources:
         return
     if options.executor == "dask":
         run_dask(sources, job, emit, scheduler=options.scheduler, workers=options.workers, retries=options.retries)
     elif pipeline == "cross-study":
-        run_cross_study(sources, job, emit, workers=options.workers, retries=options.retries)
-    elif options.workers == 1:
-        run_in_process(sources, job, emit)
+        run_cross_study(sources, job, emit, workers=options.workers, retries=options.retries,
+                        time_limit=study_time_limit(options))
     else:
-        run_process_pool(sources, job, emit, workers=options.workers, retries=options.retries)
+        run_local(sources, job, emit, workers=options.workers, retries=options.retries,
+                  time_limit=study_time_limit(options))
+
+
+def study_time_limit(options: BatchOptions) -> float:
+    """Seconds a worker may spend on one study: ``--study-timeout``, else ``study_timeout_s`` of configs/batch.yaml."""
+    if options.study_timeout is not None:
+        return float(options.study_timeout)
+    value = load_shipped("batch.yaml").get("study_timeout_s")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"configs/batch.yaml: 'study_timeout_s' is {value!r}; expected a positive number of seconds")
+    return float(value)
 
 
 class _Recorder:
@@ -298,9 +341,9 @@ def _run_id() -> str:
 
 
 @contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
+def _exclusive(lock: IO[str], *, out: Path) -> Iterator[None]:
     """Refuse a second batch writing into the same folder (the lock dies with the process, even on kill -9)."""
-    with open(out / LOCK_NAME, "a+") as handle:
+    with lock as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from modic.errors import InputError, ModicError, UsageError
-from modic.io.dicom_scan import StudyIndex, scan_studies
+from modic.io.dicom_scan import FolderScan, StudyIndex, scan_folder
 from modic.io.study import StudyImages
 from modic.report.privacy import study_key
 
@@ -31,6 +32,8 @@ log = logging.getLogger("modic.batch")
 CSV_COLUMNS = ("study", "t1", "t2", "id")
 """Columns of a cohort CSV that modic reads; any other column is ignored."""
 SOURCE_PREFIX = "modic-batch-source-v1:"
+DICOM_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
+"""File name endings of DICOM exports (besides numbers, as in UID-named files)."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,83 @@ def key_of_uid(study_uid: str) -> str:
 
 
 def _dicom_sources(folder: Path, *, prefix: str, io_config: Mapping[str, Any] | None) -> list[StudySource]:
-    """The studies under ``folder``; labels start with ``prefix`` (and ``study i/n`` when there are several)."""
-    studies = scan_studies(folder, config=io_config)
+    """The studies under ``folder``, then its unusable subfolders (:func:`_unusable_folders`).
+
+    Labels start with ``prefix`` (and ``study i/n`` when there are several).
+    """
+    scan = scan_folder(folder, config=io_config)
+    for kind, count in sorted(scan.skipped_summary().items()):
+        log.info("%d file(s) skipped under %s: %s", count, folder, kind)
+    studies = scan.studies
     sources = []
     for i, study in enumerate(studies, start=1):
         where = f"{prefix} study {i}/{len(studies)}" if prefix and len(studies) > 1 else prefix
         sources.append(_dicom_source(study, prefix=where))
+    return sources + _unusable_folders(scan, prefix=prefix) if studies else sources
+
+
+def _unusable_folders(scan: FolderScan, *, prefix: str) -> list[StudySource]:
+    """A failed source for each folder directly under the scanned root whose files were all skipped, or that
+    cannot be read at all.
+
+    Such a folder is most likely a study whose export is broken (files cut
+    short, unreadable, not DICOM); counting its files as skipped would hide
+    it. Only files named as DICOM files are (:func:`_may_be_dicom`), so a
+    folder of NIfTI files or documents is not a broken study. The folder's
+    name is kept only among the identifiers.
+    """
+    used = {_top_folder(scan.root, str(ds.filename)) for study in scan.studies for series in study.series
+            for ds in series.instances}
+    kinds: dict[str, dict[str, int]] = {}
+    for item in scan.skipped:
+        top = _top_folder(scan.root, item.path)
+        if top and top not in used and _may_be_dicom(Path(item.path)):
+            kinds.setdefault(top, {})
+            kinds[top][item.kind] = kinds[top].get(item.kind, 0) + 1
+    problems = {
+        top: f"none of the {sum(counts.values())} file(s) of this folder is a usable DICOM image "
+        f"({', '.join(f'{kind}: {n}' for kind, n in sorted(counts.items()))}); check the export (files cut short, "
+        "unreadable or not DICOM), or move the folder out of the cohort"
+        for top, counts in kinds.items()
+    }
+    for entry in sorted(scan.root.iterdir()):
+        if entry.is_dir() and entry.name not in used:
+            try:
+                with os.scandir(entry):
+                    pass
+            except OSError as exc:
+                problems[entry.name] = (
+                    f"this folder cannot be read ({exc.strerror or type(exc).__name__}); give modic read "
+                    "permission on it, or move it out of the cohort"
+                )
+    sources = []
+    for number, top in enumerate(sorted(problems), start=1):
+        path = scan.root / top
+        sources.append(
+            StudySource(
+                source_id=_hash(f"folder={path.resolve()}"),
+                label=f"{prefix + ': ' if prefix else ''}unusable folder {number}/{len(problems)}",
+                error=problems[top],
+                identifiers={"folder": str(path)},
+                private=_longest_first([str(path), str(scan.root)]),
+            )
+        )
     return sources
+
+
+def _may_be_dicom(path: Path) -> bool:
+    """Whether a file's name is one a DICOM export uses: no extension, .dcm/.dicom/.ima, or a number (UID-like)."""
+    suffix = path.suffix.lower()
+    return not path.name.startswith(".") and (suffix in DICOM_SUFFIXES or suffix[1:].isdigit())
+
+
+def _top_folder(root: Path, path: str) -> str:
+    """The name of the folder directly under ``root`` that holds ``path`` ('' for a file directly in ``root``)."""
+    try:
+        parts = Path(path).relative_to(root).parts
+    except ValueError:
+        return ""
+    return parts[0] if len(parts) > 1 else ""
 
 
 def _dicom_source(study: StudyIndex, *, prefix: str) -> StudySource:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import socket
 import threading
 import time
@@ -337,10 +338,26 @@ def _failed(
     return outcome
 
 
+BATCH_ADVICE = (
+    (re.compile(r"pass --t1-uid/--t2-uid to choose (the )?series explicitly"),
+     "list its T1/T2 as NIfTI/MHA files in a cohort CSV (columns t1, t2), or analyse it alone with 'modic analyze', "
+     "which can choose series by UID"),
+    (re.compile(r"give the DICOM study folder as the study path \(choose the series with --t[12]-uid\) "
+                r"or a NIfTI/MHA file as --(t[12])"),
+     r"give the DICOM folder in the study column of the cohort CSV, or a NIfTI/MHA file in its \1 column"),
+    (re.compile(r"\(--t1/--t2\)"), "(columns t1, t2 of a cohort CSV)"),
+    (re.compile(r" ?\(?choose the series with --t[12]-uid\)?"), ""),
+    (re.compile(r"(?<![\w-])--(t[12])(?![\w-])"), r"\1"),
+)
+"""Advice of ``modic analyze`` messages rewritten to what ``modic batch`` accepts."""
+
+
 def describe_error(exc: BaseException) -> str:
-    """One line: the message of a :class:`ModicError`, else the exception type and message."""
+    """One line: the message of a :class:`ModicError` (its advice in batch terms), else the type and message."""
     detail = " ".join(str(exc).split())
     if isinstance(exc, ModicError):
+        for pattern, advice in BATCH_ADVICE:
+            detail = pattern.sub(advice, detail)
         return detail or type(exc).__name__
     if isinstance(exc, MemoryError):
         return "out of memory while processing this study"

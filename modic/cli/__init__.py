@@ -6,6 +6,11 @@ Errors the user can act on print one line and exit 1 (2 for usage errors);
 tracebacks appear only with ``--debug``. Python warnings of the libraries
 (pydicom on odd header values, torch, MONAI) are shown only with ``--debug``
 too: modic reports what matters about the input itself, in its own words.
+
+SIGTERM (``timeout``, ``docker stop``, SLURM) stops a command as Ctrl-C does:
+unfinished outputs are removed, exit code 143 (130 for Ctrl-C). A closed
+standard output (``modic inspect STUDY | head -1``) ends the command quietly
+with exit code 141, as for other Unix tools.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -32,6 +40,14 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 log = logging.getLogger("modic")
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so that it unwinds (and cleans up) as Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,10 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(debug=args.debug, quiet=args.quiet)
-    with warnings.catch_warnings():
-        if not args.debug:
-            warnings.simplefilter("ignore")
-        return _run(args)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.simplefilter("ignore")
+            return _run(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -84,9 +106,15 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"modic: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("modic: terminated (SIGTERM); unfinished outputs removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("modic: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except MemoryError:
         if args.debug:
             raise
@@ -104,3 +132,14 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away: point stdout at /dev/null so that Python's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)

@@ -44,7 +44,8 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-identifiers", action="store_true",
                         help="keep patient identifiers in report.json (off by default)")
     parser.add_argument("--no-dicom", action="store_true", help="do not write DICOM SEG and SR")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output folder that modic wrote (never one holding other files)")
 
 
 def run_study(args: argparse.Namespace) -> int:
@@ -54,27 +55,36 @@ def run_study(args: argparse.Namespace) -> int:
         from modic.errors import UsageError
 
         raise UsageError("give a DICOM study folder, or --t1/--t2 files")
+    output = _checked_output(args)
     images = load_study(args.study, t1=args.t1, t2=args.t2, t1_uid=args.t1_uid, t2_uid=args.t2_uid)
-    return _analyse_and_write(images, args)
+    return _analyse_and_write(images, args, output=output)
 
 
 def run_slice(args: argparse.Namespace) -> int:
     from modic.io.slice_pair import load_slice_pair
 
+    output = _checked_output(args)
     images = load_slice_pair(
         t1=args.t1,
         t2=args.t2,
         spacing=tuple(args.spacing) if args.spacing else None,
         t2_spacing=tuple(args.t2_spacing) if args.t2_spacing else None,
     )
-    return _analyse_and_write(images, args)
+    return _analyse_and_write(images, args, output=output)
 
 
-def _analyse_and_write(images: Any, args: argparse.Namespace) -> int:
+def _checked_output(args: argparse.Namespace) -> Path:
+    """The output folder as an absolute path, refused before any work when writing it could fail or lose files."""
+    from modic.report.writer import check_output_folder
+
+    inputs = [getattr(args, name, None) for name in ("study", "t1", "t2", "clinical", "config")]
+    return check_output_folder(args.output, overwrite=args.overwrite, inputs=inputs)
+
+
+def _analyse_and_write(images: Any, args: argparse.Namespace, *, output: Path) -> int:
     from modic.pipeline import Models, analyze_images, load_analysis_config
-    from modic.report.writer import check_output_folder, write_outputs
+    from modic.report.writer import write_outputs
 
-    check_output_folder(args.output, overwrite=args.overwrite)
     config = load_analysis_config(args.config)
     clinical = policy = None
     if args.clinical:
@@ -92,7 +102,7 @@ def _analyse_and_write(images: Any, args: argparse.Namespace) -> int:
         candidacy = evaluate_candidacy(draft, clinical, policy).to_dict()
     report = write_outputs(
         analysis,
-        args.output,
+        output,
         keep_identifiers=args.keep_identifiers,
         candidacy=candidacy,
         dicom=not args.no_dicom,

@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="slices per forward pass (default: segmentation.batch_size of the analysis config)")
     parser.add_argument("--retries", type=int, default=2,
                         help="extra tries of a study whose worker died or hit an unexpected error (default 2)")
+    parser.add_argument("--study-timeout", type=float, metavar="SECONDS",
+                        help="kill a worker that spends longer on one study and record the study as failed "
+                        "(default: study_timeout_s in configs/batch.yaml, 3600)")
     parser.add_argument("--retry-failed", action="store_true", help="run only the studies whose last attempt failed")
     parser.add_argument("--keep-identifiers", action="store_true",
                         help="keep patient identifiers in report.json and input paths/UIDs in the manifest")
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             batch_size=args.batch_size,
             retries=args.retries,
+            study_timeout=args.study_timeout,
         )
     )
     print(result.table)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from modic import atomic
+from modic.errors import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from modic.candidacy import evaluate_candidacy, load_clinical, load_policy
     from modic.report.schema import read_report
 
+    if args.output is not None and args.output.exists():
+        for given in (args.report, args.clinical, Path(args.policy)):
+            if given.exists() and os.path.samefile(given, args.output):
+                raise UsageError(f"-o '{args.output}' is the input '{given}'; choose another output file")
     report = read_report(args.report)
     clinical = load_clinical(args.clinical)
     policy = load_policy(args.policy)

@@ -37,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
                         help=f"output folder (default: ./{DEFAULT_OUTPUT})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing demo folder that modic wrote (never one holding other files)")
     parser.set_defaults(handler=run)
 
 
@@ -48,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from modic.report.writer import check_output_folder, write_outputs
     from modic.synth import generate_study, load_synth_config, write_study
 
-    out = Path(args.output)
-    check_output_folder(out, overwrite=args.overwrite)
+    out = check_output_folder(Path(args.output), overwrite=args.overwrite)
     synth_config = load_synth_config(DEMO_CONFIG)
     seed, planted = _demo_settings(synth_config)
     log.info("generating the synthetic demo study (seed %d) into %s", seed, out / "input")

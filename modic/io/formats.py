@@ -57,20 +57,42 @@ def read_volume(path: str | Path) -> Volume:
     )
 
 
-def read_nifti(path: str | Path) -> Volume:
-    """A NIfTI image as a float32 Volume (scaling applied, affine from sform/qform as nibabel chooses)."""
+def read_nifti(path: str | Path, *, config: Mapping[str, Any] | None = None) -> Volume:
+    """A NIfTI image as a float32 Volume (scaling applied, affine from sform/qform as nibabel chooses).
+
+    The voxel count of the header is checked against ``memory.max_voxels`` of
+    ``configs/io.yaml`` before any voxel is read. A header without orientation
+    (qform_code and sform_code both 0) is read with nibabel's default axes; a
+    warning says so and ``info["warnings"]`` records it.
+    """
     import nibabel as nib
 
     path = _existing(path)
     try:
         image: Any = nib.load(str(path))
+        shape = tuple(int(n) for n in image.shape)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types on broken files
+        raise InputError(f"cannot read NIfTI '{path}': {type(exc).__name__}: {_one_line(exc)}") from None
+    _check_voxels(shape, path=path, config=config)
+    try:
         data = np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on broken files
         raise InputError(f"cannot read NIfTI '{path}': {type(exc).__name__}: {_one_line(exc)}") from None
     data = _as_3d(data, path=path)
+    _check_finite(data, path=path)
     affine = np.asarray(image.affine, dtype=np.float64)
     _check_affine(affine, path=path)
-    return Volume(array=data, affine=affine, info={"source": "nifti", "path": str(path)})
+    info: dict[str, Any] = {"source": "nifti", "path": str(path)}
+    header = image.header
+    if "qform_code" in header and int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        message = (
+            f"'{path}' has no orientation (qform_code and sform_code are 0): its axes are assumed to run "
+            f"{''.join(nib.aff2axcodes(affine))} as nibabel reads such files; check in the report's pictures that "
+            "head and front are where they belong, or set the orientation in the file"
+        )
+        log.warning(message)
+        info["warnings"] = [message]
+    return Volume(array=data, affine=affine, info=info)
 
 
 def write_nifti(volume: Volume, path: str | Path) -> Path:
@@ -90,13 +112,21 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
     return path
 
 
-def read_itk(path: str | Path) -> Volume:
-    """An MHA/MHD/NRRD image (via SimpleITK) as a float32 Volume with a RAS affine."""
+def read_itk(path: str | Path, *, config: Mapping[str, Any] | None = None) -> Volume:
+    """An MHA/MHD/NRRD image (via SimpleITK) as a float32 Volume with a RAS affine.
+
+    The voxel count of the header is checked against ``memory.max_voxels`` of
+    ``configs/io.yaml`` before any voxel is read.
+    """
     import SimpleITK as sitk
 
     path = _existing(path)
     try:
-        image = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        _check_voxels(tuple(int(n) for n in reader.GetSize()), path=path, config=config)
+        image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"cannot read '{path}' with SimpleITK: {_one_line(exc)}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -107,6 +137,7 @@ def read_itk(path: str | Path) -> Volume:
     if dimension not in (2, 3):
         raise InputError(f"'{path}' is a {dimension}D image; a 3D volume (or a 2D slice) is needed")
     array = sitk.GetArrayFromImage(image).astype(np.float32)
+    _check_finite(array, path=path)
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(dimension, dimension)
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     origin = np.asarray(image.GetOrigin(), dtype=float)
@@ -174,9 +205,9 @@ def read_slice(
         )
     kind = _kind(path)
     if kind == "nifti":
-        return _single_slice_volume(read_nifti(path), path=path, spacing=spacing)
+        return _single_slice_volume(read_nifti(path, config=settings), path=path, spacing=spacing)
     if kind == "itk":
-        return _single_slice_volume(read_itk(path), path=path, spacing=spacing)
+        return _single_slice_volume(read_itk(path, config=settings), path=path, spacing=spacing)
     if _is_dicom(path):
         return _dicom_slice(path, spacing=spacing, settings=settings)
     raise UsageError(
@@ -375,6 +406,27 @@ def _as_3d(data: np.ndarray, *, path: Path) -> np.ndarray:
     if data.ndim != 3:
         raise InputError(f"'{path}' has shape {data.shape}; a 3D scalar volume is needed")
     return data
+
+
+def _check_voxels(shape: tuple[int, ...], *, path: Path, config: Mapping[str, Any] | None) -> None:
+    """The memory guard of DICOM series (``memory.max_voxels``), from a file header, before reading voxels."""
+    voxels = int(np.prod(shape, dtype=object)) if shape else 0
+    limit = int(io_config(config)["memory"]["max_voxels"])
+    if voxels > limit:
+        raise InputError(
+            f"'{path}' is {' x '.join(str(n) for n in shape)} = {voxels:,} voxels by its header, above the memory "
+            f"guard of {limit:,} voxels (memory.max_voxels in configs/io.yaml); check the file (a damaged header?), "
+            "or raise the limit if the machine has the memory"
+        )
+
+
+def _check_finite(data: np.ndarray, *, path: Path) -> None:
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise InputError(
+            f"'{path}' has {bad:,} voxel(s) that are NaN or infinite; replace them with numbers (e.g. 0) "
+            "in the file, or export the image again"
+        )
 
 
 def _check_affine(affine: np.ndarray, *, path: Path) -> None:

@@ -311,6 +311,7 @@ def _load_files(
                 "role": role,
                 "path": str(file),
                 "message": f"{role.upper()} read from '{file}' (weighting as given by the user)",
+                "warnings": list(volume.info.get("warnings", [])),
             }
         )
     return _assemble(volumes, decisions, infos, io_cfg=io_cfg, study_uid=None)

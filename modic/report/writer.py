@@ -6,9 +6,11 @@ temporary sibling that is renamed at the end (:func:`modic.atomic.output_folder`
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +33,92 @@ LABEL_MAPS = {
 }
 
 
-def check_output_folder(path: str | Path, *, overwrite: bool) -> Path:
-    """Refuse, before any work, an output that cannot be created or would replace files without ``overwrite``."""
-    path = Path(path)
+def check_output_folder(path: str | Path, *, overwrite: bool, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """Refuse, before any work, an output that cannot be written or whose replacement would lose files.
+
+    Refused: an output that is, holds or lies inside one of ``inputs`` or the
+    current folder; a symbolic link or mount point (neither can be replaced by
+    a rename); a non-empty folder without ``overwrite``, or with it when the
+    folder holds files modic did not write; a place where a temporary folder
+    cannot be created and renamed. Also removes the temporaries that dead runs
+    left next to the output (:func:`modic.atomic.remove_stale_temporaries`).
+
+    Returns the output as an absolute path, to be used from then on.
+    """
+    given = path
+    path = Path(os.path.abspath(path))
+    real = Path(os.path.realpath(path))
+    here = Path.cwd().resolve()
+    if real == here or real in here.parents:
+        raise UsageError(
+            f"output folder '{given}' is the current folder or one above it, which modic would replace as a whole; "
+            "give a new folder name, e.g. -o results"
+        )
+    for item in inputs:
+        if item is not None:
+            _refuse_input_overlap(given, real, Path(item))
+    if path.is_symlink():
+        raise UsageError(
+            f"output '{given}' is a symbolic link (to '{os.readlink(path)}'), which modic cannot replace by a "
+            "rename; give the folder it points to, or a new folder"
+        )
     if path.exists() and not path.is_dir():
-        raise UsageError(f"output '{path}' exists and is not a folder; choose another -o")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise UsageError(f"output folder '{path}' is not empty; choose another -o or add --overwrite")
-    ancestor = path.absolute().parent
+        raise UsageError(f"output '{given}' exists and is not a folder; choose another -o")
+    if path.is_dir() and os.path.ismount(path):
+        raise UsageError(
+            f"output folder '{given}' is a mount point, which modic cannot replace by a rename; "
+            f"give a new folder inside it, e.g. -o {Path(given) / 'results'}"
+        )
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise UsageError(f"output folder '{given}' is not empty; choose another -o or add --overwrite")
+        atomic.refuse_foreign(path, error=UsageError)
+    ancestor = path.parent
     while not ancestor.exists() and not ancestor.is_symlink():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise UsageError(f"output folder '{path}' cannot be created: '{ancestor}' is not a folder; choose another -o")
+        raise UsageError(f"output folder '{given}' cannot be created: '{ancestor}' is not a folder; choose another -o")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder '{path}' cannot be created: no permission to write in '{ancestor}'")
+        raise UsageError(
+            f"output folder '{given}' cannot be created: '{ancestor}' is not writable (read-only or no permission); "
+            "choose another -o"
+        )
+    _try_rename(ancestor, given=given)
+    atomic.remove_stale_temporaries(path.parent)
     return path
+
+
+def _refuse_input_overlap(given: str | Path, real: Path, item: Path) -> None:
+    """UsageError when the output is, holds or lies inside the input ``item``."""
+    if not item.exists():
+        return
+    source = item.resolve()
+    if real == source or real in source.parents or (source.is_dir() and source in real.parents):
+        relation = "is" if real == source else "holds" if real in source.parents else "lies inside"
+        raise UsageError(
+            f"output folder '{given}' {relation} the input '{item}'; choose an -o outside the input "
+            "(modic never writes into its input)"
+        )
+
+
+def _try_rename(folder: Path, *, given: str | Path) -> None:
+    """Create, rename and remove a temporary folder in ``folder``: the final step of writing, tried before the work."""
+    probe = None
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=atomic.temp_prefix("probe-"), dir=folder))
+        renamed = probe.with_name(probe.name + "-renamed")
+        os.rename(probe, renamed)
+        probe = renamed
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the output folder '{given}': creating and renaming a folder in '{folder}' failed "
+            f"({exc.strerror or type(exc).__name__}); check that the file system there is writable, "
+            "or choose another -o"
+        ) from None
+    finally:
+        if probe is not None:
+            with contextlib.suppress(OSError):
+                probe.rmdir()
 
 
 def write_outputs(
@@ -83,10 +156,20 @@ def write_into(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any],
     The DICOM SEG and SR are encoded in a second thread while the pictures are
     drawn: much of the picture work (PNG compression, NumPy, Agg rasterising)
     releases the GIL, and on the 2-core benchmark machine the outputs of a study
-    were written in 2.3-2.8 s instead of 3.4 s (docs/benchmarks.md).
+    were written in 2.3-2.8 s instead of 3.4 s (docs/benchmarks.md). The thread
+    is always waited for, also when Ctrl-C or SIGTERM interrupts this one (even
+    while it starts), so that it never writes into a folder already removed.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modic-dicom") as pool:
-        pending = pool.submit(_write_dicom, folder, analysis, report) if dicom else None
+    started = threading.Event()
+    errors: list[BaseException] = []
+    thread = threading.Thread(
+        target=_dicom_thread, args=(started, errors, folder, analysis, report), name="modic-dicom", daemon=True
+    )
+    launched = False
+    try:
+        if dicom:
+            launched = True
+            thread.start()
         (folder / "report.json").write_text(dumps(report), encoding="utf-8")
         (folder / "levels.csv").write_text(to_csv(endplate_rows(report)), encoding="utf-8")
         geometry = analysis.anatomy.geometry
@@ -95,8 +178,22 @@ def write_into(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any],
             write_nifti(geometry.with_array(labels.astype(np.uint16)), folder / name)
         pictures = figures.write_figures(analysis, report, folder)
         html.write_html(report, pictures, folder / "report.html")
-        if pending is not None:
-            pending.result()
+    finally:
+        if launched and started.wait(timeout=10):
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _dicom_thread(
+    started: threading.Event, errors: list[BaseException], folder: Path, analysis: StudyAnalysis,
+    report: Mapping[str, Any],
+) -> None:
+    started.set()
+    try:
+        _write_dicom(folder, analysis, report)
+    except BaseException as exc:  # noqa: BLE001 - handed to the writing thread, which raises it
+        errors.append(exc)
 
 
 def _write_dicom(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any]) -> None:
