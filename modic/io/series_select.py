@@ -45,7 +45,7 @@ from pydicom.uid import UID
 from modic.config import load_shipped
 from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.dicom_scan import SeriesIndex, StudyIndex, header_int
-from modic.io.dicom_volume import io_config, series_geometry
+from modic.io.dicom_volume import frame_stacks, io_config, series_geometry
 
 log = logging.getLogger("modic.io.series_select")
 
@@ -157,7 +157,8 @@ def classify_series(
     """Plane, weighting and problems of one series, from its headers."""
     cfg = selection_config(config)
     io_cfg = io_config(io_settings)
-    first = series.first
+    stack = [series.instances[i] for i in frame_stacks(series.instances)[0]]
+    first = stack[0]
     description = series.description
     text = description.lower()
     patterns = cfg["description_patterns"]
@@ -197,15 +198,12 @@ def classify_series(
     if sop_class in cfg["unsupported_sop_classes"]:
         problems.append(f"unsupported SOP class: {cfg['unsupported_sop_classes'][sop_class]}")
     elif sop_class not in cfg["image_sop_classes"] and sop_class not in cfg["secondary_capture_sop_classes"]:
-        problems.append(f"SOP class '{UID(sop_class).name or sop_class}' is not a single-frame MR image")
+        problems.append(f"SOP class '{UID(sop_class).name or sop_class}' is not an MR image")
     if series.corrupt_files:
         example = series.corrupt_files[0]
         problems.append(
             f"{len(series.corrupt_files)} corrupt file(s) in the series (e.g. '{example.path}': {example.reason})"
         )
-    frames = max(header_int(ds, "NumberOfFrames") or 1 for ds in series.instances)
-    if frames > 1:
-        problems.append(f"multi-frame images ({frames} frames per file) are not supported")
 
     plane, angle = ("unknown", None)
     if planes:
@@ -239,6 +237,11 @@ def classify_series(
         else:
             slice_spacing = geometry.slice_spacing
             covers_midline = _covers_midline(geometry.affine, geometry.shape)
+            if geometry.stacks > 1:
+                notes.append(
+                    f"{geometry.stacks} stacks of frames at the same positions (echoes, time points or image types); "
+                    "the first is read"
+                )
             if geometry.duplicates:
                 notes.append(
                     f"{len(geometry.duplicates)} file(s) share a slice position with another "
@@ -251,7 +254,7 @@ def classify_series(
         modality=modality,
         sop_class=sop_class,
         image_type=image_type,
-        slices=len(series.instances),
+        slices=len(stack),
         matrix=matrix,
         pixel_spacing=spacing,
         slice_spacing=slice_spacing,

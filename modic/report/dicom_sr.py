@@ -12,7 +12,9 @@ for Modic types or these measurements, so they use the private coding scheme
 
 An endplate whose band has no voxel (so no segment) gets a TID 1501 group
 with the same content but no segment reference. The observer is the device
-(modic); the Image Library lists the T1 source images.
+(modic); the Image Library lists the T1 source images, a multi-frame image
+once, described by its first frame used (its frame header carries the plane
+position, orientation and pixel spacing that the library entry needs).
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ def write_sr(
     import highdicom as hd
 
     path = Path(path)
-    sources = list(analysis.images.t1_source_headers)
-    if not sources:
+    if not analysis.images.t1_source_headers:
         raise AnalysisError("a DICOM SR needs DICOM T1 input; this study has no T1 source headers (use --no-dicom)")
+    sources = list({str(h.SOPInstanceUID): h for h in reversed(analysis.images.t1_source_headers)}.values())[::-1]
     segments = {item.TrackingID: item for item in segmentation.SegmentSequence}
     algorithm = hd.sr.AlgorithmIdentification(name="modic", version=__version__)
     groups = [
