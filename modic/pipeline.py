@@ -304,10 +304,20 @@ def analyze_images(
         warnings.append(Flag("missing_t1", "no sagittal T1: Modic types cannot be determined reliably from T2 alone"))
     if images.t2 is None:
         warnings.append(Flag("missing_t2", "no sagittal T2: types 1 and 3 cannot be told apart from T1 alone"))
+    undetermined = [grade for level in levels for grade in level.endplates if grade.modic_type is None]
+    if undetermined:
+        names = ", ".join(grade.endplate for grade in undetermined)
+        warnings.append(
+            Flag(
+                "undetermined_endplates",
+                f"{len(undetermined)} endplate(s) could not be typed from these images ({names}): "
+                f"{undetermined[0].note}",
+            )
+        )
     threshold = float(classification["low_confidence"])
     for level in levels:
         for grade in level.endplates:
-            if grade.confidence < threshold:
+            if grade.modic_type is not None and grade.confidence < threshold:
                 warnings.append(
                     Flag("low_confidence", f"{grade.endplate}: Modic {grade.modic_type} with low confidence {grade.confidence:.2f}")
                 )

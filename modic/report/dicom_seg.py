@@ -40,7 +40,7 @@ from modic.io.dicom_scan import frame_number
 from modic.levels import SpineAnatomy
 from modic.levels.names import endplate_parts
 from modic.pipeline import StudyAnalysis
-from modic.report.figures import DISC_COLOUR, MODIC_COLOURS, VERTEBRA_COLOUR
+from modic.report.figures import DISC_COLOUR, MODIC_COLOURS, UNDETERMINED_COLOUR, VERTEBRA_COLOUR
 
 SERIES_NUMBER = 9101
 SERIES_DESCRIPTION = "modic segmentation (research use only)"
@@ -292,7 +292,7 @@ def _source_headers(analysis: StudyAnalysis) -> Sequence[Dataset]:
     return headers
 
 
-def _description(spec: SegmentSpec, algorithm: object, grades: dict[str, int]) -> object:
+def _description(spec: SegmentSpec, algorithm: object, grades: dict[str, int | None]) -> object:
     import highdicom as hd
 
     if spec.kind == "vertebra":
@@ -303,7 +303,8 @@ def _description(spec: SegmentSpec, algorithm: object, grades: dict[str, int]) -
         colour = STRUCTURE_COLOURS["disc"]
     elif spec.kind == "endplate":
         category, kind, region = codes.SCT.Tissue, codes.SCT.BoneMarrow, vertebra_code(endplate_parts(spec.name)[0])
-        colour = MODIC_COLOURS.get(grades.get(spec.name, 0), MODIC_COLOURS[0])
+        grade = grades.get(spec.name)
+        colour = MODIC_COLOURS[grade] if grade is not None else UNDETERMINED_COLOUR
     else:
         category, kind, region = codes.SCT.Tissue, codes.SCT.BoneMarrow, vertebra_code(spec.name)
         colour = STRUCTURE_COLOURS["reference"]

@@ -29,6 +29,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from modic import __version__, atomic
+from modic.classification.grading import UNDETERMINED
 from modic.errors import AnalysisError
 from modic.levels.names import endplate_parts
 from modic.pipeline import StudyAnalysis
@@ -48,8 +49,11 @@ UNITLESS = codes.UCUM.NoUnits
 SIDES = {"superior": codes.SCT.Superior, "inferior": codes.SCT.Inferior}
 
 
-def modic_type_code(modic_type: int, mixed: str | None) -> Code:
-    """``99MODIC`` code of a reading: ``MT0`` none, ``MT1``..``MT3``, mixed ``MT1-2`` (types joined by '-')."""
+def modic_type_code(modic_type: int | str, mixed: str | None) -> Code:
+    """``99MODIC`` code of a reading: ``MT0`` none, ``MT1``..``MT3``, mixed ``MT1-2`` (types joined by '-'),
+    ``MTU`` undetermined (the images cannot decide the type)."""
+    if modic_type == UNDETERMINED:
+        return Code("MTU", PRIVATE_SCHEME, "Modic type undetermined")
     if mixed:
         return Code(f"MT{mixed.replace('/', '-')}", PRIVATE_SCHEME, f"Modic type {mixed} (mixed)")
     if modic_type == 0:
