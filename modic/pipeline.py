@@ -17,6 +17,7 @@ import numpy as np
 
 from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
 from modic.analysis_config import load_analysis_config
+from modic.config import load_shipped
 from modic.errors import AnalysisError, ConfigError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
@@ -231,6 +232,120 @@ def _check_probabilities(probabilities: Sequence[np.ndarray], volumes: Sequence[
             )
 
 
+def contrast_ratios(
+    images: StudyImages, anatomy: SpineAnatomy, *, depth_mm: tuple[float, float], min_voxels: int
+) -> dict[str, float]:
+    """Median signal of the spinal canal behind the discs over median vertebral-body marrow, by role.
+
+    The canal holds cerebrospinal fluid: darker than fatty marrow on T1, brighter on T2.
+    It is sampled from ``depth_mm[0]`` to ``depth_mm[1]`` behind the posterior margin of
+    each disc, on every line of voxels through a disc along the anterior-posterior axis.
+    A role is left out when fewer than ``min_voxels`` canal or body voxels have a finite value.
+    """
+    volume = images.t1 if images.t1 is not None else images.t2
+    assert volume is not None
+    axis = int(np.argmax(np.abs(volume.affine[1, :3])))
+    step_mm = float(np.linalg.norm(volume.affine[:3, axis]))
+    backwards = -1 if volume.affine[1, axis] > 0 else 1
+    discs = np.moveaxis(anatomy.disc_map > 0, axis, -1)
+    lines = np.argwhere(discs.any(axis=-1))
+    canal = np.zeros(discs.shape, dtype=bool)
+    near, far = (int(round(d / step_mm)) for d in depth_mm)
+    for line in lines:
+        where = np.flatnonzero(discs[tuple(line)])
+        edge = where.min() if backwards < 0 else where.max()
+        start, stop = sorted((edge + backwards * near, edge + backwards * far))
+        canal[tuple(line)][max(start, 0): max(stop + 1, 0)] = True
+    canal = np.moveaxis(canal, -1, axis) & (anatomy.vertebra_map == 0) & (anatomy.disc_map == 0)
+    bodies = anatomy.vertebra_map > 0
+    ratios: dict[str, float] = {}
+    for role, image in (("t1", images.t1), ("t2", images.t2)):
+        if image is None:
+            continue
+        fluid, marrow = image.array[canal], image.array[bodies]
+        fluid, marrow = fluid[np.isfinite(fluid)], marrow[np.isfinite(marrow)]
+        if min(fluid.size, marrow.size) < min_voxels or float(np.median(marrow)) <= 0:
+            continue
+        ratios[role] = float(np.median(fluid)) / float(np.median(marrow))
+    return ratios
+
+
+def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapping[str, Any]) -> None:
+    """Refuse a study whose T1 and T2 were swapped (``contrast`` in ``configs/input_checks.yaml``).
+
+    Raises:
+        InputError: the canal, relative to the vertebral marrow, is brighter on the image given as
+            T1 than on the one given as T2 by more than ``swapped_ratio`` (spinal canal, i.e. fluid,
+            against vertebral marrow: :func:`contrast_ratios`).
+    """
+    depth = settings["canal_depth_mm"]
+    ratios = contrast_ratios(
+        images, anatomy, depth_mm=(float(depth[0]), float(depth[1])), min_voxels=int(settings["min_voxels"])
+    )
+    if len(ratios) < 2 or ratios["t1"] <= float(settings["swapped_ratio"]) * ratios["t2"]:
+        return
+    names = {role: images.series[role].description for role in ("t1", "t2") if role in images.series}
+    raise InputError(
+        f"the image given as T1 ('{names.get('t1', 'T1')}') looks T2-weighted and the one given as T2 "
+        f"('{names.get('t2', 'T2')}') T1-weighted: the spinal canal behind the discs is {ratios['t1']:.2f} x the "
+        f"vertebral marrow signal on the first and {ratios['t2']:.2f} x on the second (fluid is darker than marrow "
+        "on T1, brighter on T2); "
+        "swap the T1 and T2 (--t1/--t2 or --t1-uid/--t2-uid)"
+    )
+
+
+def check_orientation(
+    images: StudyImages,
+    fused: np.ndarray,
+    *,
+    models: Models,
+    config: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> None:
+    """Refuse an image that is upside down, when S1 was not found in it.
+
+    The first segmented volume is segmented again flipped head to foot; when the
+    flipped copy shows S1 (named by the level stage, no ``s1_not_found``) with
+    ``flipped_s1_ratio`` times the S1 probability of the image as given, the
+    image's pixels do not match its stated orientation. (A front-to-back mirror
+    is not tested this way: the network finds S1 in mirrored images too.)
+
+    Raises:
+        InputError: naming the flip that makes the spine look right.
+    """
+    from modic.segmentation.classes import SegClass
+
+    volume = segmentation_inputs(images)[0]
+    given = float(fused[SegClass.S1].sum())
+    ratio = float(settings["flipped_s1_ratio"])
+    for name, world_axis in (("head to foot", 2),):
+        axis = int(np.argmax(np.abs(volume.affine[world_axis, :3])))
+        if volume.shape[axis] < 2:
+            continue
+        flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
+        probabilities = models.segmenter.predict_probabilities(flipped)
+        mass = float(probabilities[SegClass.S1].sum())
+        if mass < ratio * max(given, 1e-6):
+            continue
+        anatomy = build_anatomy(probabilities, flipped, levels=config["levels"], endplates=config["endplates"])
+        if "S1" in {v.name for v in anatomy.vertebrae} and not any(f.code == "s1_not_found" for f in anatomy.flags):
+            shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
+            raise InputError(
+                f"the image '{shown}' looks flipped {name}: no sacrum is found as it is, but it is when the image "
+                f"is flipped {name} (S1 probability {mass / max(given, 1e-6):.1f} x higher); fix the orientation "
+                "(the file's affine or the raster's row/column order) and analyse it again"
+            )
+
+
+def input_flags(images: StudyImages) -> list[Flag]:
+    """Report warnings for the input problems that reading handled (decision-log entries with a ``flag`` code).
+
+    E.g. ``monochrome1_inverted``, ``t2_outside_t1``, ``exam_mixed``: they change what was analysed, so
+    they belong with the result's warnings, not only in ``input_decisions``.
+    """
+    return [Flag(str(d["flag"]), str(d["message"])) for d in images.decisions if d.get("flag")]
+
+
 @dataclass
 class StudyAnalysis:
     """Everything one analysis produced, in memory (reports are written from this)."""
@@ -285,8 +400,12 @@ def analyze_images(
     started = time.perf_counter()
     anatomy = build_anatomy(fused, geometry, levels=config["levels"], endplates=config["endplates"])
     timings["levels_s"] = time.perf_counter() - started
+    checks = load_shipped("input_checks.yaml")
+    if any(flag.code == "s1_not_found" for flag in anatomy.flags):
+        check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
+    check_contrast(images, anatomy, settings=checks["contrast"])
 
     started = time.perf_counter()
     classification = config["classification"]
@@ -299,7 +418,7 @@ def analyze_images(
     )
     timings["classify_s"] = time.perf_counter() - started
 
-    warnings = list(anatomy.flags) + alignment_flags
+    warnings = input_flags(images) + list(anatomy.flags) + alignment_flags
     if images.t1 is None:
         warnings.append(Flag("missing_t1", "no sagittal T1: Modic types cannot be determined reliably from T2 alone"))
     if images.t2 is None:

@@ -22,6 +22,9 @@ Decision log: a list of dicts, each with ``event``, ``level`` (``info`` or
   ``how`` (``automatic``/``user``), ``other_candidates``.
 * ``missing``: ``role`` without a usable series (level warning).
 * ``frame_of_reference``: T1 and T2 in different frames (level warning).
+* ``exam``: candidates of another exam under the same StudyInstanceUID (another
+  FrameOfReferenceUID or acquisition date than the chosen series) that were
+  not combined with it (level warning, ``flag`` ``exam_mixed``, ``series_uids``).
 
 :func:`modic.io.study.load_study` adds ``scan`` (files seen, skipped files by
 kind), ``load`` (duplicate slices dropped), ``resample`` (``identity``,
@@ -82,6 +85,7 @@ class SeriesClassification:
     covers_midline: bool | None
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    acquisition_date: str = ""
 
     @property
     def usable(self) -> bool:
@@ -112,6 +116,7 @@ class SeriesClassification:
             "echo_time_ms": self.echo_time,
             "inversion_time_ms": self.inversion_time,
             "frame_of_reference_uid": self.frame_of_reference_uid,
+            "acquisition_date": self.acquisition_date,
             "covers_midline": self.covers_midline,
         }
 
@@ -273,7 +278,32 @@ def classify_series(
         covers_midline=covers_midline,
         problems=tuple(problems),
         notes=tuple(notes),
+        acquisition_date=acquisition_date(first),
     )
+
+
+def acquisition_date(ds: Any) -> str:
+    """The date a series was acquired (AcquisitionDate, AcquisitionDateTime, else SeriesDate), '' when unknown."""
+    for keyword in ("AcquisitionDate", "AcquisitionDateTime", "SeriesDate"):
+        text = "".join(ch for ch in str(ds.get(keyword, "") or "") if ch.isdigit())
+        if len(text) >= 8:
+            return text[:8]
+    return ""
+
+
+def other_exam(a: SeriesClassification, b: SeriesClassification) -> str:
+    """Why ``a`` and ``b`` come from different exams ('' when they may come from one).
+
+    Series of one exam share a FrameOfReferenceUID and an acquisition date; re-used
+    StudyInstanceUIDs and merged archives put several exams under one study.
+    Unknown values (empty) never separate two series.
+    """
+    reasons = []
+    if a.frame_of_reference_uid and b.frame_of_reference_uid and a.frame_of_reference_uid != b.frame_of_reference_uid:
+        reasons.append("another frame of reference (FrameOfReferenceUID)")
+    if a.acquisition_date and b.acquisition_date and a.acquisition_date != b.acquisition_date:
+        reasons.append(f"acquired on {a.acquisition_date}, not {b.acquisition_date}")
+    return " and ".join(reasons)
 
 
 def plane_of(normal: ArrayLike, *, tolerance_deg: float) -> tuple[str, float]:
@@ -426,12 +456,16 @@ def select_series(
     Automatic choice among clean candidates (right plane and weighting, no
     problems) prefers, in order: pre-contrast, covering the midline, more
     slices, finer pixel spacing, later series number (repeats), and the same
-    FrameOfReferenceUID as the other chosen series.
+    FrameOfReferenceUID as the other chosen series. T1 and T2 always come
+    from one exam (:func:`other_exam`): a T1 with a T2 of its own exam is
+    preferred, and candidates of another exam are set aside (decision
+    ``exam``).
 
     Raises:
         SeriesSelectionError: ``t1_uid``/``t2_uid`` is not a series of the study.
         UsageError: the same UID is given for T1 and T2.
-        InputError: the study's images belong to more than one patient (PatientID).
+        InputError: the study's images belong to more than one patient (PatientID), or
+            the T1 and T2 given by UID come from different exams.
     """
     cfg = selection_config(config)
     io_cfg = io_config(io_settings)
@@ -466,20 +500,43 @@ def select_series(
         uid = overrides[role]
         return classes[uid] if uid else (ranked[0] if ranked else None)
 
+    if t1_uid and t2_uid and (reason := other_exam(classes[t2_uid], classes[t1_uid])):
+        raise InputError(
+            f"the chosen T1 {study.get(t1_uid).label} and T2 {study.get(t2_uid).label} "  # type: ignore[union-attr]
+            f"come from different exams under one StudyInstanceUID (the T2 has {reason}); choose a T1 and a T2 of "
+            "one exam"
+        )
     provisional_t2 = pick("t2", rank("t2", None))
     ranks = {"t1": rank("t1", provisional_t2)}
+    if not overrides["t1"] and not overrides["t2"]:
+        # Prefer a T1 that has a T2 of its own exam (a repeat from another exam would leave it alone).
+        paired = [c for c in ranks["t1"] if any(not other_exam(t2, c) for t2 in candidates["t2"])]
+        ranks["t1"] = paired + [c for c in ranks["t1"] if c not in paired]
     chosen: dict[str, SeriesClassification | None] = {"t1": pick("t1", ranks["t1"])}
     ranks["t2"] = rank("t2", chosen["t1"])
+    separated: list[tuple[SeriesClassification, str]] = []
+    t1_pick = chosen["t1"]
+    if t1_pick is not None and not overrides["t2"]:
+        separated = [(c, reason) for c in ranks["t2"] if (reason := other_exam(c, t1_pick))]
+        ranks["t2"] = [c for c in ranks["t2"] if c not in {s for s, _ in separated}]
+    elif overrides["t2"] and not overrides["t1"]:
+        t2_pick = classes[overrides["t2"]]  # type: ignore[index]
+        separated = [(c, reason) for c in ranks["t1"] if (reason := other_exam(c, t2_pick))]
+        ranks["t1"] = [c for c in ranks["t1"] if c not in {s for s, _ in separated}]
+        chosen["t1"] = pick("t1", ranks["t1"])
     chosen["t2"] = pick("t2", ranks["t2"])
 
     decisions: list[dict[str, Any]] = []
+    exam_reasons = {c.series_uid: reason for c, reason in separated}
     for series in study.series:
         c = classes[series.series_uid]
-        decisions.append(
-            _series_decision(
-                c, study=study, chosen=chosen, ranks=ranks, overrides=overrides, plane=plane, wanted=wanted
-            )
+        entry = _series_decision(
+            c, study=study, chosen=chosen, ranks=ranks, overrides=overrides, plane=plane, wanted=wanted
         )
+        if c.series_uid in exam_reasons:
+            entry["reasons"] = [f"another exam than the chosen series: {exam_reasons[c.series_uid]}"]
+            entry["message"] = f"series {c.number} '{c.description}': rejected ({entry['reasons'][0]})"
+        decisions.append(entry)
     for role in ROLES:
         picked = chosen[role]
         if picked is None:
@@ -501,6 +558,23 @@ def select_series(
                 "description": picked.description,
                 "how": how,
                 "other_candidates": others,
+                "message": message,
+            }
+        )
+    if separated:
+        c, reason = separated[0]
+        kept = chosen["t1"] if chosen["t1"] is not None and c.series_uid != chosen["t1"].series_uid else chosen["t2"]
+        kept_text = f"series {kept.number} '{kept.description}'" if kept is not None else "the chosen series"
+        message = (
+            f"{len(separated)} candidate series belong to another exam under the same StudyInstanceUID (e.g. series "
+            f"{c.number} '{c.description}': {reason}); they are not combined with {kept_text}"
+        )
+        decisions.append(
+            {
+                "event": "exam",
+                "level": "warning",
+                "flag": "exam_mixed",
+                "series_uids": [item.series_uid for item, _ in separated],
                 "message": message,
             }
         )
