@@ -337,6 +337,42 @@ def check_orientation(
             )
 
 
+def grade_flags(levels: Sequence[LevelGrade], *, low_confidence: float) -> list[Flag]:
+    """Warnings about the grades: affected reference marrow, undetermined endplates, low confidence."""
+    warnings: list[Flag] = []
+    affected = {
+        grade.endplate.split()[0]: grade.features.reference_part
+        for level in levels
+        for grade in level.endplates
+        if grade.features.reference_part != "whole"
+    }
+    for vertebra, part in affected.items():
+        warnings.append(
+            Flag(
+                "reference_marrow_affected",
+                f"{vertebra}: a deep change reached the centre of the vertebral body, so its signal ratios are "
+                f"measured against the {part} of the reference marrow only",
+            )
+        )
+    undetermined = [grade for level in levels for grade in level.endplates if grade.modic_type is None]
+    if undetermined:
+        names = ", ".join(grade.endplate for grade in undetermined)
+        warnings.append(
+            Flag(
+                "undetermined_endplates",
+                f"{len(undetermined)} endplate(s) could not be typed from these images ({names}): "
+                f"{undetermined[0].note}",
+            )
+        )
+    for level in levels:
+        for grade in level.endplates:
+            if grade.modic_type is not None and grade.confidence < low_confidence:
+                warnings.append(
+                    Flag("low_confidence", f"{grade.endplate}: Modic {grade.modic_type} with low confidence {grade.confidence:.2f}")
+                )
+    return warnings
+
+
 def input_flags(images: StudyImages) -> list[Flag]:
     """Report warnings for the input problems that reading handled (decision-log entries with a ``flag`` code).
 
@@ -423,23 +459,7 @@ def analyze_images(
         warnings.append(Flag("missing_t1", "no sagittal T1: Modic types cannot be determined reliably from T2 alone"))
     if images.t2 is None:
         warnings.append(Flag("missing_t2", "no sagittal T2: types 1 and 3 cannot be told apart from T1 alone"))
-    undetermined = [grade for level in levels for grade in level.endplates if grade.modic_type is None]
-    if undetermined:
-        names = ", ".join(grade.endplate for grade in undetermined)
-        warnings.append(
-            Flag(
-                "undetermined_endplates",
-                f"{len(undetermined)} endplate(s) could not be typed from these images ({names}): "
-                f"{undetermined[0].note}",
-            )
-        )
-    threshold = float(classification["low_confidence"])
-    for level in levels:
-        for grade in level.endplates:
-            if grade.modic_type is not None and grade.confidence < threshold:
-                warnings.append(
-                    Flag("low_confidence", f"{grade.endplate}: Modic {grade.modic_type} with low confidence {grade.confidence:.2f}")
-                )
+    warnings.extend(grade_flags(levels, low_confidence=float(classification["low_confidence"])))
     return StudyAnalysis(
         images=images,
         anatomy=anatomy,

@@ -255,7 +255,14 @@ def test_level_listed_without_endplates_uses_the_level_grade(default: Policy) ->
 
 
 @pytest.mark.parametrize(
-    "code", ["s1_not_found", "s1_ambiguous", "possible_missed_vertebra", "transitional_vertebra_suspected"]
+    "code",
+    [
+        "s1_not_found",
+        "s1_ambiguous",
+        "possible_missed_vertebra",
+        "transitional_vertebra_suspected",
+        "reference_marrow_affected",
+    ],
 )
 def test_uncertain_levels_downgrade_eligible(default: Policy, code: str) -> None:
     result = evaluate_candidacy(

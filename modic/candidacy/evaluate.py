@@ -5,9 +5,10 @@ Verdict: any exclusion met or any required criterion not met gives
 information``; otherwise ``eligible``. A study read without its sagittal T1
 or T2 makes every imaging criterion unknown (Modic types are defined on
 both), so its imaging never decides ``eligible`` or ``not eligible``. When
-the report warns that level naming is uncertain, the result carries that
-caveat, and ``eligible`` becomes ``insufficient information`` if the policy
-says so.
+the report warns that level naming is uncertain or that a reference marrow
+was affected (the policy's ``level_uncertainty.warning_codes``), the result
+carries that caveat, and ``eligible`` becomes ``insufficient information``
+if the policy says so.
 """
 
 from __future__ import annotations
@@ -130,8 +131,9 @@ def evaluate_candidacy(report: Mapping[str, Any], clinical: ClinicalFacts, polic
         verdict = INSUFFICIENT
         found = ", ".join(dict.fromkeys(code for code, _ in caveats))
         reasons = (
-            f"the level naming is uncertain ({found}) and policy '{policy.name}' then withholds 'eligible': "
-            "confirm the levels on the images (e.g. count from C2 or use a whole-spine localizer)",
+            f"the report warns that the imaging evidence is uncertain ({found}) and policy '{policy.name}' then "
+            "withholds 'eligible': confirm on the images (level names: count from C2 or use a whole-spine "
+            "localizer; reference marrow: check the signal of the whole vertebral body)",
         )
     return CandidacyResult(
         verdict=verdict,
