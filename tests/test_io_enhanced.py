@@ -24,6 +24,7 @@ from modic.io.dicom_scan import FrameHeader, scan_folder
 from modic.io.dicom_volume import decode_frames, load_series
 from modic.io.series_select import classify_series
 from modic.io.study import load_study
+from modic.report.dicom_seg import unreferenceable
 from modic.synth import generate_study, write_study
 from modic.synth.dicom_writer import write_enhanced_series
 
@@ -84,6 +85,13 @@ def test_real_enhanced_series_rejected_only_as_not_sagittal(shared_datasets: Pat
     assert "no usable sagittal T1 or T2" in images_error and "axial" in images_error
     assert "SOP class" not in images_error and "geometry" not in images_error
 
+    folder = shared_datasets / "dicom_samples" / "siemens_xa10_enhanced"
+    uid = scan_folder(folder).studies[0].series[0].series_uid
+    forced = load_study(folder, t1_uid=uid)  # read when chosen by UID; the analysis then refuses its field of view
+    assert forced.t1 is not None and forced.t1.shape == (64, 64, 6)
+    override = next(d for d in forced.decisions if d["event"] == "series")
+    assert "user override despite: plane is axial, not sagittal" in override["warnings"]
+
 
 def test_pydicom_enhanced_sample_decodes_in_every_syntax_and_has_no_geometry(shared_datasets: Path) -> None:
     folder = shared_datasets / "dicom_samples" / "pydicom_enhanced"
@@ -132,6 +140,11 @@ def test_multiframe_study_reads_as_its_classic_export(classic_and_multiframe: tu
     assert sorted(h.frame_number for h in b.t1_source_headers) == list(range(1, b.t1.shape[2] + 1))
     assert len({str(h.SOPInstanceUID) for h in b.t1_source_headers}) == 1
     assert len({str(h.SOPInstanceUID) for h in b.t2_source_headers}) == 2
+    assert unreferenceable(b.t1_source_headers) == ""
+    assert "frames of 2 multi-frame files" in unreferenceable(b.t2_source_headers)
+
+    chosen = load_study(multiframe, t1_uid=b.series["t1"].series_uid, t2_uid=b.series["t2"].series_uid)
+    np.testing.assert_array_equal(chosen.t1.array, a.t1.array)
 
 
 def _grades(path: Path) -> list[tuple[str, ...]]:

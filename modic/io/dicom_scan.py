@@ -30,6 +30,7 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 from tqdm import tqdm
 
@@ -255,12 +256,19 @@ def _apply_group(header: Dataset, group: Dataset, *, top: Dataset) -> None:
         if item is None or keyword not in item:
             continue
         value = item.get(keyword)
-        if classic == "InversionTime":
-            values = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__len__") else [value]
+        if classic == "InversionTime":  # InversionTimes holds one value per inversion pulse; the first is TI
+            values = _as_list(value)
             if not values:
                 continue
             value = values[0]
         setattr(header, classic, value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A multi-valued attribute as a list (a single value as a list of one)."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
 
 
 def _spatial_dimension_positions(ds: Dataset) -> tuple[int, ...]:
@@ -277,8 +285,7 @@ def _stack_key(header: Dataset, *, spatial: tuple[int, ...]) -> tuple[Any, ...]:
     """What tells this frame's stack from stacks of other echoes, times or image types at the same positions."""
     values = header.get("DimensionIndexValues")
     if values is not None and spatial:
-        indices = list(values) if isinstance(values, (list, tuple)) or hasattr(values, "__len__") else [values]
-        return tuple(int(v) for position, v in enumerate(indices) if position not in spatial)
+        return tuple(int(v) for position, v in enumerate(_as_list(values)) if position not in spatial)
     echo = header.get("EchoTime")
     return (
         header_int(header, "TemporalPositionIndex") or 0,
