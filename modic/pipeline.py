@@ -311,30 +311,29 @@ def check_orientation(
     is not tested this way: the network finds S1 in mirrored images too.)
 
     Raises:
-        InputError: naming the flip that makes the spine look right.
+        InputError: the image looks upside down.
     """
     from modic.segmentation.classes import SegClass
 
     volume = segmentation_inputs(images)[0]
-    given = float(fused[SegClass.S1].sum())
-    ratio = float(settings["flipped_s1_ratio"])
-    for name, world_axis in (("head to foot", 2),):
-        axis = int(np.argmax(np.abs(volume.affine[world_axis, :3])))
-        if volume.shape[axis] < 2:
-            continue
-        flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
-        probabilities = models.segmenter.predict_probabilities(flipped)
-        mass = float(probabilities[SegClass.S1].sum())
-        if mass < ratio * max(given, 1e-6):
-            continue
-        anatomy = build_anatomy(probabilities, flipped, levels=config["levels"], endplates=config["endplates"])
-        if "S1" in {v.name for v in anatomy.vertebrae} and not any(f.code == "s1_not_found" for f in anatomy.flags):
-            shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
-            raise InputError(
-                f"the image '{shown}' looks flipped {name}: no sacrum is found as it is, but it is when the image "
-                f"is flipped {name} (S1 probability {mass / max(given, 1e-6):.1f} x higher); fix the orientation "
-                "(the file's affine or the raster's row/column order) and analyse it again"
-            )
+    axis = int(np.argmax(np.abs(volume.affine[2, :3])))  # the array axis closest to head-foot
+    if volume.shape[axis] < 2:
+        return
+    given = max(float(fused[SegClass.S1].sum()), 1e-6)
+    flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
+    probabilities = models.segmenter.predict_probabilities(flipped)
+    mass = float(probabilities[SegClass.S1].sum())
+    if mass < float(settings["flipped_s1_ratio"]) * given:
+        return
+    anatomy = build_anatomy(probabilities, flipped, levels=config["levels"], endplates=config["endplates"])
+    if "S1" not in {v.name for v in anatomy.vertebrae} or any(f.code == "s1_not_found" for f in anatomy.flags):
+        return
+    shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
+    raise InputError(
+        f"the image '{shown}' looks flipped head to foot: no sacrum is found as it is, but it is when the image is "
+        f"flipped head to foot (S1 probability {mass / given:.1f} x higher); fix the orientation (the file's affine "
+        "or the raster's row/column order) and analyse it again"
+    )
 
 
 def grade_flags(levels: Sequence[LevelGrade], *, low_confidence: float) -> list[Flag]:
