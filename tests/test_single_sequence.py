@@ -21,6 +21,7 @@ from modic.synth import generate_study, write_study
 from test_candidacy_support import DEFAULT_OK
 
 PLANTED = "L4 inferior:1,L5 superior:2"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,10 @@ def test_t2_only_study_is_undetermined_everywhere(classic: Path, tmp_path: Path)
     html = (out / "report.html").read_text()
     assert 'class="type type-undetermined"' in html and 'class="type type-0"' not in html
     assert not (out / "seg.dcm").exists()  # no T1 to reference
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO_ROOT / "docs" / "report.schema.json").read_text(encoding="utf-8"))
+    errors = [f"{e.json_path}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(report)]
+    assert errors == []
 
 
 def test_t1_only_study_leaves_low_t1_undetermined(classic: Path, tmp_path: Path) -> None:

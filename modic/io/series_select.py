@@ -58,7 +58,11 @@ BASE_WEIGHTINGS = ("T1", "T2", "PD")
 
 @dataclass(frozen=True)
 class SeriesClassification:
-    """What modic thinks a series is, from its headers only."""
+    """What modic thinks a series is, from its headers only.
+
+    ``acquisition_date`` (YYYYMMDD, '' when unknown) only tells exams apart
+    (:func:`other_exam`); like other identifiers it is not in :meth:`to_dict`.
+    """
 
     series_uid: str
     number: int | None
@@ -116,7 +120,6 @@ class SeriesClassification:
             "echo_time_ms": self.echo_time,
             "inversion_time_ms": self.inversion_time,
             "frame_of_reference_uid": self.frame_of_reference_uid,
-            "acquisition_date": self.acquisition_date,
             "covers_midline": self.covers_midline,
         }
 
@@ -302,7 +305,7 @@ def other_exam(a: SeriesClassification, b: SeriesClassification) -> str:
     if a.frame_of_reference_uid and b.frame_of_reference_uid and a.frame_of_reference_uid != b.frame_of_reference_uid:
         reasons.append("another frame of reference (FrameOfReferenceUID)")
     if a.acquisition_date and b.acquisition_date and a.acquisition_date != b.acquisition_date:
-        reasons.append(f"acquired on {a.acquisition_date}, not {b.acquisition_date}")
+        reasons.append("another acquisition date")  # dates identify patients: never in outputs
     return " and ".join(reasons)
 
 
