@@ -232,37 +232,45 @@ def _check_probabilities(probabilities: Sequence[np.ndarray], volumes: Sequence[
             )
 
 
+def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float, float], side: str) -> np.ndarray:
+    """Voxels ``depth_mm[0]`` to ``depth_mm[1]`` behind (``side="posterior"``) or in front of each disc.
+
+    Sampled on every line of voxels through a disc along the anterior-posterior
+    axis, from the disc's margin on that side, outside every body and disc.
+    Behind the lumbar discs lies the spinal canal.
+    """
+    axis = int(np.argmax(np.abs(volume.affine[1, :3])))
+    step_mm = float(np.linalg.norm(volume.affine[:3, axis]))
+    towards_anterior = 1 if volume.affine[1, axis] > 0 else -1
+    direction = -towards_anterior if side == "posterior" else towards_anterior
+    discs = np.moveaxis(anatomy.disc_map > 0, axis, -1)
+    mask = np.zeros(discs.shape, dtype=bool)
+    near, far = (int(round(d / step_mm)) for d in depth_mm)
+    for line in np.argwhere(discs.any(axis=-1)):
+        where = np.flatnonzero(discs[tuple(line)])
+        edge = where.min() if direction < 0 else where.max()
+        start, stop = sorted((edge + direction * near, edge + direction * far))
+        mask[tuple(line)][max(start, 0): max(stop + 1, 0)] = True
+    return np.moveaxis(mask, -1, axis) & (anatomy.vertebra_map == 0) & (anatomy.disc_map == 0)
+
+
 def contrast_ratios(
-    images: StudyImages, anatomy: SpineAnatomy, *, depth_mm: tuple[float, float], min_voxels: int
+    images: StudyImages, anatomy: SpineAnatomy, *, depth_mm: tuple[float, float], min_voxels: int, side: str = "posterior"
 ) -> dict[str, float]:
-    """Median signal of the spinal canal behind the discs over median vertebral-body marrow, by role.
+    """Median signal beside the discs (by default the spinal canal behind them) over median vertebral marrow, by role.
 
     The canal holds cerebrospinal fluid: darker than fatty marrow on T1, brighter on T2.
-    It is sampled from ``depth_mm[0]`` to ``depth_mm[1]`` behind the posterior margin of
-    each disc, on every line of voxels through a disc along the anterior-posterior axis.
-    A role is left out when fewer than ``min_voxels`` canal or body voxels have a finite value.
+    A role is left out when fewer than ``min_voxels`` sampled or body voxels have a finite value.
     """
     volume = images.t1 if images.t1 is not None else images.t2
     assert volume is not None
-    axis = int(np.argmax(np.abs(volume.affine[1, :3])))
-    step_mm = float(np.linalg.norm(volume.affine[:3, axis]))
-    backwards = -1 if volume.affine[1, axis] > 0 else 1
-    discs = np.moveaxis(anatomy.disc_map > 0, axis, -1)
-    lines = np.argwhere(discs.any(axis=-1))
-    canal = np.zeros(discs.shape, dtype=bool)
-    near, far = (int(round(d / step_mm)) for d in depth_mm)
-    for line in lines:
-        where = np.flatnonzero(discs[tuple(line)])
-        edge = where.min() if backwards < 0 else where.max()
-        start, stop = sorted((edge + backwards * near, edge + backwards * far))
-        canal[tuple(line)][max(start, 0): max(stop + 1, 0)] = True
-    canal = np.moveaxis(canal, -1, axis) & (anatomy.vertebra_map == 0) & (anatomy.disc_map == 0)
+    sampled = beside_discs(anatomy, volume, depth_mm=depth_mm, side=side)
     bodies = anatomy.vertebra_map > 0
     ratios: dict[str, float] = {}
     for role, image in (("t1", images.t1), ("t2", images.t2)):
         if image is None:
             continue
-        fluid, marrow = image.array[canal], image.array[bodies]
+        fluid, marrow = image.array[sampled], image.array[bodies]
         fluid, marrow = fluid[np.isfinite(fluid)], marrow[np.isfinite(marrow)]
         if min(fluid.size, marrow.size) < min_voxels or float(np.median(marrow)) <= 0:
             continue
@@ -271,27 +279,49 @@ def contrast_ratios(
 
 
 def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapping[str, Any]) -> None:
-    """Refuse a study whose T1 and T2 were swapped (``contrast`` in ``configs/input_checks.yaml``).
+    """Refuse a study whose T1 and T2 were swapped, or whose images are mirrored front to back.
+
+    Fluid in the spinal canal is darker than marrow on T1 and brighter on T2, so
+    the T2-to-T1 ratio of the signal beside the discs (each relative to marrow,
+    :func:`contrast_ratios`) is high behind the discs, where the canal is. The
+    front above ``mirrored_front`` and above the back by ``mirrored_margin``, with
+    the product of both at least ``mirrored_min_product`` (T1 and T2 not swapped:
+    swapping inverts both): the canal is in front, the images are mirrored.
+    Otherwise, behind the discs below ``1 / swapped_ratio``: T1 and T2 were
+    swapped. Settings: ``contrast`` in ``configs/input_checks.yaml``.
 
     Raises:
-        InputError: the canal, relative to the vertebral marrow, is brighter on the image given as
-            T1 than on the one given as T2 by more than ``swapped_ratio`` (spinal canal, i.e. fluid,
-            against vertebral marrow: :func:`contrast_ratios`).
+        InputError: naming what was found and what to do.
     """
-    depth = settings["canal_depth_mm"]
-    ratios = contrast_ratios(
-        images, anatomy, depth_mm=(float(depth[0]), float(depth[1])), min_voxels=int(settings["min_voxels"])
-    )
-    if len(ratios) < 2 or ratios["t1"] <= float(settings["swapped_ratio"]) * ratios["t2"]:
+    depth = (float(settings["canal_depth_mm"][0]), float(settings["canal_depth_mm"][1]))
+    minimum, ratio = int(settings["min_voxels"]), float(settings["swapped_ratio"])
+    back = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="posterior")
+    front = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="anterior")
+    if len(back) < 2:
         return
+    behind = back["t2"] / back["t1"]
+    ahead = front["t2"] / front["t1"] if len(front) == 2 else None
     names = {role: images.series[role].description for role in ("t1", "t2") if role in images.series}
-    raise InputError(
-        f"the image given as T1 ('{names.get('t1', 'T1')}') looks T2-weighted and the one given as T2 "
-        f"('{names.get('t2', 'T2')}') T1-weighted: the spinal canal behind the discs is {ratios['t1']:.2f} x the "
-        f"vertebral marrow signal on the first and {ratios['t2']:.2f} x on the second (fluid is darker than marrow "
-        "on T1, brighter on T2); "
-        "swap the T1 and T2 (--t1/--t2 or --t1-uid/--t2-uid)"
+    mirrored = (
+        ahead is not None
+        and ahead > float(settings["mirrored_front"])
+        and ahead > float(settings["mirrored_margin"]) * behind
+        and ahead * behind >= float(settings["mirrored_min_product"])
     )
+    if mirrored:
+        raise InputError(
+            f"the images ('{names.get('t1', 'T1')}', '{names.get('t2', 'T2')}') look mirrored front to back: the "
+            f"fluid of the spinal canal (dark on T1, bright on T2) is in front of the discs (T2/T1 contrast "
+            f"{ahead:.2f} in front, {behind:.2f} behind); fix the orientation (the file's affine or the raster's "
+            "column order) and analyse it again"
+        )
+    if behind < 1.0 / ratio:
+        raise InputError(
+            f"the image given as T1 ('{names.get('t1', 'T1')}') looks T2-weighted and the one given as T2 "
+            f"('{names.get('t2', 'T2')}') T1-weighted: the spinal canal behind the discs is {back['t1']:.2f} x the "
+            f"vertebral marrow signal on the first and {back['t2']:.2f} x on the second (fluid is darker than "
+            "marrow on T1, brighter on T2); swap the T1 and T2 (--t1/--t2 or --t1-uid/--t2-uid)"
+        )
 
 
 def check_orientation(
@@ -436,11 +466,12 @@ def analyze_images(
     anatomy = build_anatomy(fused, geometry, levels=config["levels"], endplates=config["endplates"])
     timings["levels_s"] = time.perf_counter() - started
     checks = load_shipped("input_checks.yaml")
+    if anatomy.vertebrae:
+        check_contrast(images, anatomy, settings=checks["contrast"])
     if any(flag.code == "s1_not_found" for flag in anatomy.flags):
         check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
-    check_contrast(images, anatomy, settings=checks["contrast"])
 
     started = time.perf_counter()
     classification = config["classification"]

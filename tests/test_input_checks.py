@@ -2,8 +2,8 @@
 
 Inputs are built for each case from the synthetic study: MONOCHROME1 pixel data,
 T1 and T2 swapped, one image given as both, a T2 outside the T1, two exams under
-one StudyInstanceUID, an upside-down study, and a hostile mix of encodings and
-series kinds.
+one StudyInstanceUID, a study upside down or mirrored front to back, and a
+hostile mix of encodings and series kinds.
 """
 
 from __future__ import annotations
@@ -157,10 +157,16 @@ def test_swapped_t1_and_t2_are_refused(written: tuple[object, Path], tmp_path: P
     assert len(error) == 1 and "looks T2-weighted" in error[0] and "swap the T1 and T2" in error[0]
 
 
-def test_upside_down_study_is_refused(written: tuple[object, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("world_axis", "expected"), [(2, "looks flipped head to foot"), (1, "look mirrored front to back")]
+)
+def test_flipped_study_is_refused(
+    written: tuple[object, Path], tmp_path: Path, capsys, world_axis: int, expected: str  # noqa: ANN001
+) -> None:
+    """Pixels flipped along the patient's head-foot or front-back axis, geometry unchanged."""
     study, _ = written
     for name, volume in (("t1", study.t1), ("t2", study.t2)):  # type: ignore[attr-defined]
-        axis = int(np.argmax(np.abs(volume.affine[2, :3])))
+        axis = int(np.argmax(np.abs(volume.affine[world_axis, :3])))
         write_nifti(volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis))),
                     tmp_path / f"{name}.nii.gz")
     out = tmp_path / "out"
@@ -170,7 +176,7 @@ def test_upside_down_study_is_refused(written: tuple[object, Path], tmp_path: Pa
 
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and not out.exists()
-    assert len(error) == 1 and "looks flipped head to foot" in error[0]
+    assert len(error) == 1 and expected in error[0]
 
 
 def test_hostile_mix_of_encodings_and_series_reads_right(written: tuple[object, Path], tmp_path: Path) -> None:
