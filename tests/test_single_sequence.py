@@ -15,8 +15,10 @@ from pathlib import Path
 import pydicom
 import pytest
 import yaml
+from highdicom.color import CIELabColor
 
 from modic.cli import main
+from modic.report.figures import MODIC_COLOURS, UNDETERMINED_COLOUR
 from modic.synth import generate_study, write_study
 from test_candidacy_support import DEFAULT_OK
 
@@ -80,6 +82,11 @@ def test_t1_only_study_leaves_low_t1_undetermined(classic: Path, tmp_path: Path)
     assert set(types.values()) <= {0, 2, "undetermined"}
     assert report["candidacy"]["verdict"] == "insufficient information"
     assert "missing_t2" in {w["code"] for w in report["warnings"]}
+
+    seg = pydicom.dcmread(out / "seg.dcm")  # the undetermined band is grey, never the green of "no change"
+    colours = {item.SegmentLabel: tuple(item.RecommendedDisplayCIELabValue) for item in seg.SegmentSequence}
+    assert colours["L4 inferior endplate marrow"] == CIELabColor.from_rgb(*UNDETERMINED_COLOUR).value
+    assert colours["L4 inferior endplate marrow"] != CIELabColor.from_rgb(*MODIC_COLOURS[0]).value
 
     sr = pydicom.dcmread(out / "sr.dcm")
     meanings = {item.ConceptCodeSequence[0].CodeValue for item in _content_items(sr) if "ConceptCodeSequence" in item}
