@@ -20,6 +20,7 @@ from pydicom.uid import ExplicitVRBigEndian, RLELossless
 from modic.batch.summary import summary_rows
 from modic.cli import main
 from modic.errors import InputError
+from modic.io.dicom_scan import scan_folder
 from modic.io.formats import write_nifti
 from modic.io.study import load_study
 from modic.io.volume import Volume
@@ -216,3 +217,26 @@ def test_hostile_mix_of_encodings_and_series_reads_right(written: tuple[object, 
     statuses = {d["description"]: (d["status"], d["role"]) for d in hostile.decisions if d["event"] == "series"}
     assert sorted(role for _, role in statuses.values() if role) == ["t1", "t2"]
     assert sum(status == "rejected" for status, _ in statuses.values()) == len(statuses) - 2
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [(10**9, "above the memory guard"), (3, "NumberOfFrames 3 but 9 per-frame functional group item(s)")],
+)
+def test_multiframe_file_with_a_false_frame_count_is_skipped(
+    written: tuple[object, Path], tmp_path: Path, frames: int, reason: str
+) -> None:
+    """A compressed Enhanced MR file claiming a hostile frame count is skipped at the scan, before indexing frames."""
+    _, dicom = written
+    (path,) = write_enhanced_series(sorted(_series_folder(dicom, "T1").iterdir()), tmp_path / "t1",
+                                    transfer_syntax=RLELossless)
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = frames
+    if frames > 9:  # without per-frame groups only the memory guard can tell
+        del ds.PerFrameFunctionalGroupsSequence
+    ds.save_as(path, enforce_file_format=True)
+
+    scan = scan_folder(tmp_path)
+
+    assert [item.kind for item in scan.skipped] == ["corrupt"] and reason in scan.skipped[0].reason
+    assert scan.studies == ()

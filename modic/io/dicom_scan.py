@@ -447,8 +447,12 @@ def scan_folder(root: str | Path, *, config: Mapping[str, Any] | None = None) ->
         result = _read_header(path)
         if isinstance(result, SkippedFile):
             skipped.append(result)
+            continue
+        frames = _frame_headers(result, max_voxels=int(settings.get("memory", {}).get("max_voxels", 1 << 28)))
+        if isinstance(frames, SkippedFile):
+            skipped.append(frames)
         else:
-            headers.extend(expand_frames(result))
+            headers.extend(frames)
     studies = _group(root, headers, skipped)
     log.debug("scanned %s: %d files, %d studies, %d skipped", root, len(files), len(studies), len(skipped))
     return FolderScan(root=root, studies=studies, skipped=tuple(skipped), files_seen=len(files))
@@ -527,6 +531,36 @@ def _read_header(path: Path) -> Dataset | SkippedFile:
         )
     ds.filename = str(path)
     return ds
+
+
+def _frame_headers(ds: Dataset, *, max_voxels: int) -> list[Dataset] | SkippedFile:
+    """:func:`expand_frames` of one file, or why its frames cannot be indexed.
+
+    A frame count that its per-frame functional groups contradict, or that
+    exceeds the memory guard, marks a damaged or hostile header (a compressed
+    file's length cannot tell): such a file is skipped before one frame is indexed.
+    """
+    path, where = str(ds.filename), {"study_uid": str(ds.StudyInstanceUID), "series_uid": str(ds.SeriesInstanceUID)}
+    frames = header_int(ds, "NumberOfFrames") or 1
+    try:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame is not None and len(per_frame) != frames:
+            return SkippedFile(
+                path, "corrupt", f"NumberOfFrames {frames} but {len(per_frame)} per-frame functional group item(s)",
+                **where,
+            )
+        voxels = frames * (header_int(ds, "Rows") or 0) * (header_int(ds, "Columns") or 0)
+        if voxels > max_voxels:
+            return SkippedFile(
+                path, "corrupt", f"NumberOfFrames {frames} x Rows x Columns = {voxels:,} voxels is above the memory "
+                f"guard of {max_voxels:,} (memory.max_voxels in configs/io.yaml)", **where,
+            )
+        return expand_frames(ds)
+    except Exception as exc:  # noqa: BLE001 - damaged nested sequences raise many types; record, never crash
+        return SkippedFile(
+            path, "corrupt", f"cannot read the frame functional groups: {type(exc).__name__}: {_one_line(exc)}",
+            **where,
+        )
 
 
 def _looks_like_raw_dicom(start: bytes) -> bool:

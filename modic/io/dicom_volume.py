@@ -484,7 +484,13 @@ def _read_image(
         frames = decode_frames(ds, label=label)
         del ds.PixelData
         ds.filename = path
-        files[path] = (frames, expand_frames(ds))
+        try:
+            files[path] = (frames, expand_frames(ds))
+        except Exception as exc:  # noqa: BLE001 - the file changed or is damaged since the scan
+            raise InputError(
+                f"{label}: cannot read the frame functional groups of '{path}': {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}; re-export the series"
+            ) from None
     frames, full_headers = files[path]
     if number > len(frames) or number > len(full_headers):
         raise InputError(f"{label}: {_name(header)} does not exist: '{path}' holds {len(frames)} frame(s)")
