@@ -182,3 +182,24 @@ def test_enhanced_study_grades_as_classic_and_seg_references_frames(
             )
             errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
             assert errors == [], (name, errors)
+
+
+def test_frame_keys_that_never_share_a_position_do_not_split_the_series(
+    classic_and_multiframe: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A dimension that numbers the slices (here TemporalPositionIndex 1..n, no DimensionIndexSequence) is no stack."""
+    classic, multiframe = classic_and_multiframe
+    path = tmp_path / "t1" / "MF0001.dcm"
+    path.parent.mkdir()
+    ds = pydicom.dcmread(next((multiframe / "t1").iterdir()))
+    del ds.DimensionIndexSequence
+    for number, frame in enumerate(ds.PerFrameFunctionalGroupsSequence, start=1):
+        frame.FrameContentSequence[0].TemporalPositionIndex = number
+        del frame.FrameContentSequence[0].DimensionIndexValues
+    ds.save_as(path, enforce_file_format=True)
+
+    loaded = load_series(scan_folder(tmp_path).studies[0].series[0])
+
+    expected = load_study(classic).t1
+    np.testing.assert_array_equal(loaded.volume.array, expected.array)
+    assert loaded.warnings == ()

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -238,12 +239,24 @@ def frame_stacks(instances: Sequence[Dataset]) -> list[list[int]]:
     multi-frame images carry their stack in :attr:`FrameHeader.stack_key`
     (the non-spatial dimension indices, or temporal position, echo time and
     frame type); the stack with the smallest key is the one read, as dcm2niix
-    writes the first echo and the first time point first.
+    writes the first echo and the first time point first. Keys that never put
+    two frames at one position (e.g. a private dimension numbering slices) do
+    not split the series.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, ds in enumerate(instances):
         groups.setdefault(tuple(getattr(ds, "stack_key", ())) if isinstance(ds, FrameHeader) else (), []).append(index)
+    if len(groups) > 1 and len(set(map(_position_key, instances))) == len(instances):
+        return [list(range(len(instances)))]  # keys that never share a position order slices, not stacks
     return [groups[key] for key in sorted(groups, key=_sortable)]
+
+
+def _position_key(ds: Dataset) -> tuple[str, ...]:
+    """ImagePositionPatient rounded to 1 micrometre, as text (values may be damaged)."""
+    value = ds.get("ImagePositionPatient")
+    if isinstance(value, (MultiValue, list, tuple)):
+        return tuple(f"{float(v):.3f}" if isinstance(v, (int, float)) else str(v) for v in value)
+    return (str(value),)
 
 
 def _sortable(key: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:
