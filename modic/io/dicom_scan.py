@@ -543,6 +543,8 @@ def _frame_headers(ds: Dataset, *, max_voxels: int) -> list[Dataset] | SkippedFi
     path, where = str(ds.filename), {"study_uid": str(ds.StudyInstanceUID), "series_uid": str(ds.SeriesInstanceUID)}
     frames = header_int(ds, "NumberOfFrames") or 1
     try:
+        if not is_multiframe(ds):
+            return [ds]  # a single-frame image: the series' memory guard speaks at loading
         per_frame = ds.get("PerFrameFunctionalGroupsSequence")
         if per_frame is not None and len(per_frame) != frames:
             return SkippedFile(
