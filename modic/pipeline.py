@@ -17,6 +17,7 @@ import numpy as np
 
 from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
 from modic.analysis_config import load_analysis_config
+from modic.config import load_shipped
 from modic.errors import AnalysisError, ConfigError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
@@ -231,6 +232,185 @@ def _check_probabilities(probabilities: Sequence[np.ndarray], volumes: Sequence[
             )
 
 
+def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float, float], side: str) -> np.ndarray:
+    """Voxels ``depth_mm[0]`` to ``depth_mm[1]`` behind (``side="posterior"``) or in front of each disc.
+
+    Sampled on every line of voxels through a disc along the anterior-posterior
+    axis, from the disc's margin on that side, outside every body and disc.
+    Behind the lumbar discs lies the spinal canal.
+    """
+    axis = int(np.argmax(np.abs(volume.affine[1, :3])))
+    step_mm = float(np.linalg.norm(volume.affine[:3, axis]))
+    towards_anterior = 1 if volume.affine[1, axis] > 0 else -1
+    direction = -towards_anterior if side == "posterior" else towards_anterior
+    discs = np.moveaxis(anatomy.disc_map > 0, axis, -1)
+    mask = np.zeros(discs.shape, dtype=bool)
+    near, far = (int(round(d / step_mm)) for d in depth_mm)
+    for line in np.argwhere(discs.any(axis=-1)):
+        where = np.flatnonzero(discs[tuple(line)])
+        edge = where.min() if direction < 0 else where.max()
+        start, stop = sorted((edge + direction * near, edge + direction * far))
+        mask[tuple(line)][max(start, 0): max(stop + 1, 0)] = True
+    return np.moveaxis(mask, -1, axis) & (anatomy.vertebra_map == 0) & (anatomy.disc_map == 0)
+
+
+def contrast_ratios(
+    images: StudyImages, anatomy: SpineAnatomy, *, depth_mm: tuple[float, float], min_voxels: int, side: str = "posterior"
+) -> dict[str, float]:
+    """Median signal beside the discs (by default the spinal canal behind them) over median vertebral marrow, by role.
+
+    The canal holds cerebrospinal fluid: darker than fatty marrow on T1, brighter on T2.
+    A role is left out when fewer than ``min_voxels`` sampled or body voxels have a finite value.
+    """
+    volume = images.t1 if images.t1 is not None else images.t2
+    assert volume is not None
+    sampled = beside_discs(anatomy, volume, depth_mm=depth_mm, side=side)
+    bodies = anatomy.vertebra_map > 0
+    ratios: dict[str, float] = {}
+    for role, image in (("t1", images.t1), ("t2", images.t2)):
+        if image is None:
+            continue
+        fluid, marrow = image.array[sampled], image.array[bodies]
+        fluid, marrow = fluid[np.isfinite(fluid)], marrow[np.isfinite(marrow)]
+        if min(fluid.size, marrow.size) < min_voxels or float(np.median(marrow)) <= 0:
+            continue
+        ratios[role] = float(np.median(fluid)) / float(np.median(marrow))
+    return ratios
+
+
+def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapping[str, Any]) -> None:
+    """Refuse a study whose T1 and T2 were swapped, or whose images are mirrored front to back.
+
+    Fluid in the spinal canal is darker than marrow on T1 and brighter on T2, so
+    the T2-to-T1 ratio of the signal beside the discs (each relative to marrow,
+    :func:`contrast_ratios`) is high behind the discs, where the canal is. The
+    front above ``mirrored_front`` and above the back by ``mirrored_margin``, with
+    the product of both at least ``mirrored_min_product`` (T1 and T2 not swapped:
+    swapping inverts both): the canal is in front, the images are mirrored.
+    Otherwise, behind the discs below ``1 / swapped_ratio``: T1 and T2 were
+    swapped. Settings: ``contrast`` in ``configs/input_checks.yaml``.
+
+    Raises:
+        InputError: naming what was found and what to do.
+    """
+    depth = (float(settings["canal_depth_mm"][0]), float(settings["canal_depth_mm"][1]))
+    minimum, ratio = int(settings["min_voxels"]), float(settings["swapped_ratio"])
+    back = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="posterior")
+    front = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="anterior")
+    if len(back) < 2:
+        return
+    behind = back["t2"] / back["t1"]
+    ahead = front["t2"] / front["t1"] if len(front) == 2 else None
+    names = {role: images.series[role].description for role in ("t1", "t2") if role in images.series}
+    mirrored = (
+        ahead is not None
+        and ahead > float(settings["mirrored_front"])
+        and ahead > float(settings["mirrored_margin"]) * behind
+        and ahead * behind >= float(settings["mirrored_min_product"])
+    )
+    if mirrored:
+        raise InputError(
+            f"the images ('{names.get('t1', 'T1')}', '{names.get('t2', 'T2')}') look mirrored front to back: the "
+            f"fluid of the spinal canal (dark on T1, bright on T2) is in front of the discs (T2/T1 contrast "
+            f"{ahead:.2f} in front, {behind:.2f} behind); fix the orientation (the file's affine or the raster's "
+            "column order) and analyse it again"
+        )
+    if behind < 1.0 / ratio:
+        raise InputError(
+            f"the image given as T1 ('{names.get('t1', 'T1')}') looks T2-weighted and the one given as T2 "
+            f"('{names.get('t2', 'T2')}') T1-weighted: the spinal canal behind the discs is {back['t1']:.2f} x the "
+            f"vertebral marrow signal on the first and {back['t2']:.2f} x on the second (fluid is darker than "
+            "marrow on T1, brighter on T2); swap the T1 and T2 (--t1/--t2 or --t1-uid/--t2-uid)"
+        )
+
+
+def check_orientation(
+    images: StudyImages,
+    fused: np.ndarray,
+    *,
+    models: Models,
+    config: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> None:
+    """Refuse an image that is upside down, when S1 was not found in it.
+
+    The first segmented volume is segmented again flipped head to foot; when the
+    flipped copy shows S1 (named by the level stage, no ``s1_not_found``) with
+    ``flipped_s1_ratio`` times the S1 probability of the image as given, the
+    image's pixels do not match its stated orientation. (A front-to-back mirror
+    is not tested this way: the network finds S1 in mirrored images too.)
+
+    Raises:
+        InputError: the image looks upside down.
+    """
+    from modic.segmentation.classes import SegClass
+
+    volume = segmentation_inputs(images)[0]
+    axis = int(np.argmax(np.abs(volume.affine[2, :3])))  # the array axis closest to head-foot
+    if volume.shape[axis] < 2:
+        return
+    given = max(float(fused[SegClass.S1].sum()), 1e-6)
+    flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
+    probabilities = models.segmenter.predict_probabilities(flipped)
+    mass = float(probabilities[SegClass.S1].sum())
+    if mass < float(settings["flipped_s1_ratio"]) * given:
+        return
+    anatomy = build_anatomy(probabilities, flipped, levels=config["levels"], endplates=config["endplates"])
+    if "S1" not in {v.name for v in anatomy.vertebrae} or any(f.code == "s1_not_found" for f in anatomy.flags):
+        return
+    shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
+    raise InputError(
+        f"the image '{shown}' looks flipped head to foot: no sacrum is found as it is, but it is when the image is "
+        f"flipped head to foot (S1 probability {mass / given:.1f} x higher); fix the orientation (the file's affine "
+        "or the raster's row/column order) and analyse it again"
+    )
+
+
+def grade_flags(levels: Sequence[LevelGrade], *, low_confidence: float) -> list[Flag]:
+    """Warnings about the grades: affected reference marrow, undetermined endplates, low confidence."""
+    warnings: list[Flag] = []
+    affected = {
+        grade.endplate.split()[0]: grade.features.reference_part
+        for level in levels
+        for grade in level.endplates
+        if grade.features.reference_part != "whole"
+    }
+    for vertebra, part in affected.items():
+        warnings.append(
+            Flag(
+                "reference_marrow_affected",
+                f"{vertebra}: a deep change reached the centre of the vertebral body, so its signal ratios are "
+                f"measured against the {part} of the reference marrow only",
+            )
+        )
+    undetermined = [grade for level in levels for grade in level.endplates if grade.modic_type is None]
+    if undetermined:
+        names = ", ".join(grade.endplate for grade in undetermined)
+        warnings.append(
+            Flag(
+                "undetermined_endplates",
+                f"{len(undetermined)} endplate(s) could not be typed from these images ({names}): "
+                f"{undetermined[0].note}",
+            )
+        )
+    for level in levels:
+        for grade in level.endplates:
+            if grade.modic_type is not None and grade.confidence < low_confidence:
+                warnings.append(
+                    Flag("low_confidence", f"{grade.endplate}: Modic {grade.modic_type} with low confidence {grade.confidence:.2f}")
+                )
+    return warnings
+
+
+def input_flags(images: StudyImages) -> list[Flag]:
+    """Report warnings for the input problems that reading handled (decision-log entries with a ``flag`` code).
+
+    E.g. ``monochrome1_inverted``, ``t2_outside_t1``, ``exam_mixed``: they change what was analysed, so
+    they belong with the result's warnings, not only in ``input_decisions``.
+    """
+    return [Flag(str(d["flag"]), str(d["message"])) for d in images.decisions if d.get("flag")]
+
+
 @dataclass
 class StudyAnalysis:
     """Everything one analysis produced, in memory (reports are written from this)."""
@@ -285,6 +465,11 @@ def analyze_images(
     started = time.perf_counter()
     anatomy = build_anatomy(fused, geometry, levels=config["levels"], endplates=config["endplates"])
     timings["levels_s"] = time.perf_counter() - started
+    checks = load_shipped("input_checks.yaml")
+    if anatomy.vertebrae:
+        check_contrast(images, anatomy, settings=checks["contrast"])
+    if any(flag.code == "s1_not_found" for flag in anatomy.flags):
+        check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
 
@@ -299,18 +484,12 @@ def analyze_images(
     )
     timings["classify_s"] = time.perf_counter() - started
 
-    warnings = list(anatomy.flags) + alignment_flags
+    warnings = input_flags(images) + list(anatomy.flags) + alignment_flags
     if images.t1 is None:
         warnings.append(Flag("missing_t1", "no sagittal T1: Modic types cannot be determined reliably from T2 alone"))
     if images.t2 is None:
         warnings.append(Flag("missing_t2", "no sagittal T2: types 1 and 3 cannot be told apart from T1 alone"))
-    threshold = float(classification["low_confidence"])
-    for level in levels:
-        for grade in level.endplates:
-            if grade.confidence < threshold:
-                warnings.append(
-                    Flag("low_confidence", f"{grade.endplate}: Modic {grade.modic_type} with low confidence {grade.confidence:.2f}")
-                )
+    warnings.extend(grade_flags(levels, low_confidence=float(classification["low_confidence"])))
     return StudyAnalysis(
         images=images,
         anatomy=anatomy,

@@ -255,7 +255,14 @@ def test_level_listed_without_endplates_uses_the_level_grade(default: Policy) ->
 
 
 @pytest.mark.parametrize(
-    "code", ["s1_not_found", "s1_ambiguous", "possible_missed_vertebra", "transitional_vertebra_suspected"]
+    "code",
+    [
+        "s1_not_found",
+        "s1_ambiguous",
+        "possible_missed_vertebra",
+        "transitional_vertebra_suspected",
+        "reference_marrow_affected",
+    ],
 )
 def test_uncertain_levels_downgrade_eligible(default: Policy, code: str) -> None:
     result = evaluate_candidacy(
@@ -271,7 +278,7 @@ def test_uncertain_levels_downgrade_eligible(default: Policy, code: str) -> None
 
 
 def test_other_warnings_are_no_caveat(default: Policy) -> None:
-    warnings = ("missing_t1", "low_confidence", "endplate_missing", "small_region", "disc_not_found")
+    warnings = ("low_confidence", "endplate_missing", "small_region", "disc_not_found")
     result = evaluate_candidacy(report(lumbar(L4_L5=(1, 0)), warnings=warnings), facts(**DEFAULT_OK), default)
 
     assert result.verdict == ELIGIBLE
@@ -638,3 +645,55 @@ def test_exclusion_role_with_a_required_imaging_criterion() -> None:
     assert evaluate_candidacy(imaging, facts(odi=45), policy).verdict == ELIGIBLE
     assert evaluate_candidacy(imaging, facts(), policy).verdict == INSUFFICIENT
     assert evaluate_candidacy(imaging, facts(odi=45), policy).targets.bodies == ("L5", "S1")
+
+
+@pytest.mark.parametrize(
+    ("code", "grades", "would_be"),
+    [
+        ("missing_t2", lumbar(L4_L5=(2, 0)), MET),  # T1 alone shows type 2: still not enough
+        ("missing_t2", lumbar(), NOT_MET),  # T1 alone shows nothing: not a 'not eligible'
+        ("missing_t1", lumbar(L4_L5=("undetermined", "undetermined")), UNKNOWN),
+    ],
+)
+def test_single_sequence_study_gives_insufficient_information(
+    default: Policy, code: str, grades: dict, would_be: str
+) -> None:
+    result = evaluate_candidacy(report(grades, warnings=(code,)), facts(**DEFAULT_OK), default)
+
+    assert result.verdict == INSUFFICIENT
+    assert status(result, "modic_l3_s1") == UNKNOWN
+    missing = code[-2:].upper()
+    criterion = next(c for c in result.criteria if c.id == "modic_l3_s1")
+    assert f"no sagittal {missing}" in criterion.detail and f"[{would_be}]" in criterion.detail
+    assert criterion.evidence["missing_sequences"] == [missing]
+    assert any("modic_l3_s1" in reason and f"no sagittal {missing}" in reason for reason in result.reasons)
+    assert status(result, "chronic_pain") == MET
+
+
+def test_single_sequence_study_is_still_not_eligible_for_a_clinical_exclusion(default: Policy) -> None:
+    clinical = {**DEFAULT_OK, "contraindications": ["pregnancy"]}
+    result = evaluate_candidacy(report(lumbar(L4_L5=(2, 0)), warnings=("missing_t2",)), facts(**clinical), default)
+
+    assert result.verdict == NOT_ELIGIBLE
+    assert len(result.reasons) == 1 and "contraindication" in result.reasons[0]
+
+
+def test_undetermined_endplates_are_not_graded(default: Policy) -> None:
+    result = evaluate_candidacy(report(lumbar(L4_L5=("undetermined", 0))), facts(**DEFAULT_OK), default)
+
+    assert result.verdict == INSUFFICIENT
+    assert status(result, "modic_l3_s1") == UNKNOWN
+    assert "L4 inferior" in next(c for c in result.criteria if c.id == "modic_l3_s1").detail
+
+
+def test_imaging_criteria_name_the_series_they_read(default: Policy) -> None:
+    data = report(lumbar(L4_L5=(1, 0)))
+    data["series"] = {
+        "t1": {"series_number": 3, "description": "SAG T1 TSE", "weighting": "T1"},
+        "t2": {"series_number": 4, "description": "SAG T2 TSE", "weighting": "T2"},
+    }
+    result = evaluate_candidacy(data, facts(**DEFAULT_OK), default)
+
+    criterion = next(c for c in result.criteria if c.id == "modic_l3_s1")
+    assert criterion.evidence["series"] == {"t1": "series 3 'SAG T1 TSE' (T1)", "t2": "series 4 'SAG T2 TSE' (T2)"}
+    assert result.verdict == ELIGIBLE

@@ -191,6 +191,7 @@ def test_shipped_policies_load_and_cite_their_sources() -> None:
             "merged_bodies_suspected",
             "possible_missed_vertebra",
             "transitional_vertebra_suspected",
+            "reference_marrow_affected",
         }
         assert all(criterion.sources for criterion in policy.criteria)
         assert len(policy.target_criteria()) == 1

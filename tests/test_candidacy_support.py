@@ -7,8 +7,8 @@ from typing import Any
 from modic.candidacy import ClinicalFacts
 
 # An endplate grade: a Modic type 0-3, a mixed grade "a/b" (its first type is the reported
-# modic_type), None for an endplate that is listed but not graded, or MISSING for an endplate
-# the report does not list at all.
+# modic_type), "undetermined" (the images could not decide it), None for an endplate that is
+# listed but not graded, or MISSING for an endplate the report does not list at all.
 Grade = int | str | None
 MISSING = "missing"
 
@@ -35,7 +35,7 @@ def report(
             for name, grade in ((f"{upper} inferior", grades[0]), (f"{lower} superior", grades[1]))
             if grade != MISSING
         ]
-        types = [e["modic_type"] for e in endplates if e["modic_type"] is not None]
+        types = [e["modic_type"] for e in endplates if isinstance(e["modic_type"], int)]
         entries.append(
             {
                 "level": name,
@@ -57,6 +57,8 @@ def report(
 
 
 def _endplate(name: str, grade: Grade) -> dict[str, Any]:
+    if grade == "undetermined":
+        return {"endplate": name, "modic_type": grade, "mixed": None, "confidence": 0.0, "method": "rules"}
     if isinstance(grade, str):
         first = int(grade.split("/")[0])
         return {"endplate": name, "modic_type": first, "mixed": grade, "confidence": 0.8, "method": "rules"}

@@ -55,7 +55,7 @@ from modic.evaluation.synthetic import MISSED, endplate_outcomes
 from modic.io.volume import Volume
 from modic.levels import EndplateRegion, SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
-from modic.pipeline import Models, StudyAnalysis, analyze_images, load_analysis_config
+from modic.pipeline import Models, StudyAnalysis, analyze_images, grade_flags, load_analysis_config
 from modic.resources import models_dir
 from modic.synth import generate_study, to_study_images
 
@@ -402,6 +402,21 @@ def test_deep_oedema_in_the_reference_is_measured_against_the_clean_half() -> No
     features = endplate_features(ph.anatomy, region, t1=ph.t1, t2=ph.t2, settings=VOXELS, reference=reference)
     assert features.pattern_fractions[1] > 0.9
     assert RULES.decide(features).modic_type == 1
+
+
+def test_affected_reference_marrow_is_a_report_warning() -> None:
+    """Grading the deep-oedema phantom measures L4 against half its reference, and the study says so."""
+    ph = deep_oedema_phantom()
+    levels = grade_study(ph.anatomy, t1=ph.t1, t2=ph.t2, classifier=RULES, config=CLASSIFICATION)
+
+    flags = [flag for flag in grade_flags(levels, low_confidence=0.0) if flag.code == "reference_marrow_affected"]
+
+    parts = {g.endplate: g.features.reference_part for level in levels for g in level.endplates}
+    assert parts["L4 inferior"] == CRANIAL_HALF
+    assert len(flags) == len({name.split()[0] for name, part in parts.items() if part != "whole"})
+    assert any(flag.message.startswith("L4:") and "cranial half" in flag.message for flag in flags)
+    assert all(part == "whole" or name.split()[0] in {f.message.split(":")[0] for f in flags}
+               for name, part in parts.items())
 
 
 @pytest.mark.parametrize(

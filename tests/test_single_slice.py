@@ -202,17 +202,19 @@ def test_t2_picture_with_its_own_spacing_and_offset(pair: SimpleNamespace, model
 
 
 def test_t1_slice_alone(pair: SimpleNamespace, models: Models) -> None:
-    """Without a T2, low T1 cannot be told apart as type 1 or 3: type 1 comes with a note and capped confidence."""
+    """Without a T2, low T1 cannot be told apart as type 1 or 3: that endplate is undetermined, with a note."""
     images = load_slice_pair(t1=pair.files["t1_png"], t2=None, spacing=pair.spacing)
     assert images.t2 is None and not is_slice_pair(images)
     assert [d["event"] for d in images.decisions] == ["input", "missing"]
     analysis = analyze_images(images, models=models, config=CONFIG)
     assert "missing_t2" in [flag.code for flag in analysis.warnings]
-    assert analysis_grades(analysis) == EXPECTED
+    assert analysis_grades(analysis) == {**EXPECTED, "L4 inferior": "None"}
     cap = float(CONFIG["classification"]["rules"]["single_sequence_confidence"])
     grades = {g.endplate: g for level in analysis.levels for g in level.endplates}
     assert all(g.confidence <= cap for g in grades.values())
+    assert grades["L4 inferior"].confidence == 0.0
     assert "type 1 or type 3" in (grades["L4 inferior"].note or "")
+    assert "undetermined_endplates" in [flag.code for flag in analysis.warnings]
     assert grades["L5 superior"].features.t2 is None
 
 

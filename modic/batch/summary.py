@@ -4,9 +4,10 @@
 output folder (the finished studies) and the manifest (the studies whose
 last attempt failed), so it can always be regenerated, e.g. after a run
 was killed. It has the columns of ``levels.csv`` plus the study's status,
-its source description and the error of a failed study: one row per study
-and graded endplate, one row for a study without graded endplates or that
-failed.
+its source description, the codes of its report warnings (``warnings``,
+``;``-separated: input problems handled, single sequence, uncertain level
+naming ...) and the error of a failed study: one row per study and graded
+endplate, one row for a study without graded endplates or that failed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from modic.report.tables import LEVEL_COLUMNS, endplate_rows, to_csv
 log = logging.getLogger("modic.batch")
 
 SUMMARY_NAME = "summary.csv"
-SUMMARY_COLUMNS: tuple[str, ...] = ("study_key", "status", "source", "error", *LEVEL_COLUMNS[1:])
+SUMMARY_COLUMNS: tuple[str, ...] = ("study_key", "status", "source", "warnings", "error", *LEVEL_COLUMNS[1:])
 MODIC_TYPES = (1, 2, 3)
 
 
@@ -60,7 +61,10 @@ def summary_rows(
     sources = sources or {}
     rows: list[dict[str, Any]] = []
     for key in sorted(reports):
-        base = {"study_key": key, "status": "ok", "source": sources.get(key, ""), "error": ""}
+        codes = dict.fromkeys(
+            str(w.get("code")) for w in reports[key].get("warnings") or [] if w.get("severity", "warning") == "warning"
+        )
+        base = {"study_key": key, "status": "ok", "source": sources.get(key, ""), "warnings": ";".join(codes), "error": ""}
         endplates = endplate_rows(reports[key])
         if endplates:
             rows.extend({**row, **base} for row in endplates)
@@ -74,6 +78,7 @@ def summary_rows(
                 "study_key": record.get("key") or "",
                 "status": "failed",
                 "source": record.get("source") or "",
+                "warnings": "",
                 "error": record.get("error") or "",
             }
         )

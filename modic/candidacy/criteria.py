@@ -125,6 +125,10 @@ class Kind(ABC):
         """Whether this criterion reads the vertebral bodies to be treated."""
         return False
 
+    def uses_imaging(self) -> bool:
+        """Whether this criterion reads the report's Modic grades."""
+        return False
+
 
 class _ClinicalKind(Kind):
     field_kinds: ClassVar[tuple[str, ...]] = ()
@@ -334,6 +338,9 @@ class ImagingModic(Kind):
     def findings(self, imaging: ImagingView) -> list[LevelFinding]:
         return [imaging.finding(level, self.types) for level in self.levels]
 
+    def uses_imaging(self) -> bool:
+        return True
+
     def evaluate(self, context: Context) -> Outcome:
         findings = self.findings(context.imaging)
         wanted = set(self.types)
@@ -350,6 +357,7 @@ class ImagingModic(Kind):
                 for reading in f.readings
             ],
             "not_graded": not_graded_names,
+            "series": dict(context.imaging.series),
         }
         wanted_text = f"Modic type {_or(self.types)}"
         if qualifying:
@@ -378,6 +386,9 @@ class ImagingMaxTreatedBodies(Kind):
     def uses_targets(self) -> bool:
         return True
 
+    def uses_imaging(self) -> bool:
+        return True
+
     def evaluate(self, context: Context) -> Outcome:
         targets = context.targets
         bodies, possible = targets.bodies, targets.possible_bodies
@@ -387,6 +398,7 @@ class ImagingMaxTreatedBodies(Kind):
             "max": self.limit,
             "complete": targets.complete,
             "possible_bodies": list(possible),
+            "series": dict(context.imaging.series),
         }
         listed = ", ".join(bodies) or "none"
         if len(bodies) > self.limit:
@@ -431,6 +443,9 @@ class AnyOf(Kind):
 
     def uses_targets(self) -> bool:
         return any(alternative.uses_targets() for alternative in self.alternatives)
+
+    def uses_imaging(self) -> bool:
+        return any(alternative.uses_imaging() for alternative in self.alternatives)
 
     def evaluate(self, context: Context) -> Outcome:
         outcomes = [alternative.evaluate(context) for alternative in self.alternatives]

@@ -2,9 +2,13 @@
 
 Verdict: any exclusion met or any required criterion not met gives
 ``not eligible``; otherwise any unknown criterion gives ``insufficient
-information``; otherwise ``eligible``. When the report warns that level
-naming is uncertain, the result carries that caveat, and ``eligible``
-becomes ``insufficient information`` if the policy says so.
+information``; otherwise ``eligible``. A study read without its sagittal T1
+or T2 makes every imaging criterion unknown (Modic types are defined on
+both), so its imaging never decides ``eligible`` or ``not eligible``. When
+the report warns that level naming is uncertain or that a reference marrow
+was affected (the policy's ``level_uncertainty.warning_codes``), the result
+carries that caveat, and ``eligible`` becomes ``insufficient information``
+if the policy says so.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from modic import RESEARCH_NOTICE
 from modic.candidacy.clinical import ClinicalFacts
-from modic.candidacy.criteria import MET, NOT_MET, UNKNOWN, Context, Targets
+from modic.candidacy.criteria import MET, NOT_MET, UNKNOWN, Context, Outcome, Targets
 from modic.candidacy.imaging import NOT_GRADED, QUALIFIES, ImagingView
 from modic.candidacy.policy import EXCLUSION, REQUIRED, Policy
 from modic.candidacy.text import render_text
@@ -105,6 +109,8 @@ def evaluate_candidacy(report: Mapping[str, Any], clinical: ClinicalFacts, polic
     results = []
     for criterion in policy.criteria:
         outcome = criterion.kind.evaluate(context)
+        if imaging.missing_sequences and criterion.kind.uses_imaging():
+            outcome = _without_full_imaging(outcome, imaging)
         results.append(
             CriterionResult(
                 id=criterion.id,
@@ -125,8 +131,9 @@ def evaluate_candidacy(report: Mapping[str, Any], clinical: ClinicalFacts, polic
         verdict = INSUFFICIENT
         found = ", ".join(dict.fromkeys(code for code, _ in caveats))
         reasons = (
-            f"the level naming is uncertain ({found}) and policy '{policy.name}' then withholds 'eligible': "
-            "confirm the levels on the images (e.g. count from C2 or use a whole-spine localizer)",
+            f"the report warns that the imaging evidence is uncertain ({found}) and policy '{policy.name}' then "
+            "withholds 'eligible': confirm on the images (level names: count from C2 or use a whole-spine "
+            "localizer; reference marrow: check the signal of the whole vertebral body)",
         )
     return CandidacyResult(
         verdict=verdict,
@@ -138,6 +145,17 @@ def evaluate_candidacy(report: Mapping[str, Any], clinical: ClinicalFacts, polic
         policy=policy,
         study_key=imaging.study_key,
     )
+
+
+def _without_full_imaging(outcome: Outcome, imaging: ImagingView) -> Outcome:
+    """An imaging outcome made unknown because the study lacks a sequence Modic typing needs."""
+    missing = " and ".join(imaging.missing_sequences)
+    read = ", ".join(f"{role.upper()}: {name}" for role, name in imaging.series.items()) or "no series"
+    detail = (
+        f"the study has no sagittal {missing} (read: {read}); Modic types are defined on T1 and T2 together, "
+        f"so this cannot be decided (it would read: {outcome.detail} [{outcome.status}]); add the missing series"
+    )
+    return Outcome(UNKNOWN, detail, {**outcome.evidence, "missing_sequences": list(imaging.missing_sequences)})
 
 
 def _targets(policy: Policy, imaging: ImagingView) -> Targets:

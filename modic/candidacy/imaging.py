@@ -1,8 +1,12 @@
 """The imaging evidence a candidacy check reads from a report: Modic grades and warnings.
 
 A level that the report does not list could not be graded, so its evidence
-is unknown; so is an endplate that is missing or has no type. A mixed
-grade such as ``"2/3"`` carries both of its types.
+is unknown; so is an endplate that is missing, has no type or whose type is
+``"undetermined"`` (the images could not decide it). A mixed grade such as
+``"2/3"`` carries both of its types. A study read without its sagittal T1 or
+T2 (report warnings ``missing_t1``/``missing_t2``) lists the missing
+sequences in :attr:`ImagingView.missing_sequences`: Modic types are defined
+on both, so candidacy treats its imaging evidence as insufficient.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from modic.errors import SchemaError
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
 
 MODIC_TYPES = (0, 1, 2, 3)
+UNDETERMINED = "undetermined"
+MISSING_SEQUENCE_CODES = {"missing_t1": "T1", "missing_t2": "T2"}
+"""Report warning codes saying that a sequence Modic typing needs was not read."""
 _MIXED = re.compile(r"^([0-3])/([0-3])$")
 
 QUALIFIES = "qualifies"
@@ -78,6 +85,8 @@ class ImagingView:
     study_key: str | None
     levels: Mapping[str, tuple[EndplateReading, ...]]
     warnings: tuple[tuple[str, str], ...]
+    series: Mapping[str, str]
+    missing_sequences: tuple[str, ...] = ()
 
     @classmethod
     def from_report(cls, report: Mapping[str, Any]) -> ImagingView:
@@ -107,10 +116,13 @@ class ImagingView:
                 raise SchemaError(f"report warnings[{index}] must be a mapping with a 'code', not {warning!r}")
             warnings.append((warning["code"], str(warning.get("message", ""))))
         key = study.get("key")
+        missing = tuple(dict.fromkeys(MISSING_SEQUENCE_CODES[c] for c, _ in warnings if c in MISSING_SEQUENCE_CODES))
         return cls(
             study_key=key if isinstance(key, str) else None,
             levels=levels,
             warnings=tuple(warnings),
+            series=_series(report.get("series")),
+            missing_sequences=missing,
         )
 
     def finding(self, level: str, types: Iterable[int]) -> LevelFinding:
@@ -165,10 +177,28 @@ def _readings(entry: Mapping[str, Any], *, where: str) -> tuple[EndplateReading,
     return tuple(readings)
 
 
+def _series(raw: Any) -> dict[str, str]:
+    """``{"t1": "series 3 'SAG T1 TSE'", ...}``: which series each role was read from (as the report names it)."""
+    if not isinstance(raw, Mapping):
+        return {}
+    named: dict[str, str] = {}
+    for role, info in sorted(raw.items()):
+        if not isinstance(info, Mapping):
+            continue
+        number, description = info.get("series_number"), str(info.get("description") or "")
+        shown = f"series {number} '{description}'" if number is not None else f"'{description}'"
+        if info.get("weighting"):
+            shown += f" ({info['weighting']})"
+        named[str(role)] = shown
+    return named
+
+
 def _reading(level: str, name: str, entry: Mapping[str, Any], *, where: str) -> EndplateReading:
     modic_type = entry.get("modic_type")
-    if modic_type is not None and (isinstance(modic_type, bool) or modic_type not in MODIC_TYPES):
-        raise SchemaError(f"{where}: modic_type {modic_type!r} is not one of 0, 1, 2, 3 or null")
+    if modic_type == UNDETERMINED:
+        modic_type = None
+    elif modic_type is not None and (isinstance(modic_type, bool) or modic_type not in MODIC_TYPES):
+        raise SchemaError(f"{where}: modic_type {modic_type!r} is not one of 0, 1, 2, 3, 'undetermined' or null")
     mixed = entry.get("mixed")
     if mixed is not None and (not isinstance(mixed, str) or not _MIXED.match(mixed)):
         raise SchemaError(f"{where}: mixed {mixed!r} is not of the form '1/2' or null")

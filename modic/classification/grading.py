@@ -16,14 +16,19 @@ from modic.levels import SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
 
 
+UNDETERMINED = "undetermined"
+"""How reports write the type of an endplate or level that the images cannot decide (``modic_type`` None)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """A classifier's verdict on one endplate.
 
-    ``scores`` are per-type pattern fractions (rules) or probabilities (learned).
+    ``scores`` are per-type pattern fractions (rules) or probabilities (learned);
+    ``modic_type`` None means undetermined (:func:`evidence_limited`).
     """
 
-    modic_type: int
+    modic_type: int | None
     mixed: str | None
     confidence: float
     scores: dict[int, float]
@@ -38,11 +43,11 @@ class EndplateClassifier(Protocol):
 
 @dataclass(frozen=True)
 class EndplateGrade:
-    """The reading of one endplate."""
+    """The reading of one endplate; ``modic_type`` None when the images cannot decide it (``note`` says why)."""
 
     endplate: str
     level: str
-    modic_type: int
+    modic_type: int | None
     mixed: str | None
     confidence: float
     scores: dict[int, float]
@@ -55,10 +60,14 @@ class EndplateGrade:
 
 @dataclass(frozen=True)
 class LevelGrade:
-    """The reading of one disc level: the most significant type of its two endplates."""
+    """The reading of one disc level: the most significant type of its two endplates.
+
+    ``modic_type`` is None (undetermined) when no endplate shows a change and
+    at least one could not be typed.
+    """
 
     level: str
-    modic_type: int
+    modic_type: int | None
     mixed: str | None
     confidence: float
     endplates: tuple[EndplateGrade, ...]
@@ -96,7 +105,7 @@ def grade_study(
                 grid = PatchGrid.from_mapping(config["patches"])
                 patches = endplate_patches(anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
                 features = replace(features, patches=patches)
-            decision = classifier.decide(features)
+            decision = evidence_limited(classifier.decide(features), features)
             region_fraction, height_fraction = extent(anatomy, name, features, decision.modic_type)
             grades.append(
                 EndplateGrade(
@@ -118,6 +127,26 @@ def grade_study(
     return levels
 
 
+def evidence_limited(decision: Decision, features: EndplateFeatures) -> Decision:
+    """``decision``, or an undetermined one (type None, confidence 0) when the images cannot support it.
+
+    Modic types are defined on T1 and T2 together: without T1 no type can be
+    told; without T2 a low T1 signal may be type 1 (oedema) or 3 (sclerosis);
+    an empty band measured nothing. A T1-only reading of 0 or 2 stands.
+    """
+    reason = None
+    types = {decision.modic_type, *(int(t) for t in (decision.mixed or "").split("/") if t)}
+    if features.band_voxels == 0:
+        reason = "the endplate region is empty: no marrow could be measured"
+    elif features.t1 is None:
+        reason = "no T1 over this endplate: the Modic type cannot be determined from T2 alone"
+    elif features.t2 is None and types & {1, 3}:
+        reason = "no T2 over this endplate: low T1 signal may be type 1 or type 3"
+    if reason is None:
+        return decision
+    return Decision(None, None, 0.0, decision.scores, note=reason)
+
+
 def _graded_levels(anatomy: SpineAnatomy) -> list[str]:
     seen: list[str] = []
     for region in anatomy.endplates:
@@ -134,9 +163,12 @@ def _graded_levels(anatomy: SpineAnatomy) -> list[str]:
 
 def _level_grade(level: str, grades: Sequence[EndplateGrade], significance: Sequence[int]) -> LevelGrade:
     rank = {t: i for i, t in enumerate(significance)}
-    top = min(grades, key=lambda g: (rank.get(g.modic_type, len(rank)), -g.confidence))
-    mixed_types = sorted({g.modic_type for g in grades if g.modic_type} | _mixed_types(grades))
+    determined = [g for g in grades if g.modic_type is not None]
+    mixed_types = sorted({g.modic_type for g in determined if g.modic_type} | _mixed_types(determined))
     mixed = "/".join(str(t) for t in mixed_types) if len(mixed_types) > 1 else None
+    if len(determined) < len(grades) and not mixed_types:
+        return LevelGrade(level=level, modic_type=None, mixed=None, confidence=0.0, endplates=tuple(grades))
+    top = min(determined, key=lambda g: (rank.get(g.modic_type, len(rank)), -g.confidence))
     return LevelGrade(level=level, modic_type=top.modic_type, mixed=mixed, confidence=top.confidence, endplates=tuple(grades))
 
 
@@ -144,13 +176,15 @@ def _mixed_types(grades: Sequence[EndplateGrade]) -> set[int]:
     return {int(t) for g in grades if g.mixed for t in g.mixed.split("/")}
 
 
-def extent(anatomy: SpineAnatomy, endplate: str, features: EndplateFeatures, modic_type: int) -> tuple[float, float]:
+def extent(
+    anatomy: SpineAnatomy, endplate: str, features: EndplateFeatures, modic_type: int | None
+) -> tuple[float, float]:
     """Fraction of the band, and of the body height from the endplate, showing the type's pattern.
 
     Height is measured along the spine axis over the pattern voxels of the
     band (the band itself reaches ``depth`` into the body).
     """
-    if modic_type == 0 or modic_type not in features.pattern_masks:
+    if not modic_type or modic_type not in features.pattern_masks:
         return 0.0, 0.0
     affected = features.pattern_masks[modic_type]
     region = anatomy.endplate(endplate)

@@ -116,8 +116,9 @@ def analyse_patient(
         analysis = analyze_images(load_patient_images(root, patient, spacings), models=models, config=config)
     except ModicError as exc:
         return PatientGrading(patient, dict(truth), {}, {}, error=str(exc))
-    predicted = {g.level: g.modic_type for g in analysis.levels}
-    confidence = {g.level: g.confidence for g in analysis.levels}
+    determined = [g for g in analysis.levels if g.modic_type is not None]  # undetermined counts as not graded
+    predicted = {g.level: g.modic_type for g in determined}
+    confidence = {g.level: g.confidence for g in determined}
     missing = [level for level in truth if level not in predicted]
     error = f"levels not graded: {', '.join(missing)}" if missing else None
     warnings = tuple(dict.fromkeys(f.code for f in analysis.warnings if f.severity == "warning"))

@@ -29,7 +29,10 @@ MISSED = -1
 
 
 def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
-    """(endplate, planted type, predicted type or MISSED) for every graded endplate in the truth."""
+    """(endplate, planted type, predicted type or MISSED) for every graded endplate in the truth.
+
+    An endplate named wrong or whose type is undetermined is MISSED.
+    """
     truth = {e["name"]: int(e["modic_type"]) for e in study.truth["endplates"]}
     instances = study.vertebra_instances.array.astype(int)
     predicted: dict[str, int] = {}
@@ -39,7 +42,8 @@ def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
             value = VERTEBRAE_CAUDAL_FIRST.index(vertebra) + 1
             region = analysis.anatomy.vertebra_map == value
             named_right = region.any() and int(np.bincount(instances[region]).argmax()) == value
-            predicted[grade.endplate] = scored_type(grade.modic_type, grade.mixed) if named_right else MISSED
+            decided = named_right and grade.modic_type is not None  # an undetermined endplate counts as missed
+            predicted[grade.endplate] = scored_type(grade.modic_type, grade.mixed) if decided else MISSED
     graded = [e for level in analysis.config["levels"]["graded"] for e in _endplates(level)]
     return [(name, truth[name], predicted.get(name, MISSED)) for name in graded if name in truth]
 

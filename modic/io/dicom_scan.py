@@ -4,6 +4,13 @@ A PACS export is a tree of nested folders holding files with or without
 extensions, a DICOMDIR, non-DICOM files and sometimes several studies. Only
 headers are read here (``stop_before_pixels`` and ``specific_tags``). Files
 are grouped by StudyInstanceUID, then SeriesInstanceUID, never by folder.
+
+Multi-frame images (Enhanced MR, Legacy Converted Enhanced MR, one or several
+files per series) are indexed frame by frame: each frame becomes a
+:class:`FrameHeader` holding the classic attributes (ImagePositionPatient,
+EchoTime, RescaleSlope ...) that the standard's shared and per-frame
+functional groups give that frame, so that series choice, physics rules and
+geometry checks are the same for classic and multi-frame series.
 Anything that cannot be used is recorded in :attr:`FolderScan.skipped` with
 a reason; scanning never fails because of one bad file.
 """
@@ -23,6 +30,7 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 from tqdm import tqdm
 
@@ -86,8 +94,50 @@ HEADER_KEYWORDS: tuple[str, ...] = (
     "PixelRepresentation",
     "RescaleIntercept",
     "RescaleSlope",
+    "SeriesDate",
+    "AcquisitionDate",
+    "AcquisitionDateTime",
+    "EchoPulseSequence",
+    "SpectrallySelectedSuppression",
+    "DimensionIndexSequence",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
 )
 """Header attributes kept for classification, selection and geometry checks."""
+
+FUNCTIONAL_GROUP_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
+    ("PlanePositionSequence", "ImagePositionPatient", "ImagePositionPatient"),
+    ("PlaneOrientationSequence", "ImageOrientationPatient", "ImageOrientationPatient"),
+    ("PixelMeasuresSequence", "PixelSpacing", "PixelSpacing"),
+    ("PixelMeasuresSequence", "SliceThickness", "SliceThickness"),
+    ("PixelMeasuresSequence", "SpacingBetweenSlices", "SpacingBetweenSlices"),
+    ("PixelValueTransformationSequence", "RescaleSlope", "RescaleSlope"),
+    ("PixelValueTransformationSequence", "RescaleIntercept", "RescaleIntercept"),
+    ("MRTimingAndRelatedParametersSequence", "RepetitionTime", "RepetitionTime"),
+    ("MRTimingAndRelatedParametersSequence", "FlipAngle", "FlipAngle"),
+    ("MRTimingAndRelatedParametersSequence", "EchoTrainLength", "EchoTrainLength"),
+    ("MREchoSequence", "EffectiveEchoTime", "EchoTime"),
+    ("MRModifierSequence", "InversionTimes", "InversionTime"),
+    ("MRImageFrameTypeSequence", "FrameType", "FrameType"),
+    ("FrameContentSequence", "DimensionIndexValues", "DimensionIndexValues"),
+    ("FrameContentSequence", "TemporalPositionIndex", "TemporalPositionIndex"),
+    ("FrameContentSequence", "StackID", "StackID"),
+    ("FrameContentSequence", "InStackPositionNumber", "InStackPositionNumber"),
+    ("FrameContentSequence", "FrameAcquisitionDateTime", "AcquisitionDateTime"),
+)
+"""``(functional group sequence, attribute of its item, classic keyword it becomes)`` for multi-frame images.
+
+The per-frame group wins over the shared one (PS3.3 C.7.6.16). The MR Echo
+and MR Modifier macros hold EffectiveEchoTime and InversionTimes where
+classic MR images hold EchoTime and InversionTime.
+"""
+UNASSIGNED_GROUPS = ("UnassignedSharedConvertedAttributesSequence", "UnassignedPerFrameConvertedAttributesSequence")
+"""Legacy Converted Enhanced images keep classic attributes without a functional group here (PS3.3 C.7.6.16.2.24)."""
+SPATIAL_DIMENSIONS = (0x00209057, 0x00200032)
+"""Dimension index pointers that order frames in space (InStackPositionNumber, ImagePositionPatient);
+the other dimensions (echo, time, image type ...) tell stacks of frames apart."""
+ECHO_PULSE_SEQUENCE = {"SPIN": ("SE",), "GRADIENT": ("GR",), "BOTH": ("SE", "GR")}
+"""Enhanced MR EchoPulseSequence as the classic ScanningSequence values the physics rules read."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +162,144 @@ class SkippedFile:
         return entry
 
 
+class FrameHeader(Dataset):
+    """The header of one frame of a multi-frame image, in classic attributes.
+
+    It holds the file's top-level attributes, then those of the shared and the
+    frame's own functional groups under their classic keywords
+    (:data:`FUNCTIONAL_GROUP_ATTRIBUTES`). ``filename`` is the file;
+    ``frame_number`` the 1-based frame (DICOM's ReferencedFrameNumber);
+    ``stack_key`` tells apart stacks of frames at the same positions (echoes,
+    time points, image types): frames with equal keys form one volume.
+    """
+
+    frame_number: int
+    stack_key: tuple[Any, ...]
+
+
+def frame_number(ds: Dataset) -> int | None:
+    """The 1-based frame number of a :class:`FrameHeader`; None for a classic single-frame header."""
+    return ds.frame_number if isinstance(ds, FrameHeader) else None
+
+
+def is_multiframe(ds: Dataset) -> bool:
+    """Whether ``ds`` is a multi-frame image (functional groups or more than one frame)."""
+    return (
+        "PerFrameFunctionalGroupsSequence" in ds
+        or "SharedFunctionalGroupsSequence" in ds
+        or (header_int(ds, "NumberOfFrames") or 1) > 1
+    )
+
+
+def expand_frames(ds: Dataset) -> list[Dataset]:
+    """The headers of ``ds`` as indexed: one :class:`FrameHeader` per frame of a multi-frame image, else ``[ds]``."""
+    if not is_multiframe(ds):
+        return [ds]
+    frames = max(header_int(ds, "NumberOfFrames") or 1, 1)
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    spatial = _spatial_dimension_positions(ds)
+    top = Dataset()
+    for element in ds:
+        if element.keyword not in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            top.add(element)
+    pulse = str(ds.get("EchoPulseSequence", "") or "").upper()
+    suppression = str(ds.get("SpectrallySelectedSuppression", "") or "").upper()
+    headers: list[Dataset] = []
+    for index in range(frames):
+        header = FrameHeader()
+        header.update(top)
+        own = per_frame[index] if index < len(per_frame) else None
+        for group in (shared, own):
+            if group is not None:
+                _apply_group(header, group, top=top)
+        if pulse in ECHO_PULSE_SEQUENCE and "ScanningSequence" not in header:
+            modifier = _group_value(own, shared, "MRModifierSequence", "InversionRecovery")
+            header.ScanningSequence = [*ECHO_PULSE_SEQUENCE[pulse], *(["IR"] if str(modifier).upper() == "YES" else [])]
+        if suppression.startswith("FAT") and "ScanOptions" not in header:
+            header.ScanOptions = "FS"
+        header.NumberOfFrames = 1
+        header.filename = ds.filename
+        header.frame_number = index + 1
+        header.stack_key = _stack_key(header, spatial=spatial)
+        headers.append(header)
+    return headers
+
+
+def _first_item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    value = ds.get(keyword) if ds is not None else None
+    return value[0] if value else None
+
+
+def _group_value(own: Dataset | None, shared: Dataset | None, sequence: str, keyword: str) -> Any:
+    for group in (own, shared):
+        item = _first_item(group, sequence)
+        if item is not None and keyword in item:
+            return item.get(keyword)
+    return None
+
+
+def _apply_group(header: Dataset, group: Dataset, *, top: Dataset) -> None:
+    """Copy the attributes of one functional-group item into ``header`` under their classic keywords.
+
+    Unassigned converted attributes never replace a top-level attribute (e.g. the
+    SeriesNumber of the classic source of a Legacy Converted image).
+    """
+    for sequence in UNASSIGNED_GROUPS:
+        item = _first_item(group, sequence)
+        if item is not None:
+            for element in item:
+                if element.tag not in top:
+                    header[element.tag] = element
+    for sequence, keyword, classic in FUNCTIONAL_GROUP_ATTRIBUTES:
+        item = _first_item(group, sequence)
+        if item is None or keyword not in item:
+            continue
+        value = item.get(keyword)
+        if classic == "InversionTime":  # InversionTimes holds one value per inversion pulse; the first is TI
+            values = _as_list(value)
+            if not values:
+                continue
+            value = values[0]
+        setattr(header, classic, value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A multi-valued attribute as a list (a single value as a list of one)."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+
+
+def _spatial_dimension_positions(ds: Dataset) -> tuple[int, ...]:
+    """Positions in DimensionIndexValues of the dimensions that order frames in space."""
+    dimensions = ds.get("DimensionIndexSequence") or []
+    return tuple(
+        position
+        for position, item in enumerate(dimensions)
+        if int(item.get("DimensionIndexPointer", 0) or 0) in SPATIAL_DIMENSIONS
+    )
+
+
+def _stack_key(header: Dataset, *, spatial: tuple[int, ...]) -> tuple[Any, ...]:
+    """What tells this frame's stack from stacks of other echoes, times or image types at the same positions."""
+    values = header.get("DimensionIndexValues")
+    if values is not None and spatial:
+        return tuple(int(v) for position, v in enumerate(_as_list(values)) if position not in spatial)
+    echo = header.get("EchoTime")
+    return (
+        header_int(header, "TemporalPositionIndex") or 0,
+        float(echo) if echo not in (None, "") else 0.0,
+        tuple(str(v) for v in (header.get("FrameType") or [])),
+    )
+
+
 @dataclass(frozen=True)
 class SeriesIndex:
     """The instances of one series (header-only datasets; ``dataset.filename`` is the file).
 
-    Instances are in file-path order; slice order is decided by geometry when the
+    A multi-frame file gives one :class:`FrameHeader` per frame. Instances are
+    in file-path (then frame) order; slice order is decided by geometry when the
     volume is built (:mod:`modic.io.dicom_volume`), never by InstanceNumber.
     """
 
@@ -131,7 +314,8 @@ class SeriesIndex:
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return tuple(Path(str(ds.filename)) for ds in self.instances)
+        """The series' files, each once."""
+        return tuple(dict.fromkeys(Path(str(ds.filename)) for ds in self.instances))
 
     @property
     def number(self) -> int | None:
@@ -173,6 +357,7 @@ class StudyIndex:
 
     @property
     def n_instances(self) -> int:
+        """Images (frames of multi-frame files count one each)."""
         return sum(len(s.instances) for s in self.series)
 
     def summary(self) -> str:
@@ -262,8 +447,12 @@ def scan_folder(root: str | Path, *, config: Mapping[str, Any] | None = None) ->
         result = _read_header(path)
         if isinstance(result, SkippedFile):
             skipped.append(result)
+            continue
+        frames = _frame_headers(result, max_voxels=int(settings.get("memory", {}).get("max_voxels", 1 << 28)))
+        if isinstance(frames, SkippedFile):
+            skipped.append(frames)
         else:
-            headers.append(result)
+            headers.extend(frames)
     studies = _group(root, headers, skipped)
     log.debug("scanned %s: %d files, %d studies, %d skipped", root, len(files), len(studies), len(skipped))
     return FolderScan(root=root, studies=studies, skipped=tuple(skipped), files_seen=len(files))
@@ -344,6 +533,38 @@ def _read_header(path: Path) -> Dataset | SkippedFile:
     return ds
 
 
+def _frame_headers(ds: Dataset, *, max_voxels: int) -> list[Dataset] | SkippedFile:
+    """:func:`expand_frames` of one file, or why its frames cannot be indexed.
+
+    A frame count that its per-frame functional groups contradict, or that
+    exceeds the memory guard, marks a damaged or hostile header (a compressed
+    file's length cannot tell): such a file is skipped before one frame is indexed.
+    """
+    path, where = str(ds.filename), {"study_uid": str(ds.StudyInstanceUID), "series_uid": str(ds.SeriesInstanceUID)}
+    frames = header_int(ds, "NumberOfFrames") or 1
+    try:
+        if not is_multiframe(ds):
+            return [ds]  # a single-frame image: the series' memory guard speaks at loading
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame is not None and len(per_frame) != frames:
+            return SkippedFile(
+                path, "corrupt", f"NumberOfFrames {frames} but {len(per_frame)} per-frame functional group item(s)",
+                **where,
+            )
+        voxels = frames * (header_int(ds, "Rows") or 0) * (header_int(ds, "Columns") or 0)
+        if voxels > max_voxels:
+            return SkippedFile(
+                path, "corrupt", f"NumberOfFrames {frames} x Rows x Columns = {voxels:,} voxels is above the memory "
+                f"guard of {max_voxels:,} (memory.max_voxels in configs/io.yaml)", **where,
+            )
+        return expand_frames(ds)
+    except Exception as exc:  # noqa: BLE001 - damaged nested sequences raise many types; record, never crash
+        return SkippedFile(
+            path, "corrupt", f"cannot read the frame functional groups: {type(exc).__name__}: {_one_line(exc)}",
+            **where,
+        )
+
+
 def _looks_like_raw_dicom(start: bytes) -> bool:
     """A Part-10 file without preamble starts with a group 0x0002 or 0x0008 little-endian tag."""
     return (
@@ -394,13 +615,16 @@ def _group(root: Path, headers: list[Dataset], skipped: list[SkippedFile]) -> tu
     for study_uid, by_series in by_study.items():
         series_list: list[SeriesIndex] = []
         for series_uid, instances in by_series.items():
-            unique: dict[str, Dataset] = {}
-            for ds in sorted(instances, key=lambda d: str(d.filename)):
-                sop = str(ds.SOPInstanceUID)
+            unique: dict[tuple[str, int | None], Dataset] = {}
+            for ds in sorted(instances, key=lambda d: (str(d.filename), frame_number(d) or 0)):
+                sop = (str(ds.SOPInstanceUID), frame_number(ds))
                 if sop in unique:
-                    skipped.append(
-                        SkippedFile(str(ds.filename), "duplicate", f"same SOPInstanceUID as {unique[sop].filename}")
-                    )
+                    if sop[1] in (None, 1):
+                        skipped.append(
+                            SkippedFile(
+                                str(ds.filename), "duplicate", f"same SOPInstanceUID as {unique[sop].filename}"
+                            )
+                        )
                     continue
                 unique[sop] = ds
             corrupt = tuple(item for item in skipped if item.study_uid == study_uid and item.series_uid == series_uid)

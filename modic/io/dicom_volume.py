@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from modic.config import load_shipped
 from modic.errors import InputError, MissingCodecError
-from modic.io.dicom_scan import SeriesIndex, header_int, printable, series_label
+from modic.io.dicom_scan import FrameHeader, SeriesIndex, expand_frames, frame_number, header_int, printable, series_label
 from modic.io.volume import Volume, lps_to_ras
 
 log = logging.getLogger("modic.io.dicom_volume")
@@ -47,6 +48,10 @@ class SeriesGeometry:
         slice_spacing: distance between slice centres in mm.
         normal: unit slice normal in LPS.
         positions: slice positions along the normal (mm), in slice order.
+        stacks: number of frame stacks in the series (echoes, time points or
+            image types of a multi-frame series; 1 for classic series); only
+            the first is used (:func:`frame_stacks`).
+        stack_key: the key of the stack used (empty for classic series).
     """
 
     order: tuple[int, ...]
@@ -57,6 +62,8 @@ class SeriesGeometry:
     slice_spacing: float
     normal: tuple[float, float, float]
     positions: tuple[float, ...]
+    stacks: int = 1
+    stack_key: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,12 +71,16 @@ class LoadedSeries:
     """A series read into a volume, with its headers in slice order.
 
     ``headers`` are the datasets of the files used, without pixel data, in
-    slice order (what DICOM SEG/SR writers need to reference the source).
+    slice order (what DICOM SEG/SR writers need to reference the source); for
+    a multi-frame series, the :class:`~modic.io.dicom_scan.FrameHeader` of
+    each frame used. ``warnings`` are said in the decision log; ``flags``
+    (``(code, message)``) also go to the report's warnings.
     """
 
     volume: Volume
     headers: tuple[Dataset, ...]
     warnings: tuple[str, ...]
+    flags: tuple[tuple[str, str], ...] = ()
 
 
 def io_config(config: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -106,6 +117,10 @@ def series_geometry(
     needed = int(geo["min_slices"]) if min_slices is None else min_slices
     if not instances:
         raise InputError(f"{label} has no images")
+    stacks = frame_stacks(instances)
+    subset = stacks[0]
+    everything = instances
+    instances = [everything[i] for i in subset]
 
     orientations = [_numbers(ds, "ImageOrientationPatient", 6, label=label) for ds in instances]
     positions = [_numbers(ds, "ImagePositionPatient", 3, label=label) for ds in instances]
@@ -159,7 +174,7 @@ def series_geometry(
 
     if len(kept) < needed:
         raise InputError(
-            f"{label} has {len(kept)} slice position(s) ({len(instances)} file(s)); a 3D volume needs at least "
+            f"{label} has {len(kept)} slice position(s) ({len(instances)} image(s)); a 3D volume needs at least "
             f"{needed} (geometry.min_slices in configs/io.yaml); use the single-slice path for one slice"
         )
 
@@ -203,15 +218,49 @@ def series_geometry(
     affine_lps[:3, 3] = stack[0]
     rows, columns = matrix0
     return SeriesGeometry(
-        order=tuple(kept),
-        duplicates=tuple(duplicates),
+        order=tuple(subset[i] for i in kept),
+        duplicates=tuple((subset[a], subset[b]) for a, b in duplicates),
         affine=lps_to_ras(affine_lps),
         shape=(columns, rows, len(kept)),
         pixel_spacing=(row_spacing, col_spacing),
         slice_spacing=slice_spacing,
         normal=tuple(float(v) for v in normal),  # type: ignore[arg-type]
         positions=tuple(float(v) for v in along[kept]),
+        stacks=len(stacks),
+        stack_key=tuple(getattr(everything[subset[0]], "stack_key", ())),
     )
+
+
+def frame_stacks(instances: Sequence[Dataset]) -> list[list[int]]:
+    """Indices of ``instances`` grouped by stack (echo, time point, image type of multi-frame images), first stack first.
+
+    Classic single-frame headers form one stack: their mixed acquisitions are
+    refused by :func:`load_series` when two differ at one position. Frames of
+    multi-frame images carry their stack in :attr:`FrameHeader.stack_key`
+    (the non-spatial dimension indices, or temporal position, echo time and
+    frame type); the stack with the smallest key is the one read, as dcm2niix
+    writes the first echo and the first time point first. Keys that never put
+    two frames at one position (e.g. a private dimension numbering slices) do
+    not split the series.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, ds in enumerate(instances):
+        groups.setdefault(tuple(getattr(ds, "stack_key", ())) if isinstance(ds, FrameHeader) else (), []).append(index)
+    if len(groups) > 1 and len(set(map(_position_key, instances))) == len(instances):
+        return [list(range(len(instances)))]  # keys that never share a position order slices, not stacks
+    return [groups[key] for key in sorted(groups, key=_sortable)]
+
+
+def _position_key(ds: Dataset) -> tuple[str, ...]:
+    """ImagePositionPatient rounded to 1 micrometre, as text (values may be damaged)."""
+    value = ds.get("ImagePositionPatient")
+    if isinstance(value, (MultiValue, list, tuple)):
+        return tuple(f"{float(v):.3f}" if isinstance(v, (int, float)) else str(v) for v in value)
+    return (str(value),)
+
+
+def _sortable(key: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:
+    return tuple((0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v)) for v in key)
 
 
 def load_series(
@@ -243,18 +292,34 @@ def load_series(
 
     data = np.empty(geometry.shape, dtype=np.float32)
     headers: list[Dataset] = []
+    files: dict[str, tuple[np.ndarray, list[Dataset]]] = {}
     for k, index in enumerate(geometry.order):
-        pixels, header = _read_slice(instances[index], label=label)
+        pixels, header = _read_image(instances[index], label=label, files=files)
         data[:, :, k] = pixels.T
         headers.append(header)
 
     warnings: list[str] = []
+    flags: list[tuple[str, str]] = []
+    short_label = series_label(series.number, series.description, "")
+    if geometry.stacks > 1:
+        warnings.append(
+            f"{short_label}: {geometry.stacks} stacks of frames at the same positions (echoes, time points or image "
+            f"types); the first (dimension key {list(geometry.stack_key)}, {len(geometry.order)} frames) is read"
+        )
+    if any(str(h.get("PhotometricInterpretation", "")) == "MONOCHROME1" for h in headers):
+        flags.append(
+            (
+                "monochrome1_inverted",
+                f"{short_label} is stored as MONOCHROME1 (low values bright); its pixels were inverted as viewers "
+                "display them",
+            )
+        )
     if geometry.duplicates:
         position = dict(zip(geometry.order, geometry.positions))
         differing = []
         for kept, extra in geometry.duplicates:
             kept_pixels = data[:, :, geometry.order.index(kept)]
-            extra_pixels, _ = _read_slice(instances[extra], label=label)
+            extra_pixels, _ = _read_image(instances[extra], label=label, files=files)
             if not np.array_equal(kept_pixels, extra_pixels.T):
                 differing.append((kept, extra))
         if differing:
@@ -266,14 +331,14 @@ def load_series(
                 "the series mixes acquisitions (echoes or repeats), choose another series"
             )
         message = (
-            f"{series_label(series.number, series.description, '')}: dropped {len(geometry.duplicates)} duplicate "
+            f"{short_label}: dropped {len(geometry.duplicates)} duplicate "
             "slice(s) with identical pixels at the same position"
         )
         warnings.append(message)
 
     info = _volume_info(first, series=series, geometry=geometry, duplicates_dropped=len(geometry.duplicates))
     volume = Volume(array=data, affine=geometry.affine, info=info)
-    return LoadedSeries(volume=volume, headers=tuple(headers), warnings=tuple(warnings))
+    return LoadedSeries(volume=volume, headers=tuple(headers), warnings=tuple(warnings), flags=tuple(flags))
 
 
 def check_memory(series: SeriesIndex, *, config: Mapping[str, Any] | None = None) -> None:
@@ -291,12 +356,33 @@ def check_memory(series: SeriesIndex, *, config: Mapping[str, Any] | None = None
 
 
 def decode_pixels(ds: Dataset, *, label: str) -> np.ndarray:
-    """The 2D stored pixel values of one full dataset (compressed or not), as float32 after rescale.
+    """The 2D pixel values of one full single-frame dataset (compressed or not), as float32 after rescale.
+
+    MONOCHROME1 pixels are inverted (:func:`decode_frames`).
 
     Raises:
         MissingCodecError: the transfer syntax needs a decoder that is not installed.
         InputError: missing, short or undecodable pixel data, non-grayscale
             images, multi-frame images or an invalid rescale.
+    """
+    frames = _whole_number(ds, "NumberOfFrames", default=1, label=label) or 1
+    if frames != 1:
+        raise InputError(
+            f"{label}: {_name(ds)} holds {frames} frames; give the series folder so that its frames are read "
+            "as slices"
+        )
+    return rescale(decode_frames(ds, label=label)[0], ds, label=label)
+
+
+def decode_frames(ds: Dataset, *, label: str) -> np.ndarray:
+    """The stored pixel values of every frame of one full dataset, ``(frames, rows, columns)`` float32.
+
+    MONOCHROME1 values are inverted within the stored range (``2**BitsStored - 1 - v``,
+    ``-1 - v`` when signed), so that bright means high signal as in MONOCHROME2.
+
+    Raises:
+        MissingCodecError: the transfer syntax needs a decoder that is not installed.
+        InputError: missing, short or undecodable pixel data or non-grayscale images.
     """
     name = _name(ds)
     if "PixelData" not in ds:
@@ -308,20 +394,21 @@ def decode_pixels(ds: Dataset, *, label: str) -> np.ndarray:
             f"{label}: {name} is not a grayscale image (SamplesPerPixel {samples}, "
             f"PhotometricInterpretation '{photometric}'); MR analysis needs MONOCHROME images"
         )
-    frames = _whole_number(ds, "NumberOfFrames", default=1, label=label) or 1
-    if frames != 1:
-        raise InputError(f"{label}: {name} holds {frames} frames; only single-frame MR images are supported")
+    frames = max(_whole_number(ds, "NumberOfFrames", default=1, label=label) or 1, 1)
     syntax = _transfer_syntax(ds)
     rows, columns = _matrix(ds, label=label)
     if not syntax.is_transfer_syntax or syntax.is_compressed:
         _require_decoder(syntax, label=label)
     else:
         bytes_per_pixel = -(-(_whole_number(ds, "BitsAllocated", default=16, label=label) or 16) // 8)
-        expected = rows * columns * bytes_per_pixel
+        expected = rows * columns * bytes_per_pixel * frames
         if len(ds.PixelData) < expected:
+            size = f"Rows x Columns x frames = {rows} x {columns} x {frames}" if frames > 1 else (
+                f"Rows x Columns = {rows} x {columns}"
+            )
             raise InputError(
-                f"{label}: {name} has {len(ds.PixelData)} bytes of pixel data, fewer than Rows x Columns = "
-                f"{rows} x {columns} x {bytes_per_pixel} bytes = {expected}; the file is truncated, re-export it"
+                f"{label}: {name} has {len(ds.PixelData)} bytes of pixel data, fewer than {size} x {bytes_per_pixel} "
+                f"bytes = {expected}; the file is truncated, re-export it"
             )
     try:
         stored = ds.pixel_array
@@ -339,18 +426,34 @@ def decode_pixels(ds: Dataset, *, label: str) -> np.ndarray:
             f"{label}: cannot decode the '{syntax.name}' pixel data of {name}: {type(exc).__name__}: "
             f"{' '.join(str(exc).split())}; the file is corrupt, re-export it"
         ) from None
-    if stored.shape != (rows, columns):
+    expected_shape = (frames, rows, columns) if frames > 1 else (rows, columns)
+    if stored.shape != expected_shape:
         raise InputError(
-            f"{label}: {name} decodes to an array of shape {stored.shape}, not Rows x Columns ({rows}, {columns})"
+            f"{label}: {name} decodes to an array of shape {stored.shape}, not {'frames x ' if frames > 1 else ''}"
+            f"Rows x Columns {expected_shape}"
         )
+    pixels = stored.reshape(frames, rows, columns).astype(np.float32)
+    if photometric == "MONOCHROME1":
+        bits = _whole_number(ds, "BitsStored", default=16, label=label) or 16
+        signed = (_whole_number(ds, "PixelRepresentation", default=0, label=label) or 0) == 1
+        pixels = np.float32(-1.0 if signed else float(2**bits - 1)) - pixels
+    return pixels
+
+
+def rescale(pixels: np.ndarray, ds: Dataset, *, label: str) -> np.ndarray:
+    """``pixels`` after the RescaleSlope/RescaleIntercept of ``ds`` (a classic or frame header).
+
+    Raises:
+        InputError: a zero or non-finite slope or a non-finite intercept.
+    """
     slope = _optional_number(ds, "RescaleSlope", default=1.0)
     intercept = _optional_number(ds, "RescaleIntercept", default=0.0)
     if not np.isfinite(slope) or slope == 0 or not np.isfinite(intercept):
         raise InputError(
-            f"{label}: {name} has RescaleSlope {slope} / RescaleIntercept {intercept}; "
+            f"{label}: {_name(ds)} has RescaleSlope {slope} / RescaleIntercept {intercept}; "
             "the slope must be a non-zero number and the intercept finite"
         )
-    pixels = stored.astype(np.float32)
+    pixels = pixels.astype(np.float32, copy=True)
     if slope != 1.0:
         pixels *= np.float32(slope)
     if intercept != 0.0:
@@ -373,16 +476,46 @@ def _transfer_syntax(ds: Dataset) -> UID:
     return UID(str(meta.TransferSyntaxUID))
 
 
-def _read_slice(header: Dataset, *, label: str) -> tuple[np.ndarray, Dataset]:
-    """Pixels (rows, columns) and the full header without pixel data of one instance."""
+def _read_image(
+    header: Dataset, *, label: str, files: dict[str, tuple[np.ndarray, list[Dataset]]]
+) -> tuple[np.ndarray, Dataset]:
+    """Pixels (rows, columns) after rescale and the header of one instance or frame.
+
+    A classic file gives its full header without pixel data; a frame gives its
+    :class:`~modic.io.dicom_scan.FrameHeader` built from the full header. A multi-frame file is decoded
+    once per series and kept in ``files``.
+    """
+    number = frame_number(header)
+    if number is None:
+        ds = _read_file(header, label=label)
+        pixels = decode_pixels(ds, label=label)
+        del ds.PixelData
+        return pixels, ds
+    path = str(header.filename)
+    if path not in files:
+        ds = _read_file(header, label=label)
+        frames = decode_frames(ds, label=label)
+        del ds.PixelData
+        ds.filename = path
+        try:
+            files[path] = (frames, expand_frames(ds))
+        except Exception as exc:  # noqa: BLE001 - the file changed or is damaged since the scan
+            raise InputError(
+                f"{label}: cannot read the frame functional groups of '{path}': {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}; re-export the series"
+            ) from None
+    frames, full_headers = files[path]
+    if number > len(frames) or number > len(full_headers):
+        raise InputError(f"{label}: {_name(header)} does not exist: '{path}' holds {len(frames)} frame(s)")
+    return rescale(frames[number - 1], header, label=label), full_headers[number - 1]
+
+
+def _read_file(header: Dataset, *, label: str) -> Dataset:
     path = Path(str(header.filename))
     try:
-        ds = pydicom.dcmread(path, force=True)
+        return pydicom.dcmread(path, force=True)
     except Exception as exc:  # noqa: BLE001 - the file changed or is corrupt since the scan
         raise InputError(f"{label}: cannot read '{path}': {type(exc).__name__}: {' '.join(str(exc).split())}") from None
-    pixels = decode_pixels(ds, label=label)
-    del ds.PixelData
-    return pixels, ds
 
 
 def _require_decoder(syntax: UID, *, label: str) -> None:
@@ -504,7 +637,9 @@ def _optional_number(ds: Dataset, keyword: str, *, default: float | None) -> Any
 
 def _name(ds: Dataset) -> str:
     filename = getattr(ds, "filename", None)
-    return f"'{filename}'" if filename else f"instance {ds.get('SOPInstanceUID', '?')}"
+    shown = f"'{filename}'" if filename else f"instance {ds.get('SOPInstanceUID', '?')}"
+    number = frame_number(ds)
+    return f"frame {number} of {shown}" if number is not None else shown
 
 
 def _fmt(values: Sequence[float]) -> str:
@@ -516,7 +651,10 @@ __all__ = [
     "LoadedSeries",
     "SeriesGeometry",
     "check_memory",
+    "decode_frames",
     "decode_pixels",
+    "frame_stacks",
     "load_series",
+    "rescale",
     "series_geometry",
 ]

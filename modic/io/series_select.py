@@ -22,6 +22,9 @@ Decision log: a list of dicts, each with ``event``, ``level`` (``info`` or
   ``how`` (``automatic``/``user``), ``other_candidates``.
 * ``missing``: ``role`` without a usable series (level warning).
 * ``frame_of_reference``: T1 and T2 in different frames (level warning).
+* ``exam``: candidates of another exam under the same StudyInstanceUID (another
+  FrameOfReferenceUID or acquisition date than the chosen series) that were
+  not combined with it (level warning, ``flag`` ``exam_mixed``, ``series_uids``).
 
 :func:`modic.io.study.load_study` adds ``scan`` (files seen, skipped files by
 kind), ``load`` (duplicate slices dropped), ``resample`` (``identity``,
@@ -45,7 +48,7 @@ from pydicom.uid import UID
 from modic.config import load_shipped
 from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.dicom_scan import SeriesIndex, StudyIndex, header_int
-from modic.io.dicom_volume import io_config, series_geometry
+from modic.io.dicom_volume import frame_stacks, io_config, series_geometry
 
 log = logging.getLogger("modic.io.series_select")
 
@@ -55,7 +58,11 @@ BASE_WEIGHTINGS = ("T1", "T2", "PD")
 
 @dataclass(frozen=True)
 class SeriesClassification:
-    """What modic thinks a series is, from its headers only."""
+    """What modic thinks a series is, from its headers only.
+
+    ``acquisition_date`` (YYYYMMDD, '' when unknown) only tells exams apart
+    (:func:`other_exam`); like other identifiers it is not in :meth:`to_dict`.
+    """
 
     series_uid: str
     number: int | None
@@ -82,6 +89,7 @@ class SeriesClassification:
     covers_midline: bool | None
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    acquisition_date: str = ""
 
     @property
     def usable(self) -> bool:
@@ -157,7 +165,8 @@ def classify_series(
     """Plane, weighting and problems of one series, from its headers."""
     cfg = selection_config(config)
     io_cfg = io_config(io_settings)
-    first = series.first
+    stack = [series.instances[i] for i in frame_stacks(series.instances)[0]]
+    first = stack[0]
     description = series.description
     text = description.lower()
     patterns = cfg["description_patterns"]
@@ -197,15 +206,12 @@ def classify_series(
     if sop_class in cfg["unsupported_sop_classes"]:
         problems.append(f"unsupported SOP class: {cfg['unsupported_sop_classes'][sop_class]}")
     elif sop_class not in cfg["image_sop_classes"] and sop_class not in cfg["secondary_capture_sop_classes"]:
-        problems.append(f"SOP class '{UID(sop_class).name or sop_class}' is not a single-frame MR image")
+        problems.append(f"SOP class '{UID(sop_class).name or sop_class}' is not an MR image")
     if series.corrupt_files:
         example = series.corrupt_files[0]
         problems.append(
             f"{len(series.corrupt_files)} corrupt file(s) in the series (e.g. '{example.path}': {example.reason})"
         )
-    frames = max(header_int(ds, "NumberOfFrames") or 1 for ds in series.instances)
-    if frames > 1:
-        problems.append(f"multi-frame images ({frames} frames per file) are not supported")
 
     plane, angle = ("unknown", None)
     if planes:
@@ -239,6 +245,11 @@ def classify_series(
         else:
             slice_spacing = geometry.slice_spacing
             covers_midline = _covers_midline(geometry.affine, geometry.shape)
+            if geometry.stacks > 1:
+                notes.append(
+                    f"{geometry.stacks} stacks of frames at the same positions (echoes, time points or image types); "
+                    "the first is read"
+                )
             if geometry.duplicates:
                 notes.append(
                     f"{len(geometry.duplicates)} file(s) share a slice position with another "
@@ -251,7 +262,7 @@ def classify_series(
         modality=modality,
         sop_class=sop_class,
         image_type=image_type,
-        slices=len(series.instances),
+        slices=len(stack),
         matrix=matrix,
         pixel_spacing=spacing,
         slice_spacing=slice_spacing,
@@ -270,7 +281,32 @@ def classify_series(
         covers_midline=covers_midline,
         problems=tuple(problems),
         notes=tuple(notes),
+        acquisition_date=acquisition_date(first),
     )
+
+
+def acquisition_date(ds: Any) -> str:
+    """The date a series was acquired (AcquisitionDate, AcquisitionDateTime, else SeriesDate), '' when unknown."""
+    for keyword in ("AcquisitionDate", "AcquisitionDateTime", "SeriesDate"):
+        text = "".join(ch for ch in str(ds.get(keyword, "") or "") if ch.isdigit())
+        if len(text) >= 8:
+            return text[:8]
+    return ""
+
+
+def other_exam(a: SeriesClassification, b: SeriesClassification) -> str:
+    """Why ``a`` and ``b`` come from different exams ('' when they may come from one).
+
+    Series of one exam share a FrameOfReferenceUID and an acquisition date; re-used
+    StudyInstanceUIDs and merged archives put several exams under one study.
+    Unknown values (empty) never separate two series.
+    """
+    reasons = []
+    if a.frame_of_reference_uid and b.frame_of_reference_uid and a.frame_of_reference_uid != b.frame_of_reference_uid:
+        reasons.append("another frame of reference (FrameOfReferenceUID)")
+    if a.acquisition_date and b.acquisition_date and a.acquisition_date != b.acquisition_date:
+        reasons.append("another acquisition date")  # dates identify patients: never in outputs
+    return " and ".join(reasons)
 
 
 def plane_of(normal: ArrayLike, *, tolerance_deg: float) -> tuple[str, float]:
@@ -423,12 +459,16 @@ def select_series(
     Automatic choice among clean candidates (right plane and weighting, no
     problems) prefers, in order: pre-contrast, covering the midline, more
     slices, finer pixel spacing, later series number (repeats), and the same
-    FrameOfReferenceUID as the other chosen series.
+    FrameOfReferenceUID as the other chosen series. T1 and T2 always come
+    from one exam (:func:`other_exam`): a T1 with a T2 of its own exam is
+    preferred, and candidates of another exam are set aside (decision
+    ``exam``).
 
     Raises:
         SeriesSelectionError: ``t1_uid``/``t2_uid`` is not a series of the study.
         UsageError: the same UID is given for T1 and T2.
-        InputError: the study's images belong to more than one patient (PatientID).
+        InputError: the study's images belong to more than one patient (PatientID), or
+            the T1 and T2 given by UID come from different exams.
     """
     cfg = selection_config(config)
     io_cfg = io_config(io_settings)
@@ -463,20 +503,43 @@ def select_series(
         uid = overrides[role]
         return classes[uid] if uid else (ranked[0] if ranked else None)
 
+    if t1_uid and t2_uid and (reason := other_exam(classes[t2_uid], classes[t1_uid])):
+        raise InputError(
+            f"the chosen T1 {study.get(t1_uid).label} and T2 {study.get(t2_uid).label} "  # type: ignore[union-attr]
+            f"come from different exams under one StudyInstanceUID (the T2 has {reason}); choose a T1 and a T2 of "
+            "one exam"
+        )
     provisional_t2 = pick("t2", rank("t2", None))
     ranks = {"t1": rank("t1", provisional_t2)}
+    if not overrides["t1"] and not overrides["t2"]:
+        # Prefer a T1 that has a T2 of its own exam (a repeat from another exam would leave it alone).
+        paired = [c for c in ranks["t1"] if any(not other_exam(t2, c) for t2 in candidates["t2"])]
+        ranks["t1"] = paired + [c for c in ranks["t1"] if c not in paired]
     chosen: dict[str, SeriesClassification | None] = {"t1": pick("t1", ranks["t1"])}
     ranks["t2"] = rank("t2", chosen["t1"])
+    separated: list[tuple[SeriesClassification, str]] = []
+    t1_pick = chosen["t1"]
+    if t1_pick is not None and not overrides["t2"]:
+        separated = [(c, reason) for c in ranks["t2"] if (reason := other_exam(c, t1_pick))]
+        ranks["t2"] = [c for c in ranks["t2"] if c not in {s for s, _ in separated}]
+    elif overrides["t2"] and not overrides["t1"]:
+        t2_pick = classes[overrides["t2"]]  # type: ignore[index]
+        separated = [(c, reason) for c in ranks["t1"] if (reason := other_exam(c, t2_pick))]
+        ranks["t1"] = [c for c in ranks["t1"] if c not in {s for s, _ in separated}]
+        chosen["t1"] = pick("t1", ranks["t1"])
     chosen["t2"] = pick("t2", ranks["t2"])
 
     decisions: list[dict[str, Any]] = []
+    exam_reasons = {c.series_uid: reason for c, reason in separated}
     for series in study.series:
         c = classes[series.series_uid]
-        decisions.append(
-            _series_decision(
-                c, study=study, chosen=chosen, ranks=ranks, overrides=overrides, plane=plane, wanted=wanted
-            )
+        entry = _series_decision(
+            c, study=study, chosen=chosen, ranks=ranks, overrides=overrides, plane=plane, wanted=wanted
         )
+        if c.series_uid in exam_reasons:
+            entry["reasons"] = [f"another exam than the chosen series: {exam_reasons[c.series_uid]}"]
+            entry["message"] = f"series {c.number} '{c.description}': rejected ({entry['reasons'][0]})"
+        decisions.append(entry)
     for role in ROLES:
         picked = chosen[role]
         if picked is None:
@@ -498,6 +561,23 @@ def select_series(
                 "description": picked.description,
                 "how": how,
                 "other_candidates": others,
+                "message": message,
+            }
+        )
+    if separated:
+        c, reason = separated[0]
+        kept = chosen["t1"] if chosen["t1"] is not None and c.series_uid != chosen["t1"].series_uid else chosen["t2"]
+        kept_text = f"series {kept.number} '{kept.description}'" if kept is not None else "the chosen series"
+        message = (
+            f"{len(separated)} candidate series belong to another exam under the same StudyInstanceUID (e.g. series "
+            f"{c.number} '{c.description}': {reason}); they are not combined with {kept_text}"
+        )
+        decisions.append(
+            {
+                "event": "exam",
+                "level": "warning",
+                "flag": "exam_mixed",
+                "series_uids": [item.series_uid for item, _ in separated],
                 "message": message,
             }
         )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from modic.config import load_shipped
 from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.dicom_scan import FolderScan, SkippedFile, StudyIndex, scan_folder
 from modic.io.dicom_volume import check_memory, io_config, load_series
@@ -241,6 +242,8 @@ def _load_indexed(
         loaded = load_series(series, config=io_cfg)
         for warning in loaded.warnings:
             decisions.append({"event": "load", "level": "warning", "role": role, "message": warning})
+        for code, message in loaded.flags:
+            decisions.append({"event": "load", "level": "warning", "role": role, "flag": code, "message": message})
         c = chosen.classifications[series.series_uid]
         volume = loaded.volume
         volumes[role] = Volume(
@@ -325,19 +328,51 @@ def _assemble(
     io_cfg: Mapping[str, Any],
     **provenance: Any,
 ) -> StudyImages:
-    """The study's images with the T2 brought onto the T1 grid; warnings among ``decisions`` are logged."""
+    """The study's images with the T2 brought onto the T1 grid; warnings among ``decisions`` are logged.
+
+    Raises:
+        InputError: the T1 and the T2 hold the same pixel data (one image given as both).
+    """
+    _refuse_identical(volumes, series)
     t2_native = volumes.get("t2")
     t2 = _align(t2_native, volumes.get("t1"), decisions, io_cfg=io_cfg)
+    if t2 is None and t2_native is not None:
+        series = {role: info for role, info in series.items() if role != "t2"}
+        t2_native = None
+        provenance = {**provenance, "t2_source_headers": ()}
     _log_warnings(decisions)
     return StudyImages(
         t1=volumes.get("t1"), t2=t2, t2_native=t2_native, decisions=decisions, series=series, **provenance
     )
 
 
+def _refuse_identical(volumes: Mapping[str, Volume], series: Mapping[str, SeriesInfo]) -> None:
+    """One image given as both T1 and T2 (same pixels) cannot show Modic types: refuse it."""
+    t1, t2 = volumes.get("t1"), volumes.get("t2")
+    if t1 is None or t2 is None or t1.shape != t2.shape or not np.array_equal(t1.array, t2.array):
+        return
+    raise InputError(
+        f"the T1 ({_shown(series['t1'])}) and the T2 ({_shown(series['t2'])}) hold identical pixel data: the same "
+        "images were given as both; give the sagittal T1 and the sagittal T2 of the study"
+    )
+
+
+def _shown(info: SeriesInfo) -> str:
+    if info.series_number is not None:
+        return f"series {info.series_number} '{info.description}'"
+    return f"'{info.description}'"
+
+
 def _align(
     t2: Volume | None, t1: Volume | None, decisions: list[dict[str, Any]], *, io_cfg: Mapping[str, Any]
 ) -> Volume | None:
-    """The T2 on the T1 grid (unchanged when the grids already match), with the decision logged."""
+    """The T2 on the T1 grid (unchanged when the grids already match), with the decision logged.
+
+    None when the T2 covers less than ``overlap.min_t2_coverage`` of the T1's
+    field of view (``configs/input_checks.yaml``): an image that does not
+    overlap the T1 is never fused with it; the study goes on as T1-only, with
+    the warning ``t2_outside_t1``.
+    """
     if t2 is None or t1 is None:
         return t2
     aligned = resample_to(t2, t1, interpolation="linear", config=io_cfg)
@@ -361,9 +396,21 @@ def _align(
             "message": f"T2 resampled from {t2.shape} onto the T1 grid {t1.shape} (linear, physical space)",
         }
     )
-    if t2.array.any() and not aligned.array.any():
-        message = "the T2 does not overlap the T1 field of view; the resampled T2 is empty"
-        decisions.append({"event": "resample", "level": "warning", "message": message})
+    coverage = resample_to(t2.with_array(np.ones(t2.shape, dtype=np.float32)), t1, interpolation="nearest",
+                           config=io_cfg).array
+    covered = float(np.count_nonzero(coverage > 0.5)) / max(coverage.size, 1)
+    minimum = float(load_shipped("input_checks.yaml")["overlap"]["min_t2_coverage"])
+    if covered < minimum:
+        message = (
+            f"the T2 covers {100 * covered:.1f}% of the T1 field of view (at least {100 * minimum:g}% needed, "
+            "overlap.min_t2_coverage in configs/input_checks.yaml): it does not show the same anatomy, so it is "
+            "not used and the study is analysed as T1-only"
+        )
+        decisions.append(
+            {"event": "resample", "level": "warning", "flag": "t2_outside_t1", "coverage": round(covered, 4),
+             "message": message}
+        )
+        return None
     return aligned
 
 

@@ -10,8 +10,10 @@ the SR (:mod:`modic.report.dicom_sr`) references single endplate bands.
 
 The label maps live on the T1 grid (axes i = column, j = row, k = slice in
 source slice order), so frame ``k`` of segment ``s`` is ``map[:, :, k].T == value``
-and corresponds to ``t1_source_headers[k]``. Empty frames are omitted; a
-structure without any voxel gets no segment.
+and corresponds to ``t1_source_headers[k]``. When the T1 is the frames of a
+multi-frame image (Enhanced MR), the SEG references that image, frame by
+frame (ReferencedFrameNumber in its derivation image references). Empty
+frames are omitted; a structure without any voxel gets no segment.
 
 The codes are listed in ``docs/report.md`` (SEG segments). The object copies
 the patient and study modules of the source series: that is how DICOM attaches
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
@@ -33,10 +36,11 @@ from scipy import ndimage
 
 from modic import __version__, atomic
 from modic.errors import AnalysisError
+from modic.io.dicom_scan import frame_number
 from modic.levels import SpineAnatomy
 from modic.levels.names import endplate_parts
 from modic.pipeline import StudyAnalysis
-from modic.report.figures import DISC_COLOUR, MODIC_COLOURS, VERTEBRA_COLOUR
+from modic.report.figures import DISC_COLOUR, MODIC_COLOURS, UNDETERMINED_COLOUR, VERTEBRA_COLOUR
 
 SERIES_NUMBER = 9101
 SERIES_DESCRIPTION = "modic segmentation (research use only)"
@@ -142,15 +146,15 @@ def write_seg(analysis: StudyAnalysis, path: str | Path) -> Dataset:
     import highdicom as hd
 
     path = Path(path)
-    sources = _source_headers(analysis)
     anatomy = analysis.anatomy
     specs = segment_specs(anatomy)
+    sources, pixel_array = source_frames(_source_headers(analysis), segment_frames(anatomy, specs))
     grades = {grade.endplate: grade.modic_type for level in analysis.levels for grade in level.endplates}
     algorithm = algorithm_identification(analysis)
     descriptions = [_description(spec, algorithm, grades) for spec in specs]
     seg = hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=segment_frames(anatomy, specs),
+        pixel_array=pixel_array,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
@@ -168,6 +172,61 @@ def write_seg(analysis: StudyAnalysis, path: str | Path) -> Dataset:
     with atomic.temporary_path(path) as temporary:
         seg.save_as(temporary, enforce_file_format=True)
     return seg
+
+
+def source_images(headers: Sequence[Dataset]) -> list[Dataset]:
+    """The source images of ``headers`` (slice order) as DICOM objects to reference, each once.
+
+    Classic headers are the images themselves. Frames of a multi-frame image
+    (:class:`~modic.io.dicom_scan.FrameHeader`) reference their file's image,
+    whose header (without pixel data) is read again: SEG and SR reference the
+    multi-frame object with its frame numbers.
+    """
+    if frame_number(headers[0]) is None:
+        return list(headers)
+    files = dict.fromkeys(str(header.filename) for header in headers)
+    return [pydicom.dcmread(file, stop_before_pixels=True) for file in files]
+
+
+def unreferenceable(headers: Sequence[Dataset]) -> str:
+    """Why a SEG cannot take ``headers`` as its source ('' when it can).
+
+    highdicom's Segmentation (like the SEG IOD's frame references) takes the
+    frames of one multi-frame source image; slices that are frames of several
+    multi-frame files (frames of one stack split over files) cannot be referenced.
+    """
+    files = {str(header.filename) for header in headers if frame_number(header) is not None}
+    if len(files) > 1:
+        return (
+            f"the T1 slices are frames of {len(files)} multi-frame files and a DICOM SEG references the frames of "
+            "one multi-frame source image"
+        )
+    return ""
+
+
+def source_frames(headers: Sequence[Dataset], pixels: np.ndarray) -> tuple[list[Dataset], np.ndarray]:
+    """The source images of the SEG and its ``(frames, rows, columns, segments)`` array on their frames.
+
+    For a classic series the frames are the slices. For frames of one
+    multi-frame image the array gets one frame per source frame (slice ``k``
+    at frame ``frame_number - 1``, the others empty, so highdicom omits them),
+    and highdicom references each with its ReferencedFrameNumber.
+
+    Raises:
+        AnalysisError: the slices are frames of several multi-frame files,
+            which one Segmentation instance cannot reference as its source.
+    """
+    problem = unreferenceable(headers)
+    if problem:
+        raise AnalysisError(f"{problem} (use --no-dicom)")
+    images = source_images(headers)
+    if frame_number(headers[0]) is None:
+        return images, pixels
+    frames = int(images[0].get("NumberOfFrames", 1) or 1)
+    full = np.zeros((frames, *pixels.shape[1:]), dtype=pixels.dtype)
+    for k, header in enumerate(headers):
+        full[int(header.frame_number) - 1] = pixels[k]
+    return images, full
 
 
 def segment_frames(anatomy: SpineAnatomy, specs: Sequence[SegmentSpec]) -> np.ndarray:
@@ -233,7 +292,7 @@ def _source_headers(analysis: StudyAnalysis) -> Sequence[Dataset]:
     return headers
 
 
-def _description(spec: SegmentSpec, algorithm: object, grades: dict[str, int]) -> object:
+def _description(spec: SegmentSpec, algorithm: object, grades: dict[str, int | None]) -> object:
     import highdicom as hd
 
     if spec.kind == "vertebra":
@@ -244,7 +303,8 @@ def _description(spec: SegmentSpec, algorithm: object, grades: dict[str, int]) -
         colour = STRUCTURE_COLOURS["disc"]
     elif spec.kind == "endplate":
         category, kind, region = codes.SCT.Tissue, codes.SCT.BoneMarrow, vertebra_code(endplate_parts(spec.name)[0])
-        colour = MODIC_COLOURS.get(grades.get(spec.name, 0), MODIC_COLOURS[0])
+        grade = grades.get(spec.name)
+        colour = MODIC_COLOURS[grade] if grade is not None else UNDETERMINED_COLOUR
     else:
         category, kind, region = codes.SCT.Tissue, codes.SCT.BoneMarrow, vertebra_code(spec.name)
         colour = STRUCTURE_COLOURS["reference"]

@@ -12,7 +12,9 @@ for Modic types or these measurements, so they use the private coding scheme
 
 An endplate whose band has no voxel (so no segment) gets a TID 1501 group
 with the same content but no segment reference. The observer is the device
-(modic); the Image Library lists the T1 source images.
+(modic); the Image Library lists the T1 source images, a multi-frame image
+once, described by its first frame used (its frame header carries the plane
+position, orientation and pixel spacing that the library entry needs).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from modic import __version__, atomic
+from modic.classification.grading import UNDETERMINED
 from modic.errors import AnalysisError
 from modic.levels.names import endplate_parts
 from modic.pipeline import StudyAnalysis
@@ -46,8 +49,11 @@ UNITLESS = codes.UCUM.NoUnits
 SIDES = {"superior": codes.SCT.Superior, "inferior": codes.SCT.Inferior}
 
 
-def modic_type_code(modic_type: int, mixed: str | None) -> Code:
-    """``99MODIC`` code of a reading: ``MT0`` none, ``MT1``..``MT3``, mixed ``MT1-2`` (types joined by '-')."""
+def modic_type_code(modic_type: int | str, mixed: str | None) -> Code:
+    """``99MODIC`` code of a reading: ``MT0`` none, ``MT1``..``MT3``, mixed ``MT1-2`` (types joined by '-'),
+    ``MTU`` undetermined (the images cannot decide the type)."""
+    if modic_type == UNDETERMINED:
+        return Code("MTU", PRIVATE_SCHEME, "Modic type undetermined")
     if mixed:
         return Code(f"MT{mixed.replace('/', '-')}", PRIVATE_SCHEME, f"Modic type {mixed} (mixed)")
     if modic_type == 0:
@@ -66,9 +72,9 @@ def write_sr(
     import highdicom as hd
 
     path = Path(path)
-    sources = list(analysis.images.t1_source_headers)
-    if not sources:
+    if not analysis.images.t1_source_headers:
         raise AnalysisError("a DICOM SR needs DICOM T1 input; this study has no T1 source headers (use --no-dicom)")
+    sources = list({str(h.SOPInstanceUID): h for h in reversed(analysis.images.t1_source_headers)}.values())[::-1]
     segments = {item.TrackingID: item for item in segmentation.SegmentSequence}
     algorithm = hd.sr.AlgorithmIdentification(name="modic", version=__version__)
     groups = [

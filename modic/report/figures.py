@@ -42,6 +42,8 @@ MODIC_COLOURS: dict[int, tuple[int, int, int]] = {
 }
 """RGB colour of each Modic type (0: no change); the HTML report and the SEG use the same colours."""
 MODIC_NAMES = {0: "no change", 1: "type 1", 2: "type 2", 3: "type 3"}
+UNDETERMINED_COLOUR = (150, 150, 150)
+"""Grey of an endplate whose type the images cannot decide (never the green of "no change")."""
 VERTEBRA_COLOUR = (255, 235, 190)
 DISC_COLOUR = (120, 200, 255)
 
@@ -126,7 +128,7 @@ def write_figures(analysis: StudyAnalysis, report: Mapping[str, Any], folder: st
     plane = Plane.of(anatomy.geometry, anatomy.slice_axis)
     index = mid_slice(anatomy)
     types = _endplate_types(report)
-    level_types = {level["level"]: level["mixed"] or str(level["modic_type"]) for level in report["levels"]}
+    level_types = {level["level"]: str(level["mixed"] or level["modic_type"]) for level in report["levels"]}
     pictures: dict[str, Path] = {}
     for role, volume in (("t1", analysis.images.t1), ("t2", analysis.images.t2)):
         if volume is None:
@@ -167,15 +169,16 @@ def montage_slices(anatomy: SpineAnatomy) -> list[int]:
     return present[np.unique(chosen)].tolist()
 
 
-def _endplate_types(report: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Types to paint per endplate name: one type, or the types of a mixed band."""
-    types: dict[str, tuple[int, ...]] = {}
+def _endplate_types(report: Mapping[str, Any]) -> dict[str, tuple[int | None, ...]]:
+    """Types to paint per endplate name: one type, the types of a mixed band, or None when undetermined."""
+    types: dict[str, tuple[int | None, ...]] = {}
     for level in report["levels"]:
         for endplate in level["endplates"]:
-            mixed = endplate["mixed"]
-            types[endplate["endplate"]] = (
-                tuple(int(t) for t in mixed.split("/")) if mixed else (int(endplate["modic_type"]),)
-            )
+            mixed, modic_type = endplate["mixed"], endplate["modic_type"]
+            if mixed:
+                types[endplate["endplate"]] = tuple(int(t) for t in mixed.split("/"))
+            else:
+                types[endplate["endplate"]] = (modic_type if isinstance(modic_type, int) else None,)
     return types
 
 
@@ -211,7 +214,7 @@ def _draw_slice(
     plane: Plane,
     index: int,
     *,
-    types: Mapping[str, tuple[int, ...]],
+    types: Mapping[str, tuple[int | None, ...]],
     level_types: Mapping[str, str] | None,
     crop: tuple[slice, slice] | None = None,
     at_mm: tuple[float, float] = (0.0, 0.0),
@@ -239,8 +242,13 @@ def _draw_slice(
         _names(axes, anatomy, plane, index, level_types)
 
 
-def _band_overlay(anatomy: SpineAnatomy, plane: Plane, index: int, types: Mapping[str, tuple[int, ...]]) -> np.ndarray:
-    """RGBA image of the endplate bands of one slice, a mixed band striped in the colours of its types."""
+def _band_overlay(
+    anatomy: SpineAnatomy, plane: Plane, index: int, types: Mapping[str, tuple[int | None, ...]]
+) -> np.ndarray:
+    """RGBA image of the endplate bands of one slice, a mixed band striped in the colours of its types.
+
+    An undetermined band (type None) is grey.
+    """
     labels = plane.take(anatomy.endplate_map, index)
     overlay = np.zeros((*labels.shape, 4), dtype=np.float32)
     rows, cols = np.nonzero(labels)
@@ -248,10 +256,11 @@ def _band_overlay(anatomy: SpineAnatomy, plane: Plane, index: int, types: Mappin
     stripe = np.floor((rows * plane.row_mm + cols * plane.col_mm) / STRIPE_MM).astype(int)
     for region in anatomy.endplates:
         inside = values == region.label
-        band_types = types.get(region.name, (0,))
+        band_types = types.get(region.name, (None,))
         for n, modic_type in enumerate(band_types):
             painted = inside & (stripe % len(band_types) == n)
-            colour = np.asarray(MODIC_COLOURS.get(modic_type, MODIC_COLOURS[0])) / 255
+            colour = np.asarray(MODIC_COLOURS.get(modic_type, UNDETERMINED_COLOUR) if modic_type is not None
+                                else UNDETERMINED_COLOUR) / 255
             overlay[rows[painted], cols[painted], :3] = colour
         overlay[rows[inside], cols[inside], 3] = BAND_ALPHA
     return overlay
@@ -303,6 +312,8 @@ def _legend(figure: Any) -> None:
                for t in sorted(MODIC_COLOURS)]
     handles.append(Patch(facecolor=_rgb(MODIC_COLOURS[1]), edgecolor=_rgb(MODIC_COLOURS[2]), hatch="////",
                          label="mixed: stripes of its types"))
+    handles.append(Patch(facecolor=_rgb(UNDETERMINED_COLOUR), alpha=BAND_ALPHA,
+                         label="undetermined: not decidable from these images"))
     figure.legend(handles=handles, loc="upper right", ncol=1, fontsize=9, title="Modic type of endplate band",
                   title_fontsize=9, facecolor="black", edgecolor="gray", labelcolor="white", framealpha=0.8)
     figure.legends[-1].get_title().set_color("white")
@@ -319,7 +330,7 @@ def _sagittal_figure(
     plane: Plane,
     index: int,
     *,
-    types: Mapping[str, tuple[int, ...]],
+    types: Mapping[str, tuple[int | None, ...]],
     level_types: Mapping[str, str],
     title: str,
 ) -> Any:
@@ -345,7 +356,7 @@ def _montage_figure(
     plane: Plane,
     slices: Sequence[int],
     *,
-    types: Mapping[str, tuple[int, ...]],
+    types: Mapping[str, tuple[int | None, ...]],
     title: str,
 ) -> Any:
     """Panels of the spine in each of ``slices``, laid out on one axes (one axes per panel draws far slower)."""

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from modic import atomic
-from modic.report.figures import MODIC_COLOURS
+from modic.classification.grading import UNDETERMINED
+from modic.report.figures import MODIC_COLOURS, UNDETERMINED_COLOUR
 
 TEMPLATE_FOLDER = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"
@@ -68,7 +69,10 @@ def render_html(report: Mapping[str, Any], pictures: Mapping[str, Path]) -> str:
         study=study,
         identifiers=identifiers,
         pictures=images,
-        colours={str(t): "#{:02x}{:02x}{:02x}".format(*rgb) for t, rgb in MODIC_COLOURS.items()},
+        colours={
+            str(t): "#{:02x}{:02x}{:02x}".format(*rgb)
+            for t, rgb in (*MODIC_COLOURS.items(), (UNDETERMINED, UNDETERMINED_COLOUR))
+        },
         candidacy=report.get("candidacy"),
     )
 

@@ -106,10 +106,17 @@ def _identifiers(analysis: StudyAnalysis) -> dict[str, Any]:
     return data
 
 
+def _type(modic_type: int | None) -> int | str:
+    """A Modic type as reports write it: 0-3, or ``"undetermined"``."""
+    from modic.classification.grading import UNDETERMINED
+
+    return UNDETERMINED if modic_type is None else modic_type
+
+
 def _level(level: LevelGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
     return {
         "level": level.level,
-        "modic_type": level.modic_type,
+        "modic_type": _type(level.modic_type),
         "mixed": level.mixed,
         "confidence": level.confidence,
         "endplates": [_endplate(grade, anatomy) for grade in level.endplates],
@@ -131,7 +138,7 @@ def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
         }
     return {
         "endplate": grade.endplate,
-        "modic_type": grade.modic_type,
+        "modic_type": _type(grade.modic_type),
         "mixed": grade.mixed,
         "confidence": grade.confidence,
         "method": grade.method,

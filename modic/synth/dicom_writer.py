@@ -159,6 +159,90 @@ def write_series(
     return paths
 
 
+def write_enhanced_series(
+    sources: Sequence[str | Path],
+    folder: str | Path,
+    *,
+    enhanced_mr: bool = True,
+    files: int = 1,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+) -> list[Path]:
+    """Convert a classic MR series into multi-frame files, as current scanners export it.
+
+    highdicom's legacy converter (:class:`highdicom.legacy.LegacyConvertedEnhancedMRImage`)
+    builds the multi-frame object from the classic files. With ``enhanced_mr``
+    it is then stored as Enhanced MR Image Storage, whose echo and timing
+    parameters live in the MR Echo, MR Timing and Related Parameters and MR
+    Modifier functional groups and whose ScanningSequence becomes
+    EchoPulseSequence (as Siemens XA and Philips write them); otherwise it
+    stays a Legacy Converted Enhanced MR image. ``files`` > 1 splits the frames
+    over that many files of one series (a multi-file multi-frame series).
+
+    Returns:
+        The written files.
+    """
+    import pydicom
+    from highdicom.legacy import LegacyConvertedEnhancedMRImage
+
+    classic = [pydicom.dcmread(path) for path in sources]
+    first = classic[0]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = deterministic_uid(first.SeriesInstanceUID, "enhanced", enhanced_mr, files)
+    order = sorted(range(len(classic)), key=lambda i: int(classic[i].InstanceNumber))
+    parts = [order[i::files] for i in range(files)]
+    paths: list[Path] = []
+    for number, part in enumerate(parts, start=1):
+        image = LegacyConvertedEnhancedMRImage(
+            [classic[i] for i in part],
+            series_instance_uid=series_uid,
+            series_number=int(first.SeriesNumber),
+            sop_instance_uid=deterministic_uid(series_uid, "instance", number),
+            instance_number=number,
+            transfer_syntax_uid=ExplicitVRLittleEndian,
+        )
+        if enhanced_mr:
+            _as_enhanced_mr(image, first)
+        path = folder / f"MF{number:04d}.dcm"
+        if transfer_syntax != ExplicitVRLittleEndian:
+            image.compress(transfer_syntax, encoding_plugin=_encoder_for(transfer_syntax))
+        image.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _as_enhanced_mr(image: Dataset, classic: Dataset) -> None:
+    """Move the classic MR acquisition attributes of a legacy-converted image into Enhanced MR functional groups."""
+    from pydicom.uid import EnhancedMRImageStorage
+
+    image.SOPClassUID = EnhancedMRImageStorage
+    image.file_meta.MediaStorageSOPClassUID = EnhancedMRImageStorage
+    shared = image.SharedFunctionalGroupsSequence[0]
+    unassigned = shared.get("UnassignedSharedConvertedAttributesSequence")
+    if unassigned:
+        item = unassigned[0]
+        for keyword in ("ScanningSequence", "SequenceVariant", "ScanOptions", "RepetitionTime", "EchoTime",
+                        "InversionTime", "FlipAngle", "EchoTrainLength"):
+            if keyword in item:
+                delattr(item, keyword)
+    timing = Dataset()
+    timing.RepetitionTime = float(classic.RepetitionTime)
+    timing.FlipAngle = float(classic.get("FlipAngle", 90.0))
+    timing.EchoTrainLength = int(classic.get("EchoTrainLength", 1))
+    shared.MRTimingAndRelatedParametersSequence = [timing]
+    echo = Dataset()
+    echo.EffectiveEchoTime = float(classic.EchoTime)
+    shared.MREchoSequence = [echo]
+    modifier = Dataset()
+    inversion = classic.get("InversionTime")
+    modifier.InversionRecovery = "YES" if inversion is not None else "NO"
+    if inversion is not None:
+        modifier.InversionTimes = [float(inversion)]
+    shared.MRModifierSequence = [modifier]
+    sequence = {str(v).upper() for v in (classic.get("ScanningSequence") or [])}
+    image.EchoPulseSequence = "BOTH" if {"SE", "GR"} <= sequence else "GRADIENT" if "GR" in sequence else "SPIN"
+
+
 def _encoder_for(transfer_syntax: str) -> str:
     """pydicom encoding plugin for a compressed syntax ('' lets pydicom choose)."""
     return "pylibjpeg" if UID(transfer_syntax).name.startswith("JPEG 2000") else ""
