@@ -40,6 +40,7 @@ from modic.segmentation.data import (
     synthetic_cases,
 )
 from modic.segmentation.infer import SegmentationModel
+from modic.segmentation.spider_t2space import SOURCE as SPIDER_SOURCE
 from modic.segmentation.spider_t2space import read_patients
 from modic.segmentation.losses import MarginalDiceCELoss
 from modic.bundles import build_network
@@ -341,8 +342,7 @@ def bundle_metadata(
         "authors": "modic developers",
         "copyright": "Copyright (c) modic developers",
         "intended_use": "Research only. Not for diagnosis or treatment decisions.",
-        "data_source": "lumbar_seg collection (SpineWeb lumbar MR of Chu et al. 2015 and Zukic et al. 2014, "
-        "MyoSegmenTUM spine of Burian et al. 2019, IVD set of Menezes-Reis et al. 2016) and modic synthetic studies",
+        "data_source": data_source(sources),
         "training_cases_per_source": sources,
         "validation_cases": [c.name for c in val_cases],
         "validation_metrics": dict(best),
@@ -376,6 +376,21 @@ def bundle_metadata(
             },
         },
     }
+
+
+def data_source(sources: Mapping[str, int]) -> str:
+    """The citation line of ``metadata.json`` for the sources a bundle was trained on."""
+    parts = []
+    if set(sources) - {SPIDER_SOURCE, "synthetic"}:
+        parts.append(
+            "lumbar_seg collection (SpineWeb lumbar MR of Chu et al. 2015 and Zukic et al. 2014, "
+            "MyoSegmenTUM spine of Burian et al. 2019, IVD set of Menezes-Reis et al. 2016)"
+        )
+    if SPIDER_SOURCE in sources:
+        parts.append("SPIDER 3D T2 SPACE with manual masks (van der Graaf et al., Sci Data 2024; CC BY 4.0)")
+    if "synthetic" in sources:
+        parts.append("modic synthetic studies")
+    return "; ".join(parts)
 
 
 def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None:
