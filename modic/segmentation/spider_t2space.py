@@ -113,13 +113,9 @@ def canal_front_by_row(canal: np.ndarray) -> np.ndarray:
     present = canal.any(axis=1)  # (sagittal, SI)
     if not present.any():
         raise InputError("no spinal canal is labelled, so the vertebral body cannot be separated from the arch")
-    first = np.where(present, canal.argmax(axis=1), -1).astype(float)  # most anterior canal voxel per slice and row
-    first[~present] = np.nan
-    border = np.full(first.shape[1], np.nan)
-    rows = present.any(axis=0)
-    border[rows] = np.nanmedian(first[:, rows], axis=0)
-    known = np.flatnonzero(~np.isnan(border))
-    return np.interp(np.arange(border.size), known, border[known])
+    first = np.where(present, canal.argmax(axis=1), np.nan)  # most anterior canal voxel per slice and row
+    known = np.flatnonzero(present.any(axis=0))
+    return np.interp(np.arange(first.shape[1]), known, np.nanmedian(first[:, known], axis=0))
 
 
 def semantic_labels(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
