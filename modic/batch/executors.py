@@ -315,14 +315,30 @@ def run_local(
         while pool.busy:
             for event in pool.wait():
                 source = by_id[str(event.tag)]
-                if event.kind == "done":
-                    emit(source, event.result)
-                elif event.kind == "timed_out":
-                    emit(source, failed_outcome(source, timed_out_message(float(time_limit or 0)), job))
-                elif event.kind == "error":
-                    emit(source, failed_outcome(source, str(event.result), job))
-                elif _again(source, crashes, retries=retries, job=job, emit=emit):
+                if _settle(event, source, crashes, retries=retries, job=job, emit=emit, time_limit=time_limit):
                     pool.submit(source.source_id, process_study, source, job)
+
+
+def _settle(
+    event: Event,
+    source: StudySource,
+    crashes: dict[str, int],
+    *,
+    retries: int,
+    job: BatchJob,
+    emit: Emit,
+    time_limit: float | None,
+) -> bool:
+    """Record the outcome a worker event gives its study; True when a study whose worker died runs again."""
+    if event.kind == "done":
+        emit(source, event.result)
+    elif event.kind == "timed_out":
+        emit(source, failed_outcome(source, timed_out_message(float(time_limit or 0)), job))
+    elif event.kind == "error":
+        emit(source, failed_outcome(source, str(event.result), job))
+    else:
+        return _again(source, crashes, retries=retries, job=job, emit=emit)
+    return False
 
 
 def _again(source: StudySource, crashes: dict[str, int], *, retries: int, job: BatchJob, emit: Emit) -> bool:
@@ -379,13 +395,7 @@ def run_cross_study(
                         preparing -= 1
                     if event.kind == "done" and isinstance(event.result, PreparedStudy):
                         ready.append(event.result)
-                    elif event.kind == "done":
-                        emit(source, event.result)
-                    elif event.kind == "timed_out":
-                        emit(source, failed_outcome(source, timed_out_message(float(time_limit or 0)), job))
-                    elif event.kind == "error":
-                        emit(source, failed_outcome(source, str(event.result), job))
-                    elif _again(source, crashes, retries=retries, job=job, emit=emit):
+                    elif _settle(event, source, crashes, retries=retries, job=job, emit=emit, time_limit=time_limit):
                         queue.appendleft(source)
                 for study, on_grid in _segment(segmenter, ready, job, emit):
                     pool.submit(("finish", study.source.source_id), finish_study, study, on_grid, worker_job)
