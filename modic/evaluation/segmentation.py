@@ -194,10 +194,12 @@ def evaluate_folder(
     return summarise(results)
 
 
-def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
-    def mean(values: list[float]) -> float | None:
-        return round(float(np.mean(values)), 4) if values else None
+def mean_or_none(values: Sequence[float]) -> float | None:
+    """Mean rounded to 4 decimals for the metrics JSON; None when there is nothing to average."""
+    return round(float(np.mean(values)), 4) if len(values) else None
 
+
+def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
     level_cases = [r.level_correct for r in results if r.level_correct is not None]
     instances = [
         name == expected for r in results for expected, name in r.level_names.items() if not expected.startswith("label ")
@@ -205,10 +207,10 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, Any]:
     misnamed = [r for r in results if r.level_correct is False]
     named = [r for r in results if r.level_correct is True]
     return {
-        "mean_dice_vertebral_body": mean([r.dice for r in results if r.structure == "vertebral_body"]),
-        "mean_dice_disc": mean([r.dice for r in results if r.structure == "disc"]),
-        "level_accuracy": mean([float(v) for v in level_cases]),
-        "instance_level_accuracy": mean([float(v) for v in instances]),
+        "mean_dice_vertebral_body": mean_or_none([r.dice for r in results if r.structure == "vertebral_body"]),
+        "mean_dice_disc": mean_or_none([r.dice for r in results if r.structure == "disc"]),
+        "level_accuracy": mean_or_none([float(v) for v in level_cases]),
+        "instance_level_accuracy": mean_or_none([float(v) for v in instances]),
         "n_cases": len(results),
         "n_cases_with_levels": len(level_cases),
         "n_misnamed_with_warning": sum(bool(r.level_warnings) for r in misnamed),

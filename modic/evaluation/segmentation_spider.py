@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from modic.errors import ModicError
-from modic.evaluation.segmentation import score_instance_maps
+from modic.evaluation.segmentation import mean_or_none, score_instance_maps
 from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice, size_setting, voxel_size
@@ -173,14 +173,11 @@ def evaluate_spider_t2space(
 def summarise(results: Sequence[PatientResult]) -> dict[str, Any]:
     """Summary keys of the evaluation contract; failed patients count as Dice 0 and wrongly named."""
 
-    def mean(values: list[float]) -> float | None:
-        return round(float(np.mean(values)), 4) if values else None
-
     return {
         "layout": "spider_t2space",
-        "mean_dice_vertebral_body": mean([r.dice_vertebral_body for r in results]),
-        "mean_dice_disc": mean([r.dice_disc for r in results]),
-        "level_accuracy": mean([float(r.level_correct) for r in results]),
+        "mean_dice_vertebral_body": mean_or_none([r.dice_vertebral_body for r in results]),
+        "mean_dice_disc": mean_or_none([r.dice_disc for r in results]),
+        "level_accuracy": mean_or_none([float(r.level_correct) for r in results]),
         "n_cases": len(results),
         "failed": [{"case": r.patient, "reason": r.failed} for r in results if r.failed],
         "n_misnamed_with_warning": sum(bool(r.level_warnings) for r in results if not r.level_correct and not r.failed),
