@@ -32,7 +32,6 @@ from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
-from modic.segmentation.classes import SegClass
 from modic.segmentation.data import LumbarSegCase, load_nifti_volume, read_cases_csv
 from modic.segmentation.infer import SegmentationModel
 
