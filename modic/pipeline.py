@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 
 from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
+from modic.classification.presence import PresenceModels
+from modic.classification.whole_body import whole_body_flags
 from modic.analysis_config import load_analysis_config
+from modic.bundles import resolve_bundle
 from modic.config import load_shipped
 from modic.errors import AnalysisError, ConfigError, InputError
 from modic.io.resample import resample_to
@@ -60,6 +63,7 @@ class Models:
     segmenter: SegmentationModel
     classifier: EndplateClassifier
     info: dict[str, Any]
+    presence: PresenceModels | None = None
 
     @classmethod
     def load(cls, config: Mapping[str, Any], *, device: str = "auto", bundle: str | Path | None = None) -> Models:
@@ -88,7 +92,11 @@ class Models:
         if thin is not None:
             segmentation_info["thin_slice"] = {**_bundle_info(thin), "max_spacing_mm": max_spacing}
         info = {"segmentation": segmentation_info, "classifier": classifier_info}
-        return cls(segmenter=segmenter, classifier=classifier, info=info)
+        presence_bundle = config["classification"].get("presence_bundle")
+        presence = PresenceModels.load(resolve_bundle(presence_bundle)) if presence_bundle else None
+        if presence is not None:
+            info["presence"] = presence.info
+        return cls(segmenter=segmenter, classifier=classifier, info=info, presence=presence)
 
 
 def _segmentation_model(
@@ -481,6 +489,7 @@ def analyze_images(
         t2=images.t2.array if images.t2 is not None else None,
         classifier=models.classifier,
         config=classification,
+        presence=models.presence,
     )
     timings["classify_s"] = time.perf_counter() - started
 
@@ -490,6 +499,7 @@ def analyze_images(
     if images.t2 is None:
         warnings.append(Flag("missing_t2", "no sagittal T2: types 1 and 3 cannot be told apart from T1 alone"))
     warnings.extend(grade_flags(levels, low_confidence=float(classification["low_confidence"])))
+    warnings.extend(whole_body_flags(levels, voxels=classification["voxels"], whole_body=classification["whole_body"]))
     return StudyAnalysis(
         images=images,
         anatomy=anatomy,

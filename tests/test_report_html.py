@@ -34,6 +34,7 @@ def _endplate(name: str, modic_type: int, mixed: str | None, *, t2: bool = True)
         "region": {"label": 1, "voxels": 800, "size_mm3": 900.0, "depth_mm": 8.0, "body_height_mm": 27.0,
                    "reference_label": 1, "reference_voxels": 500, "measured_from_disc": True},
         "note": None if t2 else "T1 only: low T1 signal may be type 1 or type 3",
+        "presence_probability": 0.6789,
     }
 
 
@@ -54,8 +55,8 @@ def _report() -> dict[str, Any]:
                     "discs": [{"name": "L4-L5", "kind": "disc", "label": 2, "size": 1.0,
                                "centroid_ras_mm": [0, 0, 0]}]},
         "levels": [
-            {"level": "L4-L5", "modic_type": 1, "mixed": "1/2", "confidence": 0.83,
-             "endplates": [_endplate("L4 inferior", 2, "1/2"), _endplate("L5 superior", 1, None)]},
+            {"level": "L4-L5", "modic_type": 1, "mixed": "1/2", "confidence": 0.83, "presence_probability": 0.7123,
+             "changed": True, "endplates": [_endplate("L4 inferior", 2, "1/2"), _endplate("L5 superior", 1, None)]},
             {"level": "L5-S1", "modic_type": 2, "mixed": None, "confidence": 0.83,
              "endplates": [_endplate("L5 inferior", 2, None), _endplate("S1 superior", 0, None, t2=False)]},
         ],
@@ -79,8 +80,20 @@ def test_html_shows_levels_endplates_and_notice() -> None:
         assert f">{name}</td>" in html
     assert 'class="type mixed"' in html and ">1/2</span>" in html
     assert "0.46" in html and "1.31" in html and "1.12" in html
+    assert "probability of a change 0.71: changed" in html and ">0.68</td>" in html
     assert "T1 only: low T1 signal may be type 1 or type 3" in html
     assert "spine_seg" in html and "ab" * 32 in html
+
+
+def test_html_renders_a_report_written_before_presence_probabilities() -> None:
+    report = _report()
+    for level in report["levels"]:
+        level.pop("presence_probability", None)
+        level.pop("changed", None)
+        for endplate in level["endplates"]:
+            endplate.pop("presence_probability")
+    html = render_html(report, {})
+    assert "probability of a change" not in html and ">L4 inferior</td>" in html
 
 
 def test_html_escapes_header_strings() -> None:

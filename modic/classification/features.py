@@ -36,6 +36,8 @@ class SignalStats:
     ratio_median: float
     ratio_p25: float
     ratio_p75: float
+    ratio_p10: float
+    ratio_p90: float
     low_fraction: float
     high_fraction: float
     reference_median: float
@@ -147,6 +149,8 @@ def endplate_features(
             ratio_median=float(np.median(values)),
             ratio_p25=float(np.percentile(values, 25)),
             ratio_p75=float(np.percentile(values, 75)),
+            ratio_p10=float(np.percentile(values, 10)),
+            ratio_p90=float(np.percentile(values, 90)),
             low_fraction=float(np.mean(values < low)),
             high_fraction=float(np.mean(values > high)),
             reference_median=median,

@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
+from modic.classification.presence import PresenceModels, noisy_or, presence_vector
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
@@ -56,6 +57,7 @@ class EndplateGrade:
     height_fraction: float
     features: EndplateFeatures
     note: str | None = None
+    presence_probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ class LevelGrade:
     """The reading of one disc level: the most significant type of its two endplates.
 
     ``modic_type`` is None (undetermined) when no endplate shows a change and
-    at least one could not be typed.
+    at least one could not be typed. ``presence_probability`` is the
+    calibrated probability that the level is changed (either endplate) and
+    ``changed`` the presence model's verdict; both None without a presence model.
     """
 
     level: str
@@ -71,6 +75,21 @@ class LevelGrade:
     mixed: str | None
     confidence: float
     endplates: tuple[EndplateGrade, ...]
+    presence_probability: float | None = None
+    changed: bool | None = None
+
+
+@dataclass(frozen=True)
+class Presence:
+    """The presence model's reading of one level: per-endplate and level probabilities and the verdict."""
+
+    endplate_probabilities: tuple[float, ...]
+    level_probability: float
+    threshold: float
+
+    @property
+    def changed(self) -> bool:
+        return self.level_probability >= self.threshold
 
 
 def grade_study(
@@ -80,14 +99,20 @@ def grade_study(
     t2: np.ndarray | None,
     classifier: EndplateClassifier,
     config: Mapping[str, Any],
+    presence: PresenceModels | None = None,
 ) -> list[LevelGrade]:
-    """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None)."""
+    """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None).
+
+    With ``presence`` models, each level's calibrated change probability
+    gates the classifier's types (:func:`gate_by_presence`).
+    """
     significance = [int(v) for v in config["level_significance"]]
+    strong = float(config["strong_pattern_fraction"])
     levels = []
     # Both endplates of a vertebra share its reference marrow: choose it once.
     references: dict[int, tuple[np.ndarray, str]] = {}
     for level in _graded_levels(anatomy):
-        grades = []
+        measured: list[tuple[str, EndplateFeatures, Decision]] = []
         for name in level_endplates(level):
             region = anatomy.endplate(name)
             if region is None:
@@ -105,7 +130,16 @@ def grade_study(
                 grid = PatchGrid.from_mapping(config["patches"])
                 patches = endplate_patches(anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
                 features = replace(features, patches=patches)
-            decision = evidence_limited(classifier.decide(features), features)
+            measured.append((name, features, classifier.decide(features)))
+        if not measured:
+            continue
+        reading = level_presence([f for _, f, _ in measured], presence) if presence is not None else None
+        decisions = [d for _, _, d in measured]
+        if reading is not None:
+            decisions = gate_by_presence(decisions, [f for _, f, _ in measured], reading, strong_fraction=strong)
+        grades = []
+        for index, ((name, features, _), decision) in enumerate(zip(measured, decisions)):
+            decision = evidence_limited(decision, features)
             region_fraction, height_fraction = extent(anatomy, name, features, decision.modic_type)
             grades.append(
                 EndplateGrade(
@@ -120,11 +154,74 @@ def grade_study(
                     height_fraction=height_fraction,
                     features=features,
                     note=decision.note,
+                    presence_probability=_finite(reading.endplate_probabilities[index]) if reading else None,
                 )
             )
-        if grades:
-            levels.append(_level_grade(level, grades, significance))
+        graded = _level_grade(level, grades, significance)
+        if reading is not None and np.isfinite(reading.level_probability):
+            graded = replace(graded, presence_probability=reading.level_probability, changed=reading.changed)
+        levels.append(graded)
     return levels
+
+
+def level_presence(features: Sequence[EndplateFeatures], models: PresenceModels) -> Presence | None:
+    """The presence reading of a level from its endplates' bands (None when no band has a variant)."""
+    probabilities: list[float] = []
+    thresholds: list[float] = []
+    for band in features:
+        model = models.for_features(band)
+        if model is None:
+            probabilities.append(float("nan"))
+            continue
+        probabilities.append(model.endplate_probability(presence_vector(band, model.variant)))
+        thresholds.append(model.threshold)
+    finite = [p for p in probabilities if np.isfinite(p)]
+    if not finite:
+        return None
+    return Presence(tuple(probabilities), noisy_or(finite), max(thresholds))
+
+
+def gate_by_presence(
+    decisions: Sequence[Decision], features: Sequence[EndplateFeatures], reading: Presence, *, strong_fraction: float
+) -> list[Decision]:
+    """The classifier's decisions for one level, reconciled with the level's calibrated presence.
+
+    A level the presence model calls unchanged is type 0 at both endplates,
+    unless an endplate shows type 1 or 3 on strong, specific evidence: their
+    pattern over at least ``strong_fraction`` of the band. Types 1 and 3 are
+    rare (under 1 % of real levels) and weak versions of their voxel patterns
+    arise from partial volume and clipping, so only a strong one stands
+    against the model. At a level it calls changed, the classifier's types
+    stand; when no endplate shows a type, the endplate with the higher
+    probability is given type 2, the type nearly every changed level has
+    (the prior), with a note saying so.
+    """
+    p = reading.level_probability
+
+    def strong(decision: Decision, band: EndplateFeatures) -> bool:
+        return decision.modic_type in (1, 3) and band.pattern_fractions.get(decision.modic_type, 0.0) >= strong_fraction
+
+    gated: list[Decision] = []
+    for decision, band in zip(decisions, features):
+        if decision.modic_type is None or strong(decision, band):
+            gated.append(decision)
+        elif not reading.changed:
+            note = f"presence probability {p:.2f} is under {reading.threshold:.2f}: no change"
+            gated.append(Decision(0, None, round(1.0 - p, 4), decision.scores, note=note))
+        else:
+            gated.append(decision)
+    if reading.changed and not any(d.modic_type for d in gated):
+        ranked = [i for i in np.argsort([-(x if np.isfinite(x) else -1) for x in reading.endplate_probabilities])]
+        for index in ranked:
+            if gated[index].modic_type == 0:
+                note = f"presence probability {p:.2f}: changed, with no definite pattern; type 2, the prevalent type"
+                gated[index] = Decision(2, None, round(p, 4), gated[index].scores, note=note)
+                break
+    return gated
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 def evidence_limited(decision: Decision, features: EndplateFeatures) -> Decision:

@@ -28,8 +28,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _common(seg)
     seg.set_defaults(handler=run_seg)
 
-    spider = targets.add_parser("spider", help="Modic grading against radiologists (spider_midsag layout)")
-    spider.add_argument("--data", required=True, type=Path, help="folder with images/, gradings.csv and series.csv")
+    spider = targets.add_parser(
+        "spider",
+        help="Modic grading against radiologists: T1/T2 slice pairs (spider_midsag layout) or 3D T2 volumes "
+        "(spider_t2space layout, presence only)",
+    )
+    spider.add_argument(
+        "--data", required=True, type=Path,
+        help="folder with images/ and gradings.csv, plus series.csv (spider_midsag) or cases.csv (spider_t2space)",
+    )
     _common(spider)
     spider.set_defaults(handler=run_spider)
 

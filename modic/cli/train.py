@@ -1,4 +1,4 @@
-"""``modic train seg|grade``: train the segmentation network or the learned grading model from a config."""
+"""``modic train seg|grade|presence``: train the segmentation network, the learned grading model or the presence models."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--fresh", action="store_true", help="recompute samples instead of reusing the cached ones")
     grade.set_defaults(handler=run_grade)
 
+    presence = models.add_parser(
+        "presence", help="calibrated change-presence models (cross-validated on radiologists' gradings)"
+    )
+    presence.add_argument("--config", required=True, help="training YAML, e.g. configs/presence/train.yaml")
+    presence.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. models/modic_presence")
+    presence.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    presence.set_defaults(handler=run_presence)
+
 
 def run_seg(args: argparse.Namespace) -> int:
     from modic.segmentation.train import load_train_config, train
@@ -42,6 +50,15 @@ def run_seg(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, overrides=overrides)
     result = train(config, output_dir=args.output, device=args.device, export_bundle=args.export)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def run_presence(args: argparse.Namespace) -> int:
+    from modic.pipeline import load_analysis_config
+    from modic.training.presence import train_presence
+
+    report = train_presence(args.config, output=args.output, device=args.device, analysis_config=load_analysis_config())
+    print(json.dumps(report, indent=2, default=float))
     return 0
 
 

@@ -45,6 +45,7 @@ HEIGHT_FRACTION = Code("EXTENT-HEIGHT", PRIVATE_SCHEME, "Fraction of vertebral b
 T1_RATIO = Code("T1-RATIO", PRIVATE_SCHEME, "T1 signal ratio of band to reference marrow (median)")
 T2_RATIO = Code("T2-RATIO", PRIVATE_SCHEME, "T2 signal ratio of band to reference marrow (median)")
 CONFIDENCE = Code("CONFIDENCE", PRIVATE_SCHEME, "Confidence of the Modic type")
+PRESENCE = Code("PRESENCE-PROB", PRIVATE_SCHEME, "Calibrated probability of a Modic change at the endplate")
 UNITLESS = codes.UCUM.NoUnits
 SIDES = {"superior": codes.SCT.Superior, "inferior": codes.SCT.Inferior}
 
@@ -170,6 +171,7 @@ def _measurements(endplate: Mapping[str, Any]) -> Sequence[object]:
         (T1_RATIO, (signal["t1"] or {}).get("ratio_median")),
         (T2_RATIO, (signal["t2"] or {}).get("ratio_median")),
         (CONFIDENCE, endplate["confidence"]),
+        (PRESENCE, endplate.get("presence_probability")),
     ]
     return [
         hd.sr.Measurement(name=name, value=float(value), unit=UNITLESS) for name, value in values if value is not None

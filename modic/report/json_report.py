@@ -119,6 +119,8 @@ def _level(level: LevelGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
         "modic_type": _type(level.modic_type),
         "mixed": level.mixed,
         "confidence": level.confidence,
+        "presence_probability": level.presence_probability,
+        "changed": level.changed,
         "endplates": [_endplate(grade, anatomy) for grade in level.endplates],
     }
 
@@ -132,6 +134,8 @@ def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
             "ratio_median": stats.ratio_median,
             "ratio_p25": stats.ratio_p25,
             "ratio_p75": stats.ratio_p75,
+            "ratio_p10": stats.ratio_p10,
+            "ratio_p90": stats.ratio_p90,
             "low_fraction": stats.low_fraction,
             "high_fraction": stats.high_fraction,
             "ratio_to_patient_marrow": stats.patient_ratio,
@@ -141,6 +145,7 @@ def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
         "modic_type": _type(grade.modic_type),
         "mixed": grade.mixed,
         "confidence": grade.confidence,
+        "presence_probability": grade.presence_probability,
         "method": grade.method,
         "scores": {str(k): v for k, v in sorted(grade.scores.items())},
         "extent": {"region_fraction": grade.region_fraction, "height_fraction": grade.height_fraction},

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 LEVEL_COLUMNS = (
-    "study_key", "level", "level_modic_type", "endplate", "modic_type", "mixed", "confidence", "method",
+    "study_key", "level", "level_modic_type", "level_presence_probability", "level_changed", "endplate", "modic_type",
+    "mixed", "confidence", "presence_probability", "method",
     "region_fraction", "height_fraction", "t1_ratio_median", "t2_ratio_median", "region_voxels", "region_size",
     "size_unit", "depth_mm", "reference_voxels", "reference_part", "note",
 )
@@ -27,10 +28,13 @@ def endplate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "study_key": report["study"]["key"],
                     "level": level["level"],
                     "level_modic_type": level["modic_type"],
+                    "level_presence_probability": _blank_if_none(level["presence_probability"]),
+                    "level_changed": _blank_if_none(level["changed"]),
                     "endplate": endplate["endplate"],
                     "modic_type": endplate["modic_type"],
                     "mixed": endplate["mixed"] or "",
                     "confidence": endplate["confidence"],
+                    "presence_probability": _blank_if_none(endplate["presence_probability"]),
                     "method": endplate["method"],
                     "region_fraction": endplate["extent"]["region_fraction"],
                     "height_fraction": endplate["extent"]["height_fraction"],
@@ -54,3 +58,8 @@ def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = LEVEL_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def _blank_if_none(value: Any) -> Any:
+    """An empty cell for a value that was not measured (no presence model), else the value."""
+    return "" if value is None else value

@@ -1,0 +1,393 @@
+"""Train and cross-validate the presence models (``modic train presence``).
+
+Samples are levels L3-S1 measured by the real pipeline (segmentation,
+levels, endplate bands, signal features), labelled with the radiologists'
+grade (changed = Modic 1, 2 or 3):
+
+- ``t1t2`` and ``t1``: every ``spider_midsag`` patient's mid-sagittal T1/T2
+  pair (the T1-only variant reads the T1 signal of the same bands);
+- ``t2``: every ``spider_t2space`` patient's 3D T2 volume, optionally with
+  the ``spider_midsag`` T2 pictures analysed alone (a candidate chosen by
+  cross-validation on the ``spider_t2space`` patients).
+
+Cross-validation splits by patient, repeated; the L2 penalty, the T2 sources
+and each fold's decision threshold are chosen on training folds only. The
+exported model is refitted on all patients with the chosen settings, its
+threshold the one that maximises balanced accuracy on them. Calibration is
+measured on the held-out folds (Brier score and a reliability table).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modic import __version__, atomic
+from modic.classification.features import EndplateFeatures
+from modic.classification.grading import Decision, Presence, gate_by_presence
+from modic.classification.presence import (
+    MODEL_FILE,
+    PresenceModel,
+    feature_names,
+    fit_presence,
+    level_probabilities,
+    noisy_or,
+    presence_vector,
+)
+from modic.config import load_yaml
+from modic.errors import ConfigError, ModicError
+from modic.evaluation.spider import binary_metrics, load_patient_images, read_gradings, read_spacings
+from modic.io.slice_pair import load_slice_pair
+from modic.io.study import load_study
+from modic.pipeline import Models, analyze_images
+
+log = logging.getLogger("modic.train")
+
+LEVELS = ("L3-L4", "L4-L5", "L5-S1")
+
+
+@dataclass(frozen=True)
+class LevelSample:
+    """One graded level measured by the pipeline: its endplates' features and decisions."""
+
+    patient: str
+    source: str
+    level: str
+    changed: int
+    truth: int
+    features: tuple[EndplateFeatures, ...]
+    decisions: tuple[Decision, ...]
+
+    def bag(self, variant: str) -> np.ndarray:
+        return np.vstack([presence_vector(f, variant) for f in self.features])
+
+
+@dataclass(frozen=True)
+class PresenceTrainConfig:
+    """``configs/presence/train.yaml``, validated."""
+
+    name: str
+    version: str
+    seed: int
+    spider_midsag: Path
+    spider_t2space: Path
+    folds: int
+    repeats: int
+    l2: tuple[float, ...]
+    t2_sources: tuple[str, ...]
+    strong_pattern_fraction: float
+
+
+T2_SOURCES = ("t2space", "t2space+midsag")
+
+
+def load_presence_config(path: str | Path) -> PresenceTrainConfig:
+    """Read and check the training config; one-line errors name the key."""
+    data = load_yaml(path)
+    known = {"name", "version", "seed", "data", "cross_validation", "l2", "t2_sources", "strong_pattern_fraction"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; accepted: {', '.join(sorted(known))}")
+    try:
+        data_section = data["data"]
+        cv = data["cross_validation"]
+        config = PresenceTrainConfig(
+            name=str(data["name"]),
+            version=str(data["version"]),
+            seed=int(data["seed"]),
+            spider_midsag=Path(data_section["spider_midsag"]),
+            spider_t2space=Path(data_section["spider_t2space"]),
+            folds=int(cv["folds"]),
+            repeats=int(cv["repeats"]),
+            l2=tuple(float(v) for v in data["l2"]),
+            t2_sources=tuple(str(v) for v in data["t2_sources"]),
+            strong_pattern_fraction=float(data["strong_pattern_fraction"]),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"{path}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if config.folds < 2 or config.repeats < 1 or not config.l2 or min(config.l2) < 0:
+        raise ConfigError(f"{path}: needs folds >= 2, repeats >= 1 and non-negative l2 values")
+    bad = [s for s in config.t2_sources if s not in T2_SOURCES]
+    if bad or not config.t2_sources:
+        raise ConfigError(f"{path}: t2_sources {list(config.t2_sources)} must be taken from {', '.join(T2_SOURCES)}")
+    return config
+
+
+def _stripped(features: EndplateFeatures) -> EndplateFeatures:
+    return replace(features, pattern_masks={}, patches=None)
+
+
+def _level_samples(patient: str, source: str, truth: Mapping[str, int], analysis: Any) -> list[LevelSample]:
+    samples = []
+    for level in analysis.levels:
+        if level.level not in truth or not level.endplates:
+            continue
+        samples.append(
+            LevelSample(
+                patient=patient,
+                source=source,
+                level=level.level,
+                changed=int(truth[level.level] > 0),
+                truth=int(truth[level.level]),
+                features=tuple(_stripped(g.features) for g in level.endplates),
+                decisions=tuple(Decision(g.modic_type, g.mixed, g.confidence, g.scores) for g in level.endplates),
+            )
+        )
+    return samples
+
+
+def collect_samples(
+    config: PresenceTrainConfig, *, models: Models, analysis_config: Mapping[str, Any]
+) -> dict[str, list[LevelSample]]:
+    """Level samples per source: ``midsag`` (T1+T2 pairs), ``midsag_t2`` (T2 alone) and ``t2space``."""
+    from tqdm import tqdm
+
+    samples: dict[str, list[LevelSample]] = {"midsag": [], "midsag_t2": [], "t2space": []}
+    root = config.spider_midsag
+    truth = read_gradings(root)
+    spacings = read_spacings(root)
+    for patient in tqdm(sorted(truth, key=_order), desc="spider_midsag patients", disable=None):
+        for source in ("midsag", "midsag_t2"):
+            try:
+                if source == "midsag":
+                    images = load_patient_images(root, patient, spacings)
+                else:
+                    t2 = root / "images" / f"{patient}_t2.png"
+                    if not t2.exists():
+                        continue
+                    images = load_slice_pair(t1=None, t2=t2, spacing=spacings.get((patient, "t2")))
+                analysis = analyze_images(images, models=models, config=analysis_config)
+            except ModicError as exc:
+                log.info("%s patient %s not used: %s", source, patient, exc)
+                continue
+            samples[source] += _level_samples(patient, source, truth[patient], analysis)
+    root = config.spider_t2space
+    truth = read_gradings(root)
+    with (root / "cases.csv").open(newline="", encoding="utf-8") as handle:
+        patients = [row["patient"].strip() for row in csv.DictReader(handle)]
+    for patient in tqdm(patients, desc="spider_t2space patients", disable=None):
+        if patient not in truth:
+            continue
+        try:
+            analysis = analyze_images(
+                load_study(None, t2=root / "images" / f"{patient}.nii.gz"), models=models, config=analysis_config
+            )
+        except ModicError as exc:
+            log.info("t2space patient %s not used: %s", patient, exc)
+            continue
+        samples["t2space"] += _level_samples(patient, "t2space", truth[patient], analysis)
+    return samples
+
+
+def _order(patient: str) -> tuple[int, str]:
+    return (int(patient), patient) if patient.isdigit() else (10**9, patient)
+
+
+def usable(samples: Sequence[LevelSample], variant: str) -> list[LevelSample]:
+    """Samples whose every endplate has the sequences ``variant`` reads."""
+    needed = {"t1t2": ("t1", "t2"), "t1": ("t1",), "t2": ("t2",)}[variant]
+    return [
+        s for s in samples
+        if all(f.band_voxels > 0 and all(getattr(f, seq) is not None for seq in needed) for f in s.features)
+    ]
+
+
+def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The probability cut that maximises balanced accuracy (ties: the middle of the best run)."""
+    candidates = np.unique(probabilities)
+    scores = []
+    for cut in candidates:
+        called = probabilities >= cut
+        sensitivity = called[labels == 1].mean() if (labels == 1).any() else 0.0
+        specificity = (~called[labels == 0]).mean() if (labels == 0).any() else 0.0
+        scores.append((sensitivity + specificity) / 2)
+    scores_arr = np.asarray(scores)
+    best = np.flatnonzero(scores_arr >= scores_arr.max() - 1e-12)
+    return float(candidates[best[len(best) // 2]])
+
+
+def fit_variant(
+    train: Sequence[LevelSample], *, variant: str, l2: float
+) -> PresenceModel:
+    """A variant fitted on ``train`` with its balanced-accuracy threshold on the same samples."""
+    bags = [s.bag(variant) for s in train]
+    labels = np.asarray([s.changed for s in train])
+    model = fit_presence(bags, labels, variant=variant, l2=l2)
+    return replace(model, threshold=best_threshold(labels, level_probabilities(model, bags)))
+
+
+def patient_folds(patients: Sequence[str], *, folds: int, seed: int) -> dict[str, int]:
+    order = np.random.default_rng(seed).permutation(sorted(set(patients)))
+    return {p: i % folds for i, p in enumerate(order)}
+
+
+def cross_validate(
+    evaluated: Sequence[LevelSample],
+    *,
+    variant: str,
+    l2: float,
+    folds: int,
+    repeats: int,
+    seed: int,
+    extra_training: Sequence[LevelSample] = (),
+) -> list[tuple[np.ndarray, np.ndarray, list[list[float]]]]:
+    """Per repeat: held-out level probabilities of ``evaluated``, their folds' thresholds and endplate probabilities.
+
+    ``extra_training`` samples join every training fold and are never evaluated.
+    """
+    results = []
+    for repeat in range(repeats):
+        fold_of = patient_folds([s.patient for s in evaluated], folds=folds, seed=seed + repeat)
+        probabilities = np.full(len(evaluated), np.nan)
+        thresholds = np.full(len(evaluated), np.nan)
+        endplates: list[list[float]] = [[] for _ in evaluated]
+        for fold in range(folds):
+            train = [s for s in evaluated if fold_of[s.patient] != fold] + list(extra_training)
+            test = [i for i, s in enumerate(evaluated) if fold_of[s.patient] == fold]
+            if not test:
+                continue
+            model = fit_variant(train, variant=variant, l2=l2)
+            for i in test:
+                endplates[i] = [model.endplate_probability(row) for row in evaluated[i].bag(variant)]
+                probabilities[i] = noisy_or(endplates[i])
+                thresholds[i] = model.threshold
+        results.append((probabilities, thresholds, endplates))
+    return results
+
+
+def presence_scores(labels: np.ndarray, runs: Sequence[tuple[np.ndarray, np.ndarray, Any]]) -> dict[str, Any]:
+    """Mean over repeats of AUC, balanced accuracy, sensitivity, specificity, kappa and Brier score."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    rows = []
+    for probabilities, thresholds, _ in runs:
+        called = probabilities >= thresholds
+        metrics = binary_metrics(labels.astype(bool), called)
+        rows.append([
+            roc_auc_score(labels, probabilities), metrics["balanced_accuracy"], metrics["sensitivity"],
+            metrics["specificity"], metrics["kappa"], brier_score_loss(labels, probabilities),
+        ])
+    table = np.asarray(rows, dtype=float)
+    names = ("auc", "balanced_accuracy", "sensitivity", "specificity", "kappa", "brier")
+    return {
+        **{name: round(float(table[:, i].mean()), 4) for i, name in enumerate(names)},
+        "balanced_accuracy_sd": round(float(table[:, 1].std()), 4),
+        "reliability": reliability(np.concatenate([run[0] for run in runs]), np.tile(labels, len(runs))),
+        "n_levels": int(labels.size),
+        "n_changed": int(labels.sum()),
+    }
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 5) -> list[dict[str, float]]:
+    """Mean predicted probability against observed frequency in ``bins`` equal-width bins."""
+    table = []
+    edges = np.linspace(0, 1, bins + 1)
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (probabilities >= low) & ((probabilities < high) | (high == 1.0))
+        if inside.any():
+            table.append({
+                "bin": f"{low:.1f}-{high:.1f}",
+                "n": int(inside.sum()),
+                "mean_probability": round(float(probabilities[inside].mean()), 3),
+                "observed_frequency": round(float(labels[inside].mean()), 3),
+            })
+    return table
+
+
+def gated_grading_scores(
+    samples: Sequence[LevelSample], runs: Sequence[tuple[np.ndarray, np.ndarray, list[list[float]]]], *, strong_fraction: float
+) -> dict[str, Any]:
+    """Midsag grading with the held-out presence gating the rules' types: presence and type-1/3 figures."""
+    rows = []
+    truth = np.asarray([s.truth for s in samples])
+    for probabilities, thresholds, endplates in runs:
+        predicted = []
+        for sample, p, cut, endplate_p in zip(samples, probabilities, thresholds, endplates):
+            reading = Presence(tuple(endplate_p), float(p), float(cut))
+            decisions = gate_by_presence(sample.decisions, sample.features, reading, strong_fraction=strong_fraction)
+            types = [d.modic_type for d in decisions if d.modic_type is not None]
+            predicted.append(next((t for t in (1, 2, 3) if t in types), 0))
+        predicted_arr = np.asarray(predicted)
+        metrics = binary_metrics(truth > 0, predicted_arr > 0)
+        zero = truth == 0
+        rows.append([
+            metrics["balanced_accuracy"], metrics["sensitivity"], metrics["specificity"], metrics["kappa"],
+            float(np.isin(predicted_arr[zero], (1, 3)).mean()),
+        ])
+    table = np.asarray(rows, dtype=float)
+    names = ("presence_balanced_accuracy", "presence_sensitivity", "presence_specificity", "presence_kappa",
+             "type_1_or_3_at_unchanged_levels")
+    return {name: round(float(table[:, i].mean()), 4) for i, name in enumerate(names)}
+
+
+def train_presence(
+    config_path: str | Path, *, output: str | Path, device: str = "auto", analysis_config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Collect samples, cross-validate the candidates, refit the chosen ones and write the bundle to ``output``."""
+    config = load_presence_config(config_path)
+    measuring = {**analysis_config, "classification": {**analysis_config["classification"], "presence_bundle": None}}
+    models = Models.load(measuring, device=device)
+    samples = collect_samples(config, models=models, analysis_config=measuring)
+    cv = {"folds": config.folds, "repeats": config.repeats, "seed": config.seed}
+    report: dict[str, Any] = {"variants": {}, "candidates_scored": 0}
+    exported: dict[str, Any] = {}
+
+    for variant, source in (("t1t2", "midsag"), ("t1", "midsag")):
+        data = usable(samples[source], variant)
+        labels = np.asarray([s.changed for s in data])
+        scored = {l2: presence_scores(labels, cross_validate(data, variant=variant, l2=l2, **cv)) for l2 in config.l2}
+        report["candidates_scored"] += len(scored)
+        l2 = max(scored, key=lambda k: (scored[k]["balanced_accuracy"], scored[k]["auc"]))
+        entry: dict[str, Any] = {"source": source, "l2": l2, "cross_validation": scored[l2],
+                                 "candidates": {str(k): v["balanced_accuracy"] for k, v in scored.items()}}
+        if variant == "t1t2":
+            runs = cross_validate(data, variant=variant, l2=l2, **cv)
+            entry["gated_rules_cross_validation"] = gated_grading_scores(
+                data, runs, strong_fraction=config.strong_pattern_fraction
+            )
+        report["variants"][variant] = entry
+        exported[variant] = fit_variant(data, variant=variant, l2=l2)
+
+    evaluated = usable(samples["t2space"], "t2")
+    extra = usable(samples["midsag_t2"], "t2")
+    labels = np.asarray([s.changed for s in evaluated])
+    scored_t2 = {}
+    for source in config.t2_sources:
+        for l2 in config.l2:
+            runs = cross_validate(evaluated, variant="t2", l2=l2, extra_training=extra if "midsag" in source else (), **cv)
+            scored_t2[(source, l2)] = presence_scores(labels, runs)
+    report["candidates_scored"] += len(scored_t2)
+    source, l2 = max(scored_t2, key=lambda k: (scored_t2[k]["balanced_accuracy"], scored_t2[k]["auc"]))
+    report["variants"]["t2"] = {
+        "source": source, "l2": l2, "cross_validation": scored_t2[(source, l2)],
+        "candidates": {f"{s} l2={v}": r["balanced_accuracy"] for (s, v), r in scored_t2.items()},
+    }
+    exported["t2"] = fit_variant(evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2)
+
+    report["samples"] = {k: len(v) for k, v in samples.items()}
+    write_presence_bundle(Path(output), exported, version=config.version, metadata={
+        "name": config.name, "version": config.version, "modic_version": __version__, "seed": config.seed,
+        "training": report, "features": {v: list(feature_names(v)) for v in exported},
+        "data": ["spider_midsag", "spider_t2space"],
+    })
+    return report
+
+
+def write_presence_bundle(
+    bundle: Path, variants: Mapping[str, PresenceModel], *, version: str, metadata: Mapping[str, Any]
+) -> None:
+    """Write ``configs/presence.json`` (the models) and ``configs/metadata.json`` (how they measured)."""
+    configs = bundle / "configs"
+    configs.mkdir(parents=True, exist_ok=True)
+    model = {"version": version, "variants": {name: m.to_dict() for name, m in variants.items()}}
+    atomic.write_text(configs / MODEL_FILE, json.dumps(model, indent=2) + "\n")
+    atomic.write_text(configs / "metadata.json", json.dumps(metadata, indent=2, default=float) + "\n")

@@ -1,0 +1,150 @@
+"""Presence models: noisy-OR fitting, bundle files, gating of the classifier's types, whole-body changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modic.classification.features import EndplateFeatures, SignalStats
+from modic.classification.grading import Decision, EndplateGrade, LevelGrade, Presence, gate_by_presence
+from modic.classification.presence import (
+    PresenceModel,
+    PresenceModels,
+    feature_names,
+    fit_presence,
+    level_probabilities,
+    noisy_or,
+    presence_vector,
+)
+from modic.classification.whole_body import whole_body_flags
+from modic.errors import ModelError
+from modic.training.presence import best_threshold, reliability, write_presence_bundle
+
+VOXELS = {"t1_low": 0.8, "t1_high": 1.18, "t2_low": 0.8, "t2_high": 1.2, "t2_iso_min": 0.92, "type1_t1_low": 0.9}
+WHOLE_BODY = {"t1_high": 1.30, "t2_high": 1.45, "low": 0.65}
+
+
+def stats(ratio: float, *, reference: float = 100.0) -> SignalStats:
+    return SignalStats(
+        ratio_median=ratio, ratio_p25=ratio - 0.05, ratio_p75=ratio + 0.05, ratio_p10=ratio - 0.1,
+        ratio_p90=ratio + 0.1, low_fraction=0.0, high_fraction=0.0, reference_median=reference,
+        reference_cv=0.1, patient_ratio=1.0,
+    )
+
+
+def band(endplate: str = "L4 inferior", *, t1: float | None = 1.0, t2: float | None = 1.0,
+         fractions: dict[int, float] | None = None, t1_reference: float = 100.0,
+         t2_reference: float = 100.0) -> EndplateFeatures:
+    return EndplateFeatures(
+        endplate=endplate,
+        t1=None if t1 is None else stats(t1, reference=t1_reference),
+        t2=None if t2 is None else stats(t2, reference=t2_reference),
+        pattern_fractions=fractions or {1: 0.0, 2: 0.0, 3: 0.0},
+        pattern_masks={},
+        band_depth_fraction=0.2,
+        band_voxels=100,
+    )
+
+
+def test_noisy_or_fit_learns_the_informative_feature_and_is_calibrated():
+    rng = np.random.default_rng(0)
+    bags, labels = [], []
+    for _ in range(300):
+        rows = rng.normal(size=(2, 3))
+        # the level is changed when either endplate's first feature is high
+        p = noisy_or([1 / (1 + np.exp(-(3 * r[0] - 2))) for r in rows])
+        labels.append(int(rng.random() < p))
+        bags.append(rows)
+    # the t2 variant has 8 features: pad with uninformative zeros
+    rows8 = [np.hstack([b, np.zeros((2, 5))]) for b in bags]
+    model = fit_presence(rows8, labels, variant="t2", l2=0.1)
+    assert model.weights[0] > 1.0 and np.all(np.abs(model.weights[1:3]) < 0.5)
+    probabilities = level_probabilities(model, rows8)
+    observed = np.asarray(labels)
+    # calibrated: mean probability matches the positive rate, and it beats the constant predictor's Brier score
+    assert abs(probabilities.mean() - observed.mean()) < 0.05
+    assert np.mean((probabilities - observed) ** 2) < np.mean((observed.mean() - observed) ** 2) - 0.05
+
+
+def test_bundle_round_trip_and_refusals(tmp_path: Path):
+    model = PresenceModel("t2", np.zeros(8), np.ones(8), np.arange(8) / 10, -0.3, threshold=0.4)
+    write_presence_bundle(tmp_path / "b", {"t2": model}, version="9.9", metadata={"name": "test"})
+    loaded = PresenceModels.load(tmp_path / "b")
+    assert loaded.info["version"] == "9.9" and loaded.info["thresholds"] == {"t2": 0.4}
+    vector = presence_vector(band(t1=None, t2=1.3), "t2")
+    assert vector.shape == (len(feature_names("t2")),)
+    assert loaded.variants["t2"].endplate_probability(vector) == pytest.approx(model.endplate_probability(vector))
+    assert loaded.for_features(band(t1=1.0, t2=1.0)) is None  # no t1t2 variant in this bundle
+
+    data = json.loads((tmp_path / "b" / "configs" / "presence.json").read_text())
+    data["variants"]["t2"]["features"] = ["something_else"]
+    (tmp_path / "b" / "configs" / "presence.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="retrain it with `modic train presence`"):
+        PresenceModels.load(tmp_path / "b")
+    with pytest.raises(ModelError, match="not found"):
+        PresenceModels.load(tmp_path / "missing")
+
+
+def test_unchanged_level_is_type_0_unless_a_strong_specific_pattern():
+    weak_type3 = band("L4 inferior", fractions={1: 0.0, 2: 0.0, 3: 0.3})
+    strong_type1 = band("L5 superior", fractions={1: 0.7, 2: 0.0, 3: 0.0})
+    decisions = [Decision(3, None, 0.6, {}), Decision(1, None, 0.8, {})]
+    gated = gate_by_presence(decisions, [weak_type3, strong_type1], Presence((0.1, 0.1), 0.19, 0.5), strong_fraction=0.5)
+    assert [d.modic_type for d in gated] == [0, 1]
+    assert "under 0.50" in gated[0].note and gated[0].confidence == pytest.approx(0.81)
+
+
+def test_changed_level_keeps_the_classifier_types_and_types_the_likelier_endplate():
+    weak = band("L4 inferior", fractions={1: 0.0, 2: 0.0, 3: 0.2})
+    plain = band("L5 superior")
+    gated = gate_by_presence(
+        [Decision(3, None, 0.6, {}), Decision(0, None, 0.9, {})], [weak, plain], Presence((0.7, 0.2), 0.76, 0.5),
+        strong_fraction=0.5,
+    )
+    assert [d.modic_type for d in gated] == [3, 0]
+    nothing = gate_by_presence(
+        [Decision(0, None, 0.9, {}), Decision(0, None, 0.9, {})], [plain, plain], Presence((0.2, 0.6), 0.68, 0.5),
+        strong_fraction=0.5,
+    )
+    assert [d.modic_type for d in nothing] == [0, 2]
+    assert "prevalent type" in nothing[1].note and nothing[1].confidence == pytest.approx(0.68)
+
+
+def test_best_threshold_and_reliability_table():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    probabilities = np.array([0.1, 0.2, 0.35, 0.4, 0.8, 0.9])
+    assert best_threshold(labels, probabilities) == pytest.approx(0.4)
+    table = reliability(probabilities, labels, bins=2)
+    assert [row["n"] for row in table] == [4, 2]
+    assert table[0]["observed_frequency"] == pytest.approx(0.25)
+
+
+def level(name: str, vertebrae: tuple[str, str], *, t1_references: tuple[float, float], t2: bool = True) -> LevelGrade:
+    grades = []
+    for vertebra, side, t1_reference in zip(vertebrae, ("inferior", "superior"), t1_references):
+        features = band(f"{vertebra} {side}", t1=1.0, t2=1.0 if t2 else None, t1_reference=t1_reference)
+        grades.append(EndplateGrade(
+            endplate=f"{vertebra} {side}", level=name, modic_type=0, mixed=None, confidence=0.9, scores={},
+            method="rules", region_fraction=0.0, height_fraction=0.0, features=features,
+        ))
+    return LevelGrade(level=name, modic_type=0, mixed=None, confidence=0.9, endplates=tuple(grades))
+
+
+def test_a_body_brighter_on_t1_than_the_others_is_flagged_as_a_whole_body_change():
+    uniform = [level("L3-L4", ("L3", "L4"), t1_references=(100, 100)),
+               level("L4-L5", ("L4", "L5"), t1_references=(100, 104)),
+               level("L5-S1", ("L5", "S1"), t1_references=(104, 98))]
+    assert whole_body_flags(uniform, voxels=VOXELS, whole_body=WHOLE_BODY) == []
+    shaded_l4 = [level("L3-L4", ("L3", "L4"), t1_references=(100, 122)),
+                 level("L4-L5", ("L4", "L5"), t1_references=(122, 104)),
+                 level("L5-S1", ("L5", "S1"), t1_references=(104, 98))]
+    assert whole_body_flags(shaded_l4, voxels=VOXELS, whole_body=WHOLE_BODY) == []
+    fatty_l4 = [level("L3-L4", ("L3", "L4"), t1_references=(100, 150)),
+                level("L4-L5", ("L4", "L5"), t1_references=(150, 104)),
+                level("L5-S1", ("L5", "S1"), t1_references=(104, 98))]
+    flags = whole_body_flags(fatty_l4, voxels=VOXELS, whole_body=WHOLE_BODY)
+    assert [f.code for f in flags] == ["whole_body_change"]
+    assert flags[0].message.startswith("L4: ") and "type 2" in flags[0].message
