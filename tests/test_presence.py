@@ -98,13 +98,21 @@ def test_unchanged_level_is_type_0_unless_a_strong_specific_pattern():
 
 
 def test_changed_level_keeps_the_classifier_types_and_types_the_likelier_endplate():
-    weak = band("L4 inferior", fractions={1: 0.0, 2: 0.0, 3: 0.2})
+    weak_type1 = band("L4 inferior", fractions={1: 0.2, 2: 0.0, 3: 0.0})
     plain = band("L5 superior")
     gated = gate_by_presence(
-        [Decision(3, None, 0.6, {}), Decision(0, None, 0.9, {})], [weak, plain], Presence((0.7, 0.2), 0.76, 0.5),
-        strong_fraction=0.5,
+        [Decision(1, None, 0.6, {}), Decision(0, None, 0.9, {})], [weak_type1, plain],
+        Presence((0.7, 0.2), 0.76, 0.5), strong_fraction=0.5,
     )
-    assert [d.modic_type for d in gated] == [3, 0]
+    assert [d.modic_type for d in gated] == [1, 0]
+    weak_type3 = band("L4 inferior", fractions={1: 0.0, 2: 0.0, 3: 0.2})
+    strong_type3 = band("L5 superior", fractions={1: 0.0, 2: 0.0, 3: 0.6})
+    gated = gate_by_presence(
+        [Decision(3, None, 0.6, {}), Decision(3, None, 0.7, {})], [weak_type3, strong_type3],
+        Presence((0.7, 0.6), 0.88, 0.5), strong_fraction=0.5,
+    )
+    assert [d.modic_type for d in gated] == [2, 3]
+    assert "type 3 pattern covers 0.20" in gated[0].note
     nothing = gate_by_presence(
         [Decision(0, None, 0.9, {}), Decision(0, None, 0.9, {})], [plain, plain], Presence((0.2, 0.6), 0.68, 0.5),
         strong_fraction=0.5,

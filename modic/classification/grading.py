@@ -192,9 +192,12 @@ def gate_by_presence(
     rare (under 1 % of real levels) and weak versions of their voxel patterns
     arise from partial volume and clipping, so only a strong one stands
     against the model. At a level it calls changed, the classifier's types
-    stand; when no endplate shows a type, the endplate with the higher
-    probability is given type 2, the type nearly every changed level has
-    (the prior), with a note saying so.
+    stand, except a weak type 3: its pattern (T1 and T2 dark) is also made by
+    cortex, partial volume with the endplate and clipping, so under
+    ``strong_fraction`` it reads as type 2, the prior of a changed level (type
+    1's pattern needs both sequences to deviate and stands). When no endplate
+    shows a type, the endplate with the higher probability is given type 2,
+    with a note saying so.
     """
     p = reading.level_probability
 
@@ -208,6 +211,11 @@ def gate_by_presence(
         elif not reading.changed:
             note = f"presence probability {p:.2f} is under {reading.threshold:.2f}: no change"
             gated.append(Decision(0, None, round(1.0 - p, 4), decision.scores, note=note))
+        elif decision.modic_type == 3:
+            share = band.pattern_fractions.get(3, 0.0)
+            note = (f"presence probability {p:.2f}: changed; the type 3 pattern covers {share:.2f} of the band, "
+                    f"under {strong_fraction:.2f}: type 2, the prevalent type")
+            gated.append(Decision(2, None, round(p, 4), decision.scores, note=note))
         else:
             gated.append(decision)
     if reading.changed and not any(d.modic_type for d in gated):
