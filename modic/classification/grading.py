@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from scipy import ndimage
@@ -14,6 +14,7 @@ from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
+from modic.settings import ClassificationSettings
 
 
 UNDETERMINED = "undetermined"
@@ -79,10 +80,10 @@ def grade_study(
     t1: np.ndarray | None,
     t2: np.ndarray | None,
     classifier: EndplateClassifier,
-    config: Mapping[str, Any],
+    config: ClassificationSettings,
 ) -> list[LevelGrade]:
     """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None)."""
-    significance = [int(v) for v in config["level_significance"]]
+    significance = [int(v) for v in config.level_significance]
     levels = []
     # Both endplates of a vertebra share its reference marrow: choose it once.
     references: dict[int, tuple[np.ndarray, str]] = {}
@@ -94,15 +95,15 @@ def grade_study(
                 continue
             if region.reference_label not in references:
                 references[region.reference_label] = reference_marrow(
-                    anatomy, region, t1=t1, t2=t2, max_half_difference=config["voxels"]["reference_half_difference"]
+                    anatomy, region, t1=t1, t2=t2, max_half_difference=config.voxels.reference_half_difference
                 )
             reference, part = references[region.reference_label]
             features = endplate_features(
-                anatomy, region, t1=t1, t2=t2, settings=config["voxels"], reference=reference
+                anatomy, region, t1=t1, t2=t2, settings=config.voxels, reference=reference
             )
             features = replace(features, reference_part=part)
             if getattr(classifier, "needs_patches", False):
-                grid = PatchGrid.from_mapping(config["patches"])
+                grid = PatchGrid.from_settings(config.patches)
                 patches = endplate_patches(anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
                 features = replace(features, patches=patches)
             decision = evidence_limited(classifier.decide(features), features)

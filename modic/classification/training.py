@@ -29,6 +29,7 @@ from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
 from modic.config import load_yaml
 from modic.errors import ConfigError, ModicError
+from modic.settings import AnalysisSettings, VoxelSettings, load_settings, to_dict
 from modic.evaluation.spider import (
     FAILED,
     PatientGrading,
@@ -54,7 +55,7 @@ class EndplateSample:
 
 
 def spider_samples(
-    root: str | Path, *, models: Any, config: Mapping[str, Any]
+    root: str | Path, *, models: Any, config: AnalysisSettings
 ) -> tuple[list[EndplateSample], np.ndarray, dict[str, dict[str, int]], dict[str, str]]:
     """Endplate samples of every SPIDER patient, their patches, the level truth and the failed patients (with reasons)."""
     from tqdm import tqdm
@@ -68,7 +69,7 @@ def spider_samples(
     samples: list[EndplateSample] = []
     patches: list[np.ndarray] = []
     failed: dict[str, str] = {}
-    grid = PatchGrid.from_mapping(config["classification"]["patches"])
+    grid = PatchGrid.from_settings(config.classification.patches)
     for patient in tqdm(sorted(truth, key=_order), desc="SPIDER patients", disable=None):
         try:
             images = load_slice_pair(
@@ -85,7 +86,7 @@ def spider_samples(
             if level.level not in truth[patient]:
                 continue
             for grade in level.endplates:
-                patches.append(_central_patch(analysis, grade.endplate, grid, voxels=config["classification"]["voxels"]))
+                patches.append(_central_patch(analysis, grade.endplate, grid, voxels=config.classification.voxels))
                 samples.append(
                     EndplateSample(
                         group=f"spider:{patient}",
@@ -100,10 +101,10 @@ def spider_samples(
     return samples, _stack(patches, grid), truth, failed
 
 
-def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: Mapping[str, Any]) -> np.ndarray:
+def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: VoxelSettings) -> np.ndarray:
     """The patch of the slice through the middle of the endplate's band (zeros when it is empty).
 
-    Normalised by the same reference marrow as at inference (``voxels``: the config's ``classification.voxels``).
+    Normalised by the same reference marrow as at inference (``voxels``: the settings' ``classification.voxels``).
     """
     region = analysis.anatomy.endplate(endplate)
     images = analysis.images
@@ -112,7 +113,7 @@ def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: Map
     stack = None
     if region is not None:
         reference, _ = reference_marrow(
-            analysis.anatomy, region, t1=t1, t2=t2, max_half_difference=voxels["reference_half_difference"]
+            analysis.anatomy, region, t1=t1, t2=t2, max_half_difference=voxels.reference_half_difference
         )
         stack = endplate_patches(analysis.anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
     if stack is None or not len(stack):
@@ -125,7 +126,7 @@ def _stack(patches: Sequence[np.ndarray], grid: PatchGrid) -> np.ndarray:
 
 
 def synthetic_samples(
-    *, seeds: Sequence[int], synth_config: str, models: Any, config: Mapping[str, Any]
+    *, seeds: Sequence[int], synth_config: str, models: Any, config: AnalysisSettings
 ) -> list[EndplateSample]:
     """Endplate samples of synthetic studies whose level naming matches the truth."""
     from tqdm import tqdm
@@ -271,15 +272,14 @@ def _order(patient: str) -> tuple[int, str]:
 def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None, device: str = "auto",
                 export_bundle: str | Path | None = None, reuse_samples: bool = True) -> dict[str, Any]:
     """Collect samples, cross-validate rules and candidates, fit the best on everything and export it."""
-    from modic.pipeline import Models, load_analysis_config
+    from modic.pipeline import Models
 
     config = load_yaml(config_path)
     seed = int(config.get("seed", 0))
     out = Path(output_dir or config.get("output_dir", "runs/modic_grade"))
     out.mkdir(parents=True, exist_ok=True)
-    analysis_config = load_analysis_config()
-    analysis_config["classification"] = {**analysis_config["classification"], "method": "rules"}
-    significance = [int(v) for v in analysis_config["classification"]["level_significance"]]
+    analysis_config = load_settings({"classification": {"method": "rules"}})
+    significance = [int(v) for v in analysis_config.classification.level_significance]
     models = Models.load(analysis_config, device=device)
 
     cache = out / "samples.json"
@@ -355,7 +355,7 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
     patch_bundle = (config.get("export") or {}).get("patch_bundle_dir")
     if patch_settings and patch_bundle:
         export_patch_bundle(Path(patch_bundle), patches=patches, samples=spider, settings=patch_settings,
-                            summary=summary, grid=analysis_config["classification"]["patches"], seed=seed,
+                            summary=summary, grid=to_dict(analysis_config.classification.patches), seed=seed,
                             segmentation=models.info["segmentation"])
         summary["patch_bundle"] = str(patch_bundle)
     return summary

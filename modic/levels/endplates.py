@@ -14,15 +14,14 @@ per scanner and per bias field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from modic.arrays import bounding_box
 from modic.io.volume import Volume
+from modic.settings import EndplateSettings
 
 LATERAL = np.array([1.0, 0.0, 0.0])
 """RAS left-right axis: the normal of a sagittal plane."""
@@ -94,14 +93,13 @@ def endplate_band(
     volume: Volume,
     *,
     side: str,
-    settings: Mapping[str, Any],
+    settings: EndplateSettings,
 ) -> tuple[np.ndarray, float]:
     """Boolean band mask (same shape as ``body``) and the depth used in mm."""
-    depth_setting = settings["depth"]
-    depth = float(depth_setting["value"]) * (frame.height_mm if depth_setting["mode"] == "fraction" else 1.0)
-    exclude = float(settings["exclude_mm"])
+    depth = settings.depth.millimetres(body_height_mm=frame.height_mm)
+    exclude = float(settings.exclude_mm)
     spacing = np.asarray(volume.spacing)
-    inner = _inner(body, disc, spacing, float(settings["rim_mm"]))
+    inner = _inner(body, disc, spacing, float(settings.rim_mm))
     if disc is not None and disc.any():
         distance = _distance_to(disc, spacing, near=body, within_mm=exclude + depth)
         band = inner & (distance > exclude) & (distance <= exclude + depth)
@@ -118,12 +116,12 @@ def endplate_band(
     return band & inner, depth
 
 
-def reference_region(body: np.ndarray, frame: BodyFrame, volume: Volume, *, settings: Mapping[str, Any]) -> np.ndarray:
+def reference_region(body: np.ndarray, frame: BodyFrame, volume: Volume, *, settings: EndplateSettings) -> np.ndarray:
     """Central marrow of the body (see module docstring)."""
-    low_fraction, high_fraction = (float(v) for v in settings["reference_height"])
+    low_fraction, high_fraction = (float(v) for v in settings.reference_height)
     t_low, t_high = np.percentile(frame.t, [2, 98])
     height = t_high - t_low
-    ap_half = 0.5 * float(settings["reference_ap"]) * np.ptp(frame.s)
+    ap_half = 0.5 * float(settings.reference_ap) * np.ptp(frame.s)
     chosen = (
         (frame.t >= t_low + low_fraction * height)
         & (frame.t <= t_low + high_fraction * height)
@@ -131,7 +129,7 @@ def reference_region(body: np.ndarray, frame: BodyFrame, volume: Volume, *, sett
     )
     region = np.zeros_like(body)
     region[tuple(np.argwhere(body)[chosen].T)] = True
-    return region & _inner(body, None, np.asarray(volume.spacing), float(settings["rim_mm"]))
+    return region & _inner(body, None, np.asarray(volume.spacing), float(settings.rim_mm))
 
 
 def _inner(body: np.ndarray, disc: np.ndarray | None, spacing: np.ndarray, rim_mm: float) -> np.ndarray:
