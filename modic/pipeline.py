@@ -8,7 +8,7 @@ the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 
 from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
-from modic.analysis_config import load_analysis_config
-from modic.config import load_shipped
 from modic.errors import AnalysisError, ConfigError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
@@ -28,13 +26,20 @@ from modic.resources import models_dir
 from modic.runtime import apply_runtime_settings
 from modic.segmentation.bundle import LoadedBundle, load_bundle
 from modic.segmentation.infer import SegmentationModel, fuse_probabilities
+from modic.settings import (
+    AnalysisSettings,
+    ContrastSettings,
+    IoSettings,
+    OrientationSettings,
+    SegmentationSettings,
+    SingleSliceSettings,
+)
 
 __all__ = [
     "Models",
     "StudyAnalysis",
     "analyze_images",
     "is_slice_pair",
-    "load_analysis_config",
     "resolve_device",
     "segmentation_inputs",
 ]
@@ -62,7 +67,7 @@ class Models:
     info: dict[str, Any]
 
     @classmethod
-    def load(cls, config: Mapping[str, Any], *, device: str = "auto", bundle: str | Path | None = None) -> Models:
+    def load(cls, config: AnalysisSettings, *, device: str = "auto", bundle: str | Path | None = None) -> Models:
         """The models ``config`` names; ``bundle`` (``--model``) replaces the segmentation bundle for every volume.
 
         ``segmentation.thin_slice_bundle`` (when set, and no ``bundle`` is given)
@@ -71,19 +76,19 @@ class Models:
         """
         from modic.classification.factory import load_classifier
 
-        apply_runtime_settings(config["runtime"])
-        settings = config["segmentation"]
-        main = load_bundle(_bundle_path(bundle or settings["bundle"]))
-        thin_name = None if bundle is not None else settings.get("thin_slice_bundle")
+        apply_runtime_settings(config.runtime)
+        settings = config.segmentation
+        main = load_bundle(_bundle_path(bundle or settings.bundle))
+        thin_name = None if bundle is not None else settings.thin_slice_bundle
         thin = load_bundle(_bundle_path(thin_name)) if thin_name else None
         resolved = resolve_device(device)
-        max_spacing = float(settings["thin_slice_max_spacing_mm"]) if thin else 0.0
+        max_spacing = float(settings.thin_slice_max_spacing_mm) if thin else 0.0
         segmenter = _segmentation_model(
             main, settings, device=resolved,
             thin_slice_model=_segmentation_model(thin, settings, device=resolved) if thin else None,
             thin_slice_max_spacing_mm=max_spacing,
         )
-        classifier, classifier_info = load_classifier(config["classification"])
+        classifier, classifier_info = load_classifier(config.classification)
         segmentation_info = _bundle_info(main)
         if thin is not None:
             segmentation_info["thin_slice"] = {**_bundle_info(thin), "max_spacing_mm": max_spacing}
@@ -92,15 +97,15 @@ class Models:
 
 
 def _segmentation_model(
-    loaded: LoadedBundle, settings: Mapping[str, Any], *, device: str, **thin: Any
+    loaded: LoadedBundle, settings: SegmentationSettings, *, device: str, **thin: Any
 ) -> SegmentationModel:
-    """A :class:`SegmentationModel` of ``loaded`` with the config's batch size and CPU precision."""
+    """A :class:`SegmentationModel` of ``loaded`` with the settings' batch size and CPU precision."""
     return SegmentationModel(
         loaded.network,
         settings=loaded.settings,
         device=device,
-        batch_size=int(settings.get("batch_size", 16)),
-        cpu_precision=str(settings["cpu_precision"]),
+        batch_size=int(settings.batch_size),
+        cpu_precision=settings.cpu_precision.value,
         background_weight=loaded.background_weight,
         slice_sigma_mm=loaded.slice_sigma_mm,
         slice_sigma_max_spacing_mm=loaded.slice_sigma_max_spacing_mm,
@@ -160,15 +165,15 @@ def segmentation_inputs(images: StudyImages) -> list[Volume]:
 
 
 def _fuse_slice_pair(
-    images: StudyImages, p1: np.ndarray, p2_native: np.ndarray, settings: Mapping[str, Any]
+    images: StudyImages, p1: np.ndarray, p2_native: np.ndarray, settings: SingleSliceSettings, *, io: IoSettings
 ) -> tuple[StudyImages, np.ndarray, list[Flag]]:
     """Align the separately segmented T2 slice on the T1 by the spine, and fuse where both exist."""
     assert images.t1 is not None and images.t2_native is not None
     t1, t2_native = images.t1, images.t2_native
-    on_t1 = [resample_to(t2_native.with_array(channel), t1).array for channel in p2_native]
+    on_t1 = [resample_to(t2_native.with_array(channel), t1, config=io).array for channel in p2_native]
     p2 = np.stack(on_t1)
-    coverage = resample_to(t2_native.with_array(np.ones(t2_native.shape, dtype=np.float32)), t1).array
-    t2_image = images.t2.array if images.t2 is not None else resample_to(t2_native, t1).array
+    coverage = resample_to(t2_native.with_array(np.ones(t2_native.shape, dtype=np.float32)), t1, config=io).array
+    t2_image = images.t2.array if images.t2 is not None else resample_to(t2_native, t1, config=io).array
 
     plane = tuple(axis for axis, n in enumerate(t1.shape) if n > 1)
     squeeze = tuple(axis for axis, n in enumerate(t1.shape) if n == 1)
@@ -176,7 +181,7 @@ def _fuse_slice_pair(
     translation = estimate_translation(
         np.squeeze(p1[1:].sum(axis=0), axis=squeeze),
         np.squeeze(p2[1:].sum(axis=0), axis=squeeze),
-        max_shift=int(round(float(settings["max_shift_mm"]) / spacing)),
+        max_shift=int(round(float(settings.max_shift_mm) / spacing)),
     )
 
     def moved(array: np.ndarray) -> np.ndarray:
@@ -197,7 +202,7 @@ def _fuse_slice_pair(
         f"(correlation {translation.correlation:.2f})",
     }
     flags = []
-    if translation.correlation < float(settings["min_alignment_correlation"]):
+    if translation.correlation < float(settings.min_alignment_correlation):
         flags.append(
             Flag("alignment_uncertain", f"T1 and T2 slices could not be aligned reliably (correlation "
                  f"{translation.correlation:.2f}); T2-based signal may be wrong")
@@ -278,7 +283,7 @@ def contrast_ratios(
     return ratios
 
 
-def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapping[str, Any]) -> None:
+def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: ContrastSettings) -> None:
     """Refuse a study whose T1 and T2 were swapped, or whose images are mirrored front to back.
 
     Fluid in the spinal canal is darker than marrow on T1 and brighter on T2, so
@@ -288,13 +293,13 @@ def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapp
     the product of both at least ``mirrored_min_product`` (T1 and T2 not swapped:
     swapping inverts both): the canal is in front, the images are mirrored.
     Otherwise, behind the discs below ``1 / swapped_ratio``: T1 and T2 were
-    swapped. Settings: ``contrast`` in ``configs/input_checks.yaml``.
+    swapped. Settings: ``input_checks.contrast`` (``configs/input_checks.yaml``).
 
     Raises:
         InputError: naming what was found and what to do.
     """
-    depth = (float(settings["canal_depth_mm"][0]), float(settings["canal_depth_mm"][1]))
-    minimum, ratio = int(settings["min_voxels"]), float(settings["swapped_ratio"])
+    depth = (float(settings.canal_depth_mm[0]), float(settings.canal_depth_mm[1]))
+    minimum, ratio = int(settings.min_voxels), float(settings.swapped_ratio)
     back = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="posterior")
     front = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="anterior")
     if len(back) < 2:
@@ -304,9 +309,9 @@ def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapp
     names = {role: images.series[role].description for role in ("t1", "t2") if role in images.series}
     mirrored = (
         ahead is not None
-        and ahead > float(settings["mirrored_front"])
-        and ahead > float(settings["mirrored_margin"]) * behind
-        and ahead * behind >= float(settings["mirrored_min_product"])
+        and ahead > float(settings.mirrored_front)
+        and ahead > float(settings.mirrored_margin) * behind
+        and ahead * behind >= float(settings.mirrored_min_product)
     )
     if mirrored:
         raise InputError(
@@ -329,8 +334,8 @@ def check_orientation(
     fused: np.ndarray,
     *,
     models: Models,
-    config: Mapping[str, Any],
-    settings: Mapping[str, Any],
+    config: AnalysisSettings,
+    settings: OrientationSettings,
 ) -> None:
     """Refuse an image that is upside down, when S1 was not found in it.
 
@@ -353,9 +358,9 @@ def check_orientation(
     flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
     probabilities = models.segmenter.predict_probabilities(flipped)
     mass = float(probabilities[SegClass.S1].sum())
-    if mass < float(settings["flipped_s1_ratio"]) * given:
+    if mass < float(settings.flipped_s1_ratio) * given:
         return
-    anatomy = build_anatomy(probabilities, flipped, levels=config["levels"], endplates=config["endplates"])
+    anatomy = build_anatomy(probabilities, flipped, levels=config.levels, endplates=config.endplates)
     if "S1" not in {v.name for v in anatomy.vertebrae} or any(f.code == "s1_not_found" for f in anatomy.flags):
         return
     shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
@@ -420,7 +425,7 @@ class StudyAnalysis:
     levels: list[LevelGrade]
     warnings: list[Flag]
     models: dict[str, Any]
-    config: dict[str, Any]
+    config: AnalysisSettings
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -428,7 +433,7 @@ def analyze_images(
     images: StudyImages,
     *,
     models: Models,
-    config: Mapping[str, Any],
+    config: AnalysisSettings,
     probabilities: Sequence[np.ndarray] | None = None,
 ) -> StudyAnalysis:
     """Segment, label and grade one study whose T2 (if any) is on the T1 grid.
@@ -444,7 +449,7 @@ def analyze_images(
         raise AnalysisError("the study has neither a T1 nor a T2 image to analyse")
     geometry = volumes[0]
     for volume in segmentation_inputs(images):
-        _check_field_of_view(volume, float(config["segmentation"]["min_field_of_view_mm"]))
+        _check_field_of_view(volume, float(config.segmentation.min_field_of_view_mm))
 
     started = time.perf_counter()
     alignment_flags: list[Flag] = []
@@ -455,7 +460,7 @@ def analyze_images(
         if probabilities is None:
             probabilities = [models.segmenter.predict_probabilities(v) for v in (images.t1, images.t2_native)]
         p1, p2_native = probabilities
-        images, fused, alignment_flags = _fuse_slice_pair(images, p1, p2_native, config["single_slice"])
+        images, fused, alignment_flags = _fuse_slice_pair(images, p1, p2_native, config.single_slice, io=config.io)
     elif probabilities is None:
         fused = models.segmenter.predict_fused(volumes)
     else:
@@ -463,18 +468,18 @@ def analyze_images(
     timings["segment_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    anatomy = build_anatomy(fused, geometry, levels=config["levels"], endplates=config["endplates"])
+    anatomy = build_anatomy(fused, geometry, levels=config.levels, endplates=config.endplates)
     timings["levels_s"] = time.perf_counter() - started
-    checks = load_shipped("input_checks.yaml")
+    checks = config.input_checks
     if anatomy.vertebrae:
-        check_contrast(images, anatomy, settings=checks["contrast"])
+        check_contrast(images, anatomy, settings=checks.contrast)
     if any(flag.code == "s1_not_found" for flag in anatomy.flags):
-        check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
+        check_orientation(images, fused, models=models, config=config, settings=checks.orientation)
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
 
     started = time.perf_counter()
-    classification = config["classification"]
+    classification = config.classification
     levels = grade_study(
         anatomy,
         t1=images.t1.array if images.t1 is not None else None,
@@ -489,13 +494,13 @@ def analyze_images(
         warnings.append(Flag("missing_t1", "no sagittal T1: Modic types cannot be determined reliably from T2 alone"))
     if images.t2 is None:
         warnings.append(Flag("missing_t2", "no sagittal T2: types 1 and 3 cannot be told apart from T1 alone"))
-    warnings.extend(grade_flags(levels, low_confidence=float(classification["low_confidence"])))
+    warnings.extend(grade_flags(levels, low_confidence=float(classification.low_confidence)))
     return StudyAnalysis(
         images=images,
         anatomy=anatomy,
         levels=levels,
         warnings=warnings,
         models=study_models_info(models, segmentation_inputs(images)[0]),
-        config=dict(config),
+        config=config,
         timings=timings,
     )

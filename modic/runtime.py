@@ -15,8 +15,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
-from collections.abc import Mapping
-from typing import Any
+
+from modic.settings import RuntimeSettings
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
@@ -46,7 +46,7 @@ def tune_allocator(*, keep_freed_mb: int) -> bool:
     return bool(applied)
 
 
-def apply_runtime_settings(runtime: Mapping[str, Any]) -> None:
-    """Apply the ``runtime`` section of ``configs/analysis.yaml`` (``keep_freed_memory_mb: 0`` changes nothing)."""
-    if runtime["keep_freed_memory_mb"]:
-        tune_allocator(keep_freed_mb=int(runtime["keep_freed_memory_mb"]))
+def apply_runtime_settings(runtime: RuntimeSettings) -> None:
+    """Apply the ``runtime`` settings (``configs/analysis.yaml``; ``keep_freed_memory_mb: 0`` changes nothing)."""
+    if runtime.keep_freed_memory_mb:
+        tune_allocator(keep_freed_mb=int(runtime.keep_freed_memory_mb))

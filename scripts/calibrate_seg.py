@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from modic import atomic
-from modic.config import load_shipped
+from modic.settings import load_settings
 from modic.io.volume import Volume
 from modic.evaluation.segmentation import load_case, score_probabilities
 from modic.evaluation.segmentation_spider import score_patient
@@ -59,7 +59,7 @@ def main() -> int:
     cases = [c for c in read_cases_csv(root) if c.case not in held_out]
     bundle = load_bundle(args.bundle)
     model = SegmentationModel(bundle.network, settings=bundle.settings)
-    levels = load_shipped("analysis.yaml")["levels"]
+    levels = load_settings().levels
 
     dice: dict[float, dict[str, list[float]]] = {w: {} for w in args.weights}
     named: dict[float, list[bool]] = {w: [] for w in args.weights}

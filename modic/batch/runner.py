@@ -28,8 +28,8 @@ from modic.batch.manifest import MANIFEST_NAME, ManifestWriter, attempt_counts, 
 from modic.batch.sources import StudySource, discover
 from modic.batch.summary import final_table, finished_reports, prevalence, summary_rows, write_summary
 from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
-from modic.config import load_shipped
-from modic.errors import ConfigError, InputError, OutputError, UsageError
+from modic.errors import InputError, OutputError, UsageError
+from modic.settings import BatchSettings, load_settings
 
 log = logging.getLogger("modic.batch")
 
@@ -55,12 +55,12 @@ class BatchOptions:
         retry_failed: run only the studies whose last attempt failed.
         keep_identifiers: keep identifiers in report.json and the manifest.
         dicom: write DICOM SEG and SR for DICOM input.
-        config: analysis config file (default: the shipped one).
+        config: YAML of the settings to change, merged onto the shipped ones (``--config``).
         model: segmentation bundle for every volume (default: the config's, with its thin-slice bundle).
-        batch_size: slices per forward pass (default: the analysis config's).
+        batch_size: slices per forward pass (default: ``segmentation.batch_size`` of the settings).
         retries: extra tries of a study whose worker died or hit an unexpected error.
         study_timeout: seconds a worker may spend on one study before it is killed and the study
-            recorded as failed (default: ``study_timeout_s`` of ``configs/batch.yaml``); local executor only.
+            recorded as failed (default: ``batch.study_timeout_s`` of the settings); local executor only.
         progress_bar: show a tqdm bar (default: when stderr is a terminal); else log lines.
     """
 
@@ -106,7 +106,7 @@ class BatchResult:
 
 def run_batch(options: BatchOptions) -> BatchResult:
     """Process every study of ``options.root`` into ``options.out``; see :class:`BatchOptions`."""
-    from modic.pipeline import load_analysis_config, resolve_device
+    from modic.pipeline import resolve_device
 
     _validate(options)
     started = time.perf_counter()
@@ -125,8 +125,8 @@ def run_batch(options: BatchOptions) -> BatchResult:
         removed = remove_stale_temporaries(out, every_owner=True)
         if removed:
             log.info("removed %d unfinished temporary output(s) left by an interrupted run", removed)
-        config = load_analysis_config(options.config)
-        sources = discover(options.root)
+        config = load_settings(options.config)
+        sources = discover(options.root, io_config=config.io)
         if not sources:
             raise InputError(
                 f"no DICOM study found under '{options.root}'; give the folder holding the cohort's studies"
@@ -170,7 +170,7 @@ def run_batch(options: BatchOptions) -> BatchResult:
         reports = finished_reports(out)
         failures = [r for r in last_attempts(read_manifest(manifest_path)).values() if r["status"] == "failed"]
         summary = write_summary(out, summary_rows(reports, failures, sources=recorder.labels(sources)))
-        table = final_table(recorder.counts, prevalence(reports, config["levels"]["graded"]), finished=len(reports))
+        table = final_table(recorder.counts, prevalence(reports, config.levels.graded), finished=len(reports))
     return BatchResult(
         counts=recorder.counts,
         failed=recorder.failed,
@@ -270,20 +270,17 @@ def _execute(
         run_dask(sources, job, emit, scheduler=options.scheduler, workers=options.workers, retries=options.retries)
     elif pipeline == "cross-study":
         run_cross_study(sources, job, emit, workers=options.workers, retries=options.retries,
-                        time_limit=study_time_limit(options))
+                        time_limit=study_time_limit(options, settings=job.config.batch))
     else:
         run_local(sources, job, emit, workers=options.workers, retries=options.retries,
-                  time_limit=study_time_limit(options))
+                  time_limit=study_time_limit(options, settings=job.config.batch))
 
 
-def study_time_limit(options: BatchOptions) -> float:
-    """Seconds a worker may spend on one study: ``--study-timeout``, else ``study_timeout_s`` of configs/batch.yaml."""
+def study_time_limit(options: BatchOptions, *, settings: BatchSettings) -> float:
+    """Seconds a worker may spend on one study: ``--study-timeout``, else ``batch.study_timeout_s`` of the settings."""
     if options.study_timeout is not None:
         return float(options.study_timeout)
-    value = load_shipped("batch.yaml").get("study_timeout_s")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"configs/batch.yaml: 'study_timeout_s' is {value!r}; expected a positive number of seconds")
-    return float(value)
+    return float(settings.study_timeout_s)
 
 
 class _Recorder:

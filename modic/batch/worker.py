@@ -24,14 +24,15 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modic.batch.sources import StudySource
 from modic.errors import InputError, ModicError
 from modic.report.privacy import scrub
+from modic.settings import AnalysisSettings, to_dict
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,7 +54,7 @@ class BatchJob:
     """What every worker needs to analyse a study the way ``modic analyze`` does (picklable)."""
 
     out: Path
-    config: Mapping[str, Any]
+    config: AnalysisSettings
     bundle: str | None = None
     device: str = "cpu"
     batch_size: int | None = None
@@ -63,7 +64,7 @@ class BatchJob:
     @property
     def models_key(self) -> str:
         """Identifies the models this job needs, to reuse them across studies in one process."""
-        text = json.dumps([self.config.get("segmentation"), self.config.get("classification"), self.bundle,
+        text = json.dumps([to_dict(self.config.segmentation), to_dict(self.config.classification), self.bundle,
                            self.device, self.batch_size], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -161,7 +162,7 @@ def process_study(source: StudySource, job: BatchJob, *, raise_unexpected: bool 
     key = source.key
     try:
         with _quiet_study_logs():
-            images = _read(source, timer)
+            images = _read(source, timer, job=job)
             key = _key(images)
             if is_complete(job.out / key):
                 return _outcome(source, "skipped", key, timings, started)
@@ -185,7 +186,7 @@ def prepare_study(source: StudySource, job: BatchJob, scratch: Path) -> Prepared
     key = source.key
     try:
         with _quiet_study_logs():
-            images = _read(source, timer)
+            images = _read(source, timer, job=job)
             key = _key(images)
             if is_complete(job.out / key):
                 return _outcome(source, "skipped", key, timings, started)
@@ -260,15 +261,17 @@ def failed_outcome(source: StudySource, message: str, job: BatchJob, *, key: str
     )
 
 
-def _read(source: StudySource, timer: _Timer) -> StudyImages:
+def _read(source: StudySource, timer: _Timer, *, job: BatchJob) -> StudyImages:
     from modic.io.study import load_study, load_study_index
 
     if source.error is not None:
         raise InputError(source.error)
     with timer("read_s"):
+        settings = job.config
+        inputs = {"config": settings.io, "selection": settings.series_selection, "checks": settings.input_checks}
         if source.index is not None:
-            return load_study_index(source.index)
-        return load_study(t1=source.t1, t2=source.t2)
+            return load_study_index(source.index, **inputs)
+        return load_study(t1=source.t1, t2=source.t2, **inputs)
 
 
 def _key(images: StudyImages) -> str:

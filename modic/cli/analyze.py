@@ -9,6 +9,7 @@ from typing import Any
 
 from modic import RESEARCH_NOTICE
 from modic.cli.options import add_model_option
+from modic.settings import AnalysisSettings, load_settings
 
 log = logging.getLogger("modic")
 
@@ -39,7 +40,9 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--clinical", type=Path, help="clinical facts YAML: also run the ablation candidacy check")
     parser.add_argument("--policy", default="default", help="candidacy policy name in configs/candidacy/ or a YAML file")
-    parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
+    parser.add_argument("--config", type=Path,
+                        help="YAML with only the settings to change, merged onto the shipped configs/ (analysis.yaml "
+                        "sections and io, series_selection, input_checks); e.g. 'classification: {method: learned}'")
     add_model_option(parser)
     parser.add_argument("--keep-identifiers", action="store_true",
                         help="keep patient identifiers in report.json (off by default)")
@@ -56,21 +59,27 @@ def run_study(args: argparse.Namespace) -> int:
 
         raise UsageError("give a DICOM study folder, or --t1/--t2 files")
     output = _checked_output(args)
-    images = load_study(args.study, t1=args.t1, t2=args.t2, t1_uid=args.t1_uid, t2_uid=args.t2_uid)
-    return _analyse_and_write(images, args, output=output)
+    settings = load_settings(args.config)
+    images = load_study(
+        args.study, t1=args.t1, t2=args.t2, t1_uid=args.t1_uid, t2_uid=args.t2_uid,
+        config=settings.io, selection=settings.series_selection, checks=settings.input_checks,
+    )
+    return _analyse_and_write(images, args, output=output, config=settings)
 
 
 def run_slice(args: argparse.Namespace) -> int:
     from modic.io.slice_pair import load_slice_pair
 
     output = _checked_output(args)
+    settings = load_settings(args.config)
     images = load_slice_pair(
         t1=args.t1,
         t2=args.t2,
         spacing=tuple(args.spacing) if args.spacing else None,
         t2_spacing=tuple(args.t2_spacing) if args.t2_spacing else None,
+        config=settings.io,
     )
-    return _analyse_and_write(images, args, output=output)
+    return _analyse_and_write(images, args, output=output, config=settings)
 
 
 def _checked_output(args: argparse.Namespace) -> Path:
@@ -81,11 +90,10 @@ def _checked_output(args: argparse.Namespace) -> Path:
     return check_output_folder(args.output, overwrite=args.overwrite, inputs=inputs)
 
 
-def _analyse_and_write(images: Any, args: argparse.Namespace, *, output: Path) -> int:
-    from modic.pipeline import Models, analyze_images, load_analysis_config
+def _analyse_and_write(images: Any, args: argparse.Namespace, *, output: Path, config: AnalysisSettings) -> int:
+    from modic.pipeline import Models, analyze_images
     from modic.report.writer import write_outputs
 
-    config = load_analysis_config(args.config)
     clinical = policy = None
     if args.clinical:
         from modic.candidacy import load_clinical, load_policy

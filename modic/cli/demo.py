@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modic.errors import ConfigError
+from modic.settings import load_settings
 
 log = logging.getLogger("modic.cli.demo")
 
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from modic.cli.analyze import summary_text
     from modic.io.study import load_study
-    from modic.pipeline import Models, analyze_images, load_analysis_config
+    from modic.pipeline import Models, analyze_images
     from modic.report.writer import check_output_folder, write_outputs
     from modic.synth import generate_study, load_synth_config, write_study
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     study = generate_study(seed=seed, config=synth_config, modic=planted)
     write_study(study, out / "input", formats=("dicom",), overwrite=args.overwrite)
 
-    config = load_analysis_config()
+    config = load_settings()
     images = load_study(out / "input" / "dicom")
     models = Models.load(config, device=args.device)
     analysis = analyze_images(images, models=models, config=config)

@@ -9,6 +9,7 @@ from typing import Any
 
 from modic import atomic
 from modic.cli.options import add_model_option
+from modic.settings import load_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
-    parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
+    parser.add_argument("--config", type=Path,
+                        help="YAML with only the settings to change, merged onto the shipped configs/ (see modic analyze)")
     add_model_option(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
@@ -51,16 +53,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run_seg(args: argparse.Namespace) -> int:
     from modic.evaluation.segmentation import evaluate_folder
     from modic.evaluation.segmentation_spider import evaluate_spider_t2space
-    from modic.pipeline import Models, load_analysis_config
+    from modic.pipeline import Models
     from modic.segmentation.spider_t2space import is_spider_t2space_layout
 
-    config = load_analysis_config(args.config)
+    config = load_settings(args.config)
     models = Models.load(config, device=args.device, bundle=args.model)
     if is_spider_t2space_layout(args.data):
-        metrics = evaluate_spider_t2space(args.data, model=models.segmenter, levels=config["levels"])
+        metrics = evaluate_spider_t2space(args.data, model=models.segmenter, levels=config.levels)
         table = _spider_seg_table(metrics)
     else:
-        metrics = evaluate_folder(args.data, model=models.segmenter, levels=config["levels"])
+        metrics = evaluate_folder(args.data, model=models.segmenter, levels=config.levels)
         table = _seg_table(metrics)
     metrics["model"] = models.info["segmentation"]
     _write(args.out, metrics)
@@ -70,9 +72,9 @@ def run_seg(args: argparse.Namespace) -> int:
 
 def run_spider(args: argparse.Namespace) -> int:
     from modic.evaluation.spider import evaluate_spider, format_summary
-    from modic.pipeline import Models, load_analysis_config
+    from modic.pipeline import Models
 
-    config = load_analysis_config(args.config)
+    config = load_settings(args.config)
     models = Models.load(config, device=args.device, bundle=args.model)
     metrics = evaluate_spider(args.data, models=models, config=config)
     metrics["model"] = models.info
@@ -84,11 +86,11 @@ def run_spider(args: argparse.Namespace) -> int:
 def run_synthetic(args: argparse.Namespace) -> int:
     from modic.errors import UsageError
     from modic.evaluation.synthetic import evaluate_synthetic, format_summary
-    from modic.pipeline import Models, load_analysis_config
+    from modic.pipeline import Models
 
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
-    config = load_analysis_config(args.config)
+    config = load_settings(args.config)
     models = Models.load(config, device=args.device, bundle=args.model)
     metrics = evaluate_synthetic(n=args.n, seed=args.seed, synth_config=args.synth_config, models=models, config=config)
     metrics["model"] = models.info

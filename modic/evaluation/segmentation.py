@@ -32,6 +32,7 @@ from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
+from modic.settings import LevelsSettings
 from modic.segmentation.data import LumbarSegCase, load_nifti_volume, read_cases_csv
 from modic.segmentation.infer import SegmentationModel
 
@@ -69,7 +70,7 @@ class CaseResult:
 
 
 def evaluate_case(
-    model: SegmentationModel, root: Path, case: LumbarSegCase, *, levels: Mapping[str, Any]
+    model: SegmentationModel, root: Path, case: LumbarSegCase, *, levels: LevelsSettings
 ) -> CaseResult:
     """Segment and score one case (see module docstring)."""
     import time
@@ -92,7 +93,7 @@ def score_probabilities(
     truth: np.ndarray,
     probabilities: np.ndarray,
     *,
-    levels: Mapping[str, Any],
+    levels: LevelsSettings,
     started: float,
 ) -> CaseResult:
     """Instances, level names and scores of one case from its class probabilities (see module docstring)."""
@@ -179,7 +180,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate_folder(
-    root: str | Path, *, model: SegmentationModel, levels: Mapping[str, Any], progress: bool = True
+    root: str | Path, *, model: SegmentationModel, levels: LevelsSettings, progress: bool = True
 ) -> dict[str, Any]:
     """Metrics over every case of ``root`` (JSON-ready)."""
     from tqdm import tqdm

@@ -22,6 +22,7 @@ import numpy as np
 
 from modic.errors import InputError, ModicError
 from modic.levels.anatomy import LEVEL_WARNING_CODES
+from modic.settings import AnalysisSettings
 
 if TYPE_CHECKING:
     from modic.io.study import StudyImages
@@ -108,7 +109,7 @@ def analyse_patient(
     spacings: Mapping[tuple[str, str], tuple[float, float]],
     *,
     models: Any,
-    config: Mapping[str, Any],
+    config: AnalysisSettings,
 ) -> PatientGrading:
     from modic.pipeline import analyze_images
 
@@ -125,7 +126,7 @@ def analyse_patient(
     return PatientGrading(patient, dict(truth), predicted, confidence, error=error, warnings=warnings)
 
 
-def evaluate_spider(root: str | Path, *, models: Any, config: Mapping[str, Any], progress: bool = True) -> dict[str, Any]:
+def evaluate_spider(root: str | Path, *, models: Any, config: AnalysisSettings, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
     root = Path(root)

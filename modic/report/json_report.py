@@ -73,14 +73,19 @@ def build_report(
         "levels": [_level(level, anatomy) for level in analysis.levels],
         "warnings": [flag.as_dict() for flag in analysis.warnings],
         "input_decisions": scrub(images.decisions, paths=paths, keep_identifiers=keep_identifiers),
-        "settings": {
-            "levels": analysis.config["levels"],
-            "endplates": analysis.config["endplates"],
-            "classification": analysis.config["classification"],
-        },
+        "settings": _settings(analysis),
         "candidacy": dict(candidacy) if candidacy is not None else None,
     }
     return _rounded(report)
+
+
+REPORTED_SETTINGS = ("levels", "endplates", "classification")
+"""The sections of the analysis settings that report.json records (``settings``), as the YAML files write them."""
+
+
+def _settings(analysis: StudyAnalysis) -> dict[str, Any]:
+    effective = analysis.config.to_dict()
+    return {section: effective[section] for section in REPORTED_SETTINGS}
 
 
 def _input_uids(images: StudyImages) -> list[str]:

@@ -28,7 +28,7 @@ from modic.settings.batch import BatchSettings
 from modic.settings.build import Layer, build, invalid_value_error, to_dict, unknown_key_error
 from modic.settings.classification import ClassificationSettings, PatchSettings, RuleSettings, VoxelSettings
 from modic.settings.enums import ClassifierMethod, CpuPrecision, DepthMode, Plane, WarningCode, Weighting
-from modic.settings.input_checks import InputCheckSettings
+from modic.settings.input_checks import ContrastSettings, InputCheckSettings, OrientationSettings
 from modic.settings.io import IoSettings
 from modic.settings.levels import DepthSettings, EndplateSettings, LevelsSettings
 from modic.settings.loader import SettingsSource, load_settings, shipped_settings
@@ -40,6 +40,7 @@ __all__ = [
     "BatchSettings",
     "ClassificationSettings",
     "ClassifierMethod",
+    "ContrastSettings",
     "CpuPrecision",
     "DepthMode",
     "DepthSettings",
@@ -48,6 +49,7 @@ __all__ = [
     "IoSettings",
     "Layer",
     "LevelsSettings",
+    "OrientationSettings",
     "PatchSettings",
     "Plane",
     "RuleSettings",
