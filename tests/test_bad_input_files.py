@@ -246,13 +246,13 @@ def analysis_config(tmp_path: Path, change: dict[str, dict[str, object]]) -> Pat
     return path
 
 
-def test_analysis_config_without_sections(
+def test_analysis_config_section_that_is_not_a_mapping(
     small_study: Path, tmp_path: Path, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "analysis.yaml"
-    config.write_text("segmentation: {bundle: spine_seg}\n")
+    config.write_text("levels: [L4-L5]\n")
     result = analyze(capsys, small_study, "--config", config, "-o", out)
-    assert_clean_failure(result, mentions=["lacks section", "levels"], outputs=[out])
+    assert_clean_failure(result, mentions=[str(config), "'levels' is ['L4-L5']", "expected a mapping"], outputs=[out])
 
 
 def test_unknown_classifier_method(

@@ -14,13 +14,14 @@ from modic.io.formats import write_nifti
 from modic.io.slice_pair import load_slice_pair
 from modic.io.study import load_study
 from modic.io.volume import Volume
-from modic.pipeline import Models, analyze_images, load_analysis_config, segmentation_inputs
+from modic.pipeline import Models, analyze_images, segmentation_inputs
+from modic.settings import load_settings
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     base = tmp_path_factory.mktemp("batched_segmentation")
-    config = load_analysis_config()
+    config = load_settings()
     models = Models.load(config, device="cpu")
     models.segmenter.batch_size = 8  # studies have 5 slices: batches straddle them
     studies = [load_study(make_study(seed, base / str(seed)) / "dicom") for seed in (31, 32)]

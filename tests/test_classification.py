@@ -32,7 +32,6 @@ import pytest
 import torch
 import yaml
 
-from modic.analysis_config import validate
 from modic.bundles import write_bundle
 from modic.classification.factory import METHODS, load_classifier
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures, endplate_features, relative_signal
@@ -55,16 +54,22 @@ from modic.evaluation.synthetic import MISSED, endplate_outcomes
 from modic.io.volume import Volume
 from modic.levels import EndplateRegion, SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
-from modic.pipeline import Models, StudyAnalysis, analyze_images, grade_flags, load_analysis_config
+from modic.pipeline import Models, StudyAnalysis, analyze_images, grade_flags
 from modic.resources import models_dir
+from modic.settings import AnalysisSettings, ClassificationSettings, VoxelSettings, load_settings, to_dict
 from modic.synth import generate_study, to_study_images
 
 pytestmark = pytest.mark.timeout(300)
 
-CONFIG: dict[str, Any] = load_analysis_config()
-CLASSIFICATION: dict[str, Any] = CONFIG["classification"]
-VOXELS: Mapping[str, Any] = CLASSIFICATION["voxels"]
-RULES = RuleClassifier(CLASSIFICATION["rules"])
+CONFIG: AnalysisSettings = load_settings()
+CLASSIFICATION: ClassificationSettings = CONFIG.classification
+VOXELS: VoxelSettings = CLASSIFICATION.voxels
+RULES = RuleClassifier(CLASSIFICATION.rules)
+
+
+def classification(**changes: Any) -> ClassificationSettings:
+    """The shipped classification settings with ``changes`` (validated like a --config file)."""
+    return CONFIG.merged({"classification": changes}).classification
 
 # --- a hand-built phantom ------------------------------------------------------------------------------------------
 
@@ -302,7 +307,7 @@ def test_confidence_grows_with_the_clarity_of_the_pattern() -> None:
     assert confidences == sorted(confidences) and len(set(confidences)) == 3, confidences
 
     # A contrast right at the type 1 T1 threshold splits the band by noise: less confident than a clear contrast.
-    borderline = decision(30, (VOXELS["type1_t1_low"], 1.6), noise=0.05)
+    borderline = decision(30, (VOXELS.type1_t1_low, 1.6), noise=0.05)
     clear = decision(30, (0.4, 1.6), noise=0.05)
     assert borderline.modic_type == clear.modic_type == 1
     assert borderline.confidence < clear.confidence
@@ -313,8 +318,8 @@ def test_confidence_grows_with_the_clarity_of_the_pattern() -> None:
 )
 def test_a_small_focus_counts_only_for_the_oedema_pattern(pattern: Pattern, expected: int) -> None:
     """5 of 30 columns (17 %): above ``type1_min_fraction``, below ``min_fraction``."""
-    rules = CLASSIFICATION["rules"]
-    assert rules["type1_min_fraction"] < 5 / BAND_COLUMNS < rules["min_fraction"]
+    rules = CLASSIFICATION.rules
+    assert rules.type1_min_fraction < 5 / BAND_COLUMNS < rules.min_fraction
     features = phantom({"L4 inferior": [(5, pattern), (BAND_COLUMNS - 5, NORMAL)]}).features("L4 inferior")
     assert RULES.decide(features).modic_type == expected
 
@@ -330,7 +335,7 @@ def test_one_sequence_and_empty_regions() -> None:
     ph = phantom({"L4 inferior": [(30, TYPE1)], "L5 superior": [(30, TYPE2)]})
     t1_only = RULES.decide(ph.features("L4 inferior", sequences="t1"))
     assert t1_only.modic_type == 1
-    assert t1_only.confidence <= CLASSIFICATION["rules"]["single_sequence_confidence"]
+    assert t1_only.confidence <= CLASSIFICATION.rules.single_sequence_confidence
     assert "type 1 or type 3" in (t1_only.note or "")
     assert RULES.decide(ph.features("L5 superior", sequences="t1")).modic_type == 2
 
@@ -426,7 +431,7 @@ def test_affected_reference_marrow_is_a_report_warning() -> None:
 )
 def test_raised_t2_lets_a_milder_t1_drop_count_as_oedema(pattern: Pattern, expected: int) -> None:
     """Between ``t1_low`` and ``type1_t1_low``, T1 is oedema only where T2 is high; T1 alone never suffices."""
-    assert VOXELS["t1_low"] < 0.85 < VOXELS["type1_t1_low"] < 0.95  # the cases sit either side of the thresholds
+    assert VOXELS.t1_low < 0.85 < VOXELS.type1_t1_low < 0.95  # the cases sit either side of the thresholds
     ph = phantom({"L4 inferior": [(BAND_COLUMNS, pattern)]})
     assert RULES.decide(ph.features("L4 inferior")).modic_type == expected
     assert ph.features("L4 inferior", sequences="t1").pattern_fractions[1] < 0.05
@@ -617,11 +622,11 @@ def test_pipeline_grades_ignore_gain_and_bias_field(planted: dict[str, SimpleNam
 
 def test_config_and_factory_accept_the_same_methods() -> None:
     """Every method the factory builds passes config validation, and validation names exactly those methods."""
-    assert CLASSIFICATION["method"] in METHODS
+    assert CLASSIFICATION.method in METHODS
     for method in METHODS:
-        validate({**CONFIG, "classification": {**CLASSIFICATION, "method": method}}, where="test")
+        assert load_settings({"classification": {"method": method}}).classification.method == method
     with pytest.raises(ConfigError) as raised:
-        validate({**CONFIG, "classification": {**CLASSIFICATION, "method": "svm"}}, where="test")
+        load_settings({"classification": {"method": "svm"}})
     message = str(raised.value)
     assert "classification.method" in message and "'svm'" in message
     accepted = message.rsplit("one of ", 1)[1].split(", ")
@@ -630,7 +635,7 @@ def test_config_and_factory_accept_the_same_methods() -> None:
 
 def test_unknown_method_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as raised:
-        load_classifier({**CLASSIFICATION, "method": "svm"})
+        load_classifier(replace(CLASSIFICATION, method="svm"))  # past validation: the factory still refuses it
     message = str(raised.value)
     assert "'svm'" in message
     assert all(method in message for method in METHODS)
@@ -640,14 +645,14 @@ def test_unknown_method_is_a_config_error() -> None:
 def test_rules_method_builds_the_rule_classifier() -> None:
     classifier, info = load_classifier(CLASSIFICATION)
     assert isinstance(classifier, RuleClassifier) and classifier.name == "rules"
-    assert info == {"method": "rules", "thresholds": dict(VOXELS)}
+    assert info == {"method": "rules", "thresholds": to_dict(VOXELS)}
 
 
 @pytest.mark.parametrize(("method", "key"), [("learned", "learned_bundle"), ("patch", "patch_bundle")])
 def test_missing_bundle_is_a_model_error(tmp_path: Path, method: str, key: str) -> None:
     missing = tmp_path / "no_such_bundle"
     with pytest.raises(ModelError, match="missing") as raised:
-        load_classifier({**CLASSIFICATION, "method": method, key: str(missing)})
+        load_classifier(classification(method=method, **{key: str(missing)}))
     assert str(missing) in str(raised.value)
     assert "\n" not in str(raised.value)
 
@@ -655,9 +660,9 @@ def test_missing_bundle_is_a_model_error(tmp_path: Path, method: str, key: str) 
 @pytest.mark.parametrize(("method", "key"), [("learned", "learned_bundle"), ("patch", "patch_bundle")])
 def test_shipped_bundles_named_in_the_config_load(method: str, key: str) -> None:
     """The trained bundles ship in models/ and load offline with their recorded checksum."""
-    folder = models_dir() / str(CLASSIFICATION[key])
+    folder = models_dir() / str(getattr(CLASSIFICATION, key))
     metadata = json.loads((folder / "configs" / "metadata.json").read_text(encoding="utf-8"))
-    classifier, info = load_classifier({**CLASSIFICATION, "method": method})
+    classifier, info = load_classifier(classification(method=method))
     assert classifier.name == method == info["method"]
     assert info["sha256"] == metadata["modic_model_sha256"]
     assert (folder / "MODEL_CARD.md").is_file(), "every shipped bundle has a model card"
@@ -665,8 +670,8 @@ def test_shipped_bundles_named_in_the_config_load(method: str, key: str) -> None
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_is_built_by_the_factory(method: str, trained: SimpleNamespace) -> None:
-    settings = {**CLASSIFICATION, "method": method, "learned_bundle": str(trained.learned_bundle),
-                "patch_bundle": str(trained.patch_bundle)}
+    settings = classification(method=method, learned_bundle=str(trained.learned_bundle),
+                              patch_bundle=str(trained.patch_bundle))
     classifier, info = load_classifier(settings)
     assert classifier.name == method == info["method"]
     expected = {"rules": RuleClassifier, "learned": LearnedClassifier, "patch": PatchClassifier}[method]
@@ -686,7 +691,7 @@ TINY_PATCH_MODEL: dict[str, Any] = {
     "threshold": 0.5,
     "rules": {"keep_types": [1, 3], "keep_fraction": 0.5},
 }
-GRID = PatchGrid.from_mapping(CLASSIFICATION["patches"])
+GRID = PatchGrid.from_settings(CLASSIFICATION.patches)
 
 
 @pytest.fixture(scope="module")
@@ -747,7 +752,7 @@ def trained(samples: list[EndplateSample], planted: dict[str, SimpleNamespace],
     network = fit_network(patch_array, bags, bag_labels, TINY_PATCH_MODEL, seed=0)
     patch_bundle = write_bundle(
         root / "modic_patch", network=network, network_def=TINY_PATCH_MODEL["network_def"],
-        settings={"patches": dict(CLASSIFICATION["patches"]), "threshold": 0.5,
+        settings={"patches": to_dict(CLASSIFICATION.patches), "threshold": 0.5,
                   "rules": dict(TINY_PATCH_MODEL["rules"])},
         metadata={"version": "test"},
     )
@@ -780,7 +785,7 @@ def test_learned_candidates_give_probabilities(kind: str, samples: list[Endplate
 
 def test_cross_validation_on_synthetic_samples(samples: list[EndplateSample]) -> None:
     """Patient-level CV with the synthetic studies as the 'patients': every level truth is scored once per repeat."""
-    significance = [int(t) for t in CLASSIFICATION["level_significance"]]
+    significance = [int(t) for t in CLASSIFICATION.level_significance]
     rank = {t: i for i, t in enumerate(significance)}
     truth: dict[str, dict[str, int]] = {}
     for sample in samples:
@@ -803,7 +808,7 @@ def test_cross_validation_on_synthetic_samples(samples: list[EndplateSample]) ->
 def test_learned_bundle_round_trip_gives_identical_predictions(
     trained: SimpleNamespace, planted: dict[str, SimpleNamespace]
 ) -> None:
-    classifier, info = load_learned({**CLASSIFICATION, "learned_bundle": str(trained.learned_bundle)})
+    classifier, info = load_learned(classification(learned_bundle=str(trained.learned_bundle)))
     assert info["method"] == "learned" and info["model"] == "gradient_boosting"
     assert classifier.classes == [int(c) for c in trained.model.classes_]
     np.testing.assert_array_equal(classifier.model.predict_proba(trained.x), trained.model.predict_proba(trained.x))
@@ -821,7 +826,7 @@ def test_learned_bundle_damage_is_reported(trained: SimpleNamespace, tmp_path: P
     import shutil
 
     copy = Path(shutil.copytree(trained.learned_bundle, tmp_path / "bundle"))
-    settings = {**CLASSIFICATION, "learned_bundle": str(copy)}
+    settings = classification(learned_bundle=str(copy))
     metadata_path = copy / "configs" / "metadata.json"
     metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     metadata_path.write_text(json.dumps({**metadata, "feature_names": ["t1_ratio_median"]}), encoding="utf-8")
@@ -899,15 +904,15 @@ def test_patch_network_gives_probabilities(trained: SimpleNamespace) -> None:
 
 
 def test_patch_bundle_round_trip_gives_identical_predictions(trained: SimpleNamespace) -> None:
-    classifier, info = load_patch_classifier({**CLASSIFICATION, "patch_bundle": str(trained.patch_bundle)})
+    classifier, info = load_patch_classifier(classification(patch_bundle=str(trained.patch_bundle)))
     assert info["method"] == "patch" and classifier.grid == GRID and classifier.needs_patches
     expected = changed_probability(trained.network, trained.patches)
     reloaded = np.array([classifier.probability(trained.patches[i : i + 1]) for i in range(len(trained.patches))])
     np.testing.assert_allclose(reloaded, expected, rtol=0, atol=1e-6)
 
-    other = {**CLASSIFICATION["patches"], "rows": GRID.rows + 8}
+    other = {"rows": GRID.rows + 8}
     with pytest.raises(ModelError, match="trained with patches"):
-        load_patch_classifier({**CLASSIFICATION, "patch_bundle": str(trained.patch_bundle), "patches": other})
+        load_patch_classifier(classification(patch_bundle=str(trained.patch_bundle), patches=other))
 
 
 def test_patch_decisions_match_the_training_evaluation(trained: SimpleNamespace) -> None:
@@ -924,7 +929,7 @@ def test_patch_decisions_match_the_training_evaluation(trained: SimpleNamespace)
     for threshold in (0.0, 0.5, 1.01):
         classifier = PatchClassifier(
             trained.network, grid=GRID, threshold=threshold, keep_types=(1, 3), keep_fraction=0.3,
-            mixed_fraction=float(CLASSIFICATION["rules"]["mixed_fraction"]), version="test",
+            mixed_fraction=float(CLASSIFICATION.rules.mixed_fraction), version="test",
         )
         decisions = [classifier.decide(f) for f in features]
         probabilities = np.array([classifier.probability(f.patches) for f in features])
@@ -942,7 +947,7 @@ def test_patch_decisions_match_the_training_evaluation(trained: SimpleNamespace)
 
 def test_patch_classifier_grades_a_study(trained: SimpleNamespace, planted: dict[str, SimpleNamespace]) -> None:
     """``grade_study`` computes patches for a classifier that needs them; every endplate gets a decision."""
-    classifier, _ = load_patch_classifier({**CLASSIFICATION, "patch_bundle": str(trained.patch_bundle)})
+    classifier, _ = load_patch_classifier(classification(patch_bundle=str(trained.patch_bundle)))
     analysis = planted["separate"].analysis
     images = analysis.images
     assert images.t1 is not None and images.t2 is not None

@@ -91,10 +91,9 @@ def test_user_chosen_series_by_uid(export: Path) -> None:
 
 
 def test_memory_guard_applies_before_any_series_is_read(export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modic.config import load_shipped
+    from modic.settings import load_settings
 
-    config = load_shipped("io.yaml")
-    config["memory"] = {"max_voxels": 4000}
+    config = load_settings({"io": {"memory": {"max_voxels": 4000}}}).io
     monkeypatch.setattr("modic.io.study.load_series", lambda *a, **k: pytest.fail("a series was read"))
     # The T1 (20 x 24 x 8 = 3,840 voxels) fits; the T2 does not, and is refused before the T1 is read.
     with pytest.raises(

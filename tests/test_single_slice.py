@@ -32,12 +32,13 @@ from modic.cli import main
 from modic.io.formats import read_slice, write_nifti
 from modic.io.slice_pair import load_slice_pair
 from modic.io.volume import Volume
-from modic.pipeline import Models, StudyAnalysis, analyze_images, is_slice_pair, load_analysis_config
+from modic.pipeline import Models, StudyAnalysis, analyze_images, is_slice_pair
+from modic.settings import load_settings
 from modic.synth import generate_study, to_study_images
 
 pytestmark = pytest.mark.timeout(300)
 
-CONFIG = load_analysis_config()
+CONFIG = load_settings()
 SEED, CHANGES = PLANTED["kissing"]
 LEVELS = ["L3-L4", "L4-L5", "L5-S1"]
 EXPECTED = {
@@ -209,7 +210,7 @@ def test_t1_slice_alone(pair: SimpleNamespace, models: Models) -> None:
     analysis = analyze_images(images, models=models, config=CONFIG)
     assert "missing_t2" in [flag.code for flag in analysis.warnings]
     assert analysis_grades(analysis) == {**EXPECTED, "L4 inferior": "None"}
-    cap = float(CONFIG["classification"]["rules"]["single_sequence_confidence"])
+    cap = float(CONFIG.classification.rules.single_sequence_confidence)
     grades = {g.endplate: g for level in analysis.levels for g in level.endplates}
     assert all(g.confidence <= cap for g in grades.values())
     assert grades["L4 inferior"].confidence == 0.0
