@@ -31,7 +31,6 @@ import numpy as np
 from tqdm import tqdm
 
 from modic import atomic
-from modic.settings import load_settings
 from modic.io.volume import Volume
 from modic.evaluation.segmentation import load_case, score_probabilities
 from modic.evaluation.segmentation_spider import score_patient
@@ -40,6 +39,7 @@ from modic.segmentation.data import read_cases_csv
 from modic.segmentation import spider_t2space
 from modic.segmentation.infer import SegmentationModel, reweight_background, smooth_across_slices
 from modic.segmentation.train import load_train_config
+from modic.settings import load_settings
 
 
 def main() -> int:

@@ -14,9 +14,9 @@ from modic.errors import AnalysisError
 from modic.io.study import load_study
 from modic.io.volume import Volume, lps_to_ras
 from modic.pipeline import Models, StudyAnalysis, analyze_images
-from modic.settings import load_settings
 from modic.report import dicom_seg, dicom_sr, figures
 from modic.report.json_report import build_report
+from modic.settings import load_settings
 from modic.synth import generate_study, write_study
 
 

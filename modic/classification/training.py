@@ -29,7 +29,6 @@ from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
 from modic.config import load_yaml
 from modic.errors import ConfigError, ModicError
-from modic.settings import AnalysisSettings, VoxelSettings, load_settings, to_dict
 from modic.evaluation.spider import (
     FAILED,
     PatientGrading,
@@ -37,6 +36,7 @@ from modic.evaluation.spider import (
     read_gradings,
     read_spacings,
 )
+from modic.settings import AnalysisSettings, VoxelSettings, load_settings, to_dict
 
 log = logging.getLogger("modic.train")
 

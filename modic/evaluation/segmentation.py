@@ -32,9 +32,9 @@ from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
-from modic.settings import LevelsSettings
 from modic.segmentation.data import LumbarSegCase, load_nifti_volume, read_cases_csv
 from modic.segmentation.infer import SegmentationModel
+from modic.settings import LevelsSettings
 
 MIN_MATCH_IOU = 0.1
 

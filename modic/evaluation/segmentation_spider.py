@@ -38,10 +38,10 @@ from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice, voxel_size
 from modic.levels.labelling import Naming, name_levels
-from modic.settings import LevelsSettings
 from modic.segmentation.data import LumbarSegCase
 from modic.segmentation.infer import SegmentationModel
 from modic.segmentation.spider_t2space import DISC, load_patient, read_patients, vertebral_body_mask
+from modic.settings import LevelsSettings
 
 CHECKED_DISCS = ("L5-S1", "L4-L5", "L3-L4")
 """Disc names checked for level accuracy, in the order of the labelled discs counted from the bottom."""
