@@ -47,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep-identifiers", action="store_true",
                         help="keep patient identifiers in report.json and input paths/UIDs in the manifest")
     parser.add_argument("--no-dicom", action="store_true", help="do not write DICOM SEG and SR")
-    parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
+    parser.add_argument("--config", type=Path,
+                        help="YAML with only the settings to change, merged onto the shipped configs/ (see modic analyze)")
     add_model_option(parser)
     parser.set_defaults(handler=run)
 
