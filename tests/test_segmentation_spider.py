@@ -27,6 +27,7 @@ from modic.segmentation.spider_t2space import (
     vertebral_body_mask,
 )
 from modic.segmentation.train import load_cases, train
+from modic.settings import load_settings
 
 
 def test_body_is_the_vertebra_anterior_to_the_canal_in_every_slice() -> None:
@@ -155,7 +156,7 @@ def test_specks_of_disc_label_are_not_counted_as_discs() -> None:
     image, mask = fake_spider_arrays()
     mask[5, 20, 2] = 2  # one stray voxel above the top disc
     volume = Volume(image, SPIDER_AFFINE, {})
-    components, count = labelled_discs(mask, volume, levels={"min_disc_volume_mm3": 250})
+    components, count = labelled_discs(mask, volume, levels=load_settings({"levels": {"min_disc_volume_mm3": 250}}).levels)
     assert count == 3
     assert components[5, 20, 2] == 0
     assert set(np.unique(components[mask == 2]).tolist()) == {0, 1, 2, 3}
