@@ -56,6 +56,16 @@ def setting(check: Check) -> Any:
     return dataclasses.field(metadata={CHECK: check})
 
 
+def omissible(declared: Any, default: Any = None) -> Any:
+    """``declared`` (a field made by one of these helpers) that files may leave out, then ``default``.
+
+    For files without shipped defaults (a clinical file: an absent field is
+    unknown) and for keys that only some records use (``ti`` of an
+    inversion-recovery series).
+    """
+    return dataclasses.field(default=default, metadata=declared.metadata)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
