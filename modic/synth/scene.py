@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from modic.synth.anatomy import Anatomy, Disc, Frame, Lesion, SchmorlNode, Vertebra
-from modic.synth.config import Section
+from modic.synth.config import RenderSettings
 from modic.synth.fields import Tile2D, Tile3D, random_tile, random_tile_2d
 from modic.synth.shapes import (
     capsule_2d,
@@ -199,7 +199,7 @@ class Scene:
         self,
         anatomy: Anatomy,
         spine: SpineFrame,
-        render: Section,
+        render: RenderSettings,
         rng: np.random.Generator,
     ) -> None:
         self.anatomy = anatomy
@@ -220,7 +220,7 @@ class Scene:
         self._bladder = (s3.y + 80.0 + self.soft.bladder_radius, lower["Co2"].frame.z - 0.3 * self.soft.bladder_radius)
         self._abdomen_cache: dict[tuple[float, ...], Tile3D] = {}
         self._corner_cache: dict[tuple[str, int], np.ndarray] = {}
-        self._bowel_softness = render.draw(rng, "bowel_edge_softness")
+        self._bowel_softness = render.bowel_edge_softness.draw(rng)
         self._s_iliac_artery = spine.s_vertebra[anatomy.vertebra("L4").index]
         self._s_iliac_vein = spine.s_vertebra[anatomy.vertebra("L5").index]
 
@@ -236,8 +236,8 @@ class Scene:
     def _tiles(self) -> dict[str, Tile3D]:
         rng = np.random.default_rng(self._rng_seed)
         r = self._render
-        marrow_step = r.number("marrow_texture_step", low=0.1)
-        abdomen_step = r.number("abdomen_step", low=0.1)
+        marrow_step = r.marrow_texture_step
+        abdomen_step = r.abdomen_step
         scale = self.anatomy.marrow.texture_scale
         fine = random_tile(rng, period_mm=(MARROW_TILE_MM,) * 3, step=(marrow_step,) * 3, sigma_mm=(scale,) * 3)
         coarse_step = MARROW_TILE_MM / 16
@@ -257,7 +257,7 @@ class Scene:
     def _planes(self) -> dict[str, Tile2D]:
         """Textures of soft tissue that change little across a sagittal slice: (y, z) tiles."""
         rng = np.random.default_rng([self._rng_seed, 1])
-        step = tuple(self._render.numbers("muscle_texture_step", length=2))
+        step = tuple(self._render.muscle_texture_step)
         return {
             "muscle": random_tile_2d(rng, period_mm=MUSCLE_TILE_MM, step=step, sigma_mm=(1.2, 9.0)),
             "septa": random_tile_2d(rng, period_mm=MUSCLE_TILE_MM, step=step, sigma_mm=(3.0, 8.0)),
