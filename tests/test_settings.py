@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import pickle
@@ -16,6 +17,7 @@ from modic.errors import ConfigError, InputError, SeriesSelectionError
 from modic.settings import (
     ClassifierMethod,
     DepthMode,
+    WarningCode,
     Weighting,
     load_settings,
     shipped_settings,
@@ -167,6 +169,63 @@ def test_wrong_type_or_range_is_one_line_quoting_the_value(changes: dict[str, An
 def test_enums_refuse_unknown_values_listing_the_accepted_ones(changes: dict[str, Any], key: str, accepted: str) -> None:
     message = error_of(changes)
     assert f"'{key}'" in message and accepted in message
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "modic"
+
+
+def _emitted_warning_codes() -> set[str]:
+    """Every warning code modic can emit, read from its source.
+
+    A code is the first argument of a ``Flag(...)`` call, or an input problem
+    that :func:`modic.pipeline.input_flags` turns into a Flag: the value of a
+    ``"flag"`` key in a decision-log entry, or the code of a ``(code, message)``
+    pair appended to a reader's ``flags``. A Flag whose code is not written
+    out fails the test (except the forwarding in ``input_flags``), so that no
+    code escapes the scan.
+    """
+    codes: set[str] = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        forwarding = {
+            id(node)
+            for function in ast.walk(tree)
+            if isinstance(function, ast.FunctionDef) and function.name == "input_flags"
+            for node in ast.walk(function)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name == "Flag":
+                    code = node.args[0] if node.args else next(k.value for k in node.keywords if k.arg == "code")
+                    if isinstance(code, ast.Constant) and isinstance(code.value, str):
+                        codes.add(code.value)
+                    else:
+                        assert id(node) in forwarding, f"{path}:{node.lineno}: a Flag code that is not a literal"
+                elif (
+                    name == "append"
+                    and isinstance(node.func, ast.Attribute)
+                    and ast.unparse(node.func.value).split(".")[-1] == "flags"
+                    and node.args
+                    and isinstance(node.args[0], ast.Tuple)
+                    and isinstance(node.args[0].elts[0], ast.Constant)
+                ):
+                    codes.add(node.args[0].elts[0].value)
+            elif isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if isinstance(key, ast.Constant) and key.value == "flag" and isinstance(value, ast.Constant):
+                        codes.add(value.value)
+    return codes
+
+
+def test_every_warning_code_modic_emits_is_a_warning_code_member() -> None:
+    emitted = _emitted_warning_codes()
+    assert {"s1_not_found", "reference_marrow_affected", "monochrome1_inverted", "exam_mixed"} <= emitted, (
+        "the scan finds Flag calls, decision-log flags and reader flags"
+    )
+    members = {code.value for code in WarningCode}
+    assert emitted - members == set(), "add these codes to modic.settings.enums.WarningCode"
+    assert members - emitted == set(), "these WarningCode members are emitted nowhere; remove them"
 
 
 def test_a_broken_shipped_value_names_the_shipped_file(monkeypatch: pytest.MonkeyPatch) -> None:
