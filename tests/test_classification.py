@@ -498,7 +498,7 @@ SAMPLE_CONFIG: dict[str, Any] = {
     "name": "tiny_1mm_changes",
     "modic": {
         "probability": 1.0,
-        "levels": {1: 0.0, 2: 0.0, 3: 1.0},  # merged over default.yaml: every key is listed
+        "levels": {1: 0.0, 2: 0.0, 3: 1.0},  # replaces default.yaml's table whole
         "level_weights": {"L5-S1": 1.0, "L4-L5": 1.0, "L3-L4": 1.0, "L2-L3": 0.0, "L1-L2": 0.0},
         "kissing": 0.5,
         "types": {"1": 0.4, "2": 0.4, "3": 0.2, "1/2": 0.0, "2/3": 0.0},
