@@ -98,7 +98,9 @@ class Policy:
     sha256: str = ""
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, file: str = "(mapping given in Python)", sha256: str = "") -> Policy:
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, file: str = "(mapping given in Python)", sha256: str = ""
+    ) -> Policy:
         """Validate a policy loaded from YAML; errors start with ``config <file>:``."""
         source = f"config {file}"
         _known_keys(data, _POLICY_KEYS, file=file)

@@ -147,7 +147,7 @@ def to_dict(settings: Any) -> Any:
 
 
 def _records(kind: type[T], layer: Layer, path: KeyPath, value: Any, *, see: str) -> tuple[T, ...]:
-    """The list at ``path`` of ``layer`` (the last one giving it: lists are replaced whole), each item built as ``kind``."""
+    """The list at ``path`` of ``layer`` (the last layer giving it: lists are replaced whole), each item a ``kind``."""
     if not isinstance(value, list) or not value:
         names = ", ".join(f.name for f in dataclasses.fields(kind))  # type: ignore[arg-type]
         raise invalid_value_error(file=layer.file, key=layer.key(path), value=value,
