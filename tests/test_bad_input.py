@@ -4,7 +4,7 @@ Every failure must exit 1 (2 for usage errors) with one ``modic: error:``
 line naming the problem and the way out, without traceback, and leave no
 output folder and no ``.modic-tmp-*`` temporaries. Missing T1 or T2 is
 allowed (``docs``: the analysis continues with a ``missing_t1``/``missing_t2``
-warning). Small series come from ``test_io_support``; the cases that must
+warning). Small series come from :mod:`helpers.io`; the cases that must
 analyse use a tiny synthetic study.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.uid import RLELossless, generate_uid
 
-from test_bad_input_support import (
+from helpers.bad_input import (
     Result,
     assert_clean_failure,
     assert_no_temporaries,
@@ -30,7 +30,7 @@ from test_bad_input_support import (
     snapshot,
     synthetic_source,
 )
-from test_io_support import OTHER_STUDY_UID, pacs_export, volume, write
+from helpers.io import OTHER_STUDY_UID, pacs_export, volume, write
 
 pytestmark = pytest.mark.timeout(120)
 

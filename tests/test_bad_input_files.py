@@ -25,8 +25,8 @@ import yaml
 from PIL import Image
 
 from modic.resources import config_file, models_dir
-from test_bad_input_support import Result, assert_clean_failure, run_cli, snapshot
-from test_io_support import volume, write
+from helpers.bad_input import Result, assert_clean_failure, run_cli, snapshot
+from helpers.io import volume, write
 
 pytestmark = pytest.mark.timeout(120)
 

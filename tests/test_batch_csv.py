@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from test_batch_support import make_study, manifest, study_folders, summary, write_csv
+from helpers.batch import make_study, manifest, study_folders, summary, write_csv
 
 from modic.cli import main
 

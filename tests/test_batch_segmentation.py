@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_batch_support import make_study
+from helpers.batch import make_study
 
 from modic.io.formats import write_nifti
 from modic.io.slice_pair import load_slice_pair

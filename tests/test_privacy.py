@@ -25,7 +25,7 @@ import pydicom
 import pytest
 
 from modic.synth import generate_study, load_synth_config, write_study
-from test_bad_input_support import assert_no_temporaries
+from helpers.bad_input import assert_no_temporaries
 
 pytestmark = pytest.mark.timeout(300)
 

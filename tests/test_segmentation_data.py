@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_segmentation_support import FAKE_CASES, SMOKE_CONFIG, write_lumbar_seg
+from helpers.segmentation import FAKE_CASES, SMOKE_CONFIG, write_lumbar_seg
 
 from modic.config import load_yaml
 from modic.errors import ConfigError, InputError

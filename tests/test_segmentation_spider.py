@@ -12,7 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_segmentation_support import SPIDER_AFFINE, fake_spider_arrays, synthetic_smoke_config, write_spider_t2space
+from helpers.segmentation import SPIDER_AFFINE, fake_spider_arrays, synthetic_smoke_config, write_spider_t2space
 
 from modic.errors import InputError
 from modic.io.volume import Volume

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_segmentation_support import (
+from helpers.segmentation import (
     SMOKE_CONFIG,
     max_abs_difference,
     read_metrics,

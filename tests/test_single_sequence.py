@@ -20,7 +20,7 @@ from highdicom.color import CIELabColor
 from modic.cli import main
 from modic.report.figures import MODIC_COLOURS, UNDETERMINED_COLOUR
 from modic.synth import generate_study, write_study
-from test_candidacy_support import DEFAULT_OK
+from helpers.candidacy import DEFAULT_OK
 
 PLANTED = "L4 inferior:1,L5 superior:2"
 REPO_ROOT = Path(__file__).resolve().parent.parent
