@@ -52,7 +52,7 @@ def run_seg(args: argparse.Namespace) -> int:
     from modic.evaluation.segmentation import evaluate_folder
     from modic.evaluation.segmentation_spider import evaluate_spider_t2space
     from modic.pipeline import Models, load_analysis_config
-    from modic.segmentation.spider_t2space import is_spider_t2space_layout
+    from modic.datasets.spider_t2space import is_spider_t2space_layout
 
     config = load_analysis_config(args.config)
     models = Models.load(config, device=args.device, bundle=args.model)

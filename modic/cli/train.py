@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_seg(args: argparse.Namespace) -> int:
-    from modic.segmentation.train import load_train_config, train
+    from modic.training.segmentation import load_train_config, train
 
     overrides = {}
     if args.lumbar_seg:
@@ -46,7 +46,7 @@ def run_seg(args: argparse.Namespace) -> int:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from modic.classification.training import train_grade
+    from modic.training.grading import train_grade
 
     result = train_grade(
         args.config, output_dir=args.output, device=args.device, export_bundle=args.export, reuse_samples=not args.fresh

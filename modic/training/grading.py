@@ -23,7 +23,6 @@ import numpy as np
 
 from modic import __version__, atomic
 from modic.classification.features import FEATURE_NAMES
-from modic.classification.grading import LevelGrade
 from modic.classification.learned import MODEL_FILE
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
@@ -324,7 +323,7 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
     best = max(config["candidates"], key=lambda k: (results[k]["presence_balanced_accuracy"] or 0, results[k]["presence_kappa"] or 0))
     patch_settings = config.get("patch_model")
     if patch_settings:
-        from modic.classification.patch_training import cross_validate_patches
+        from modic.training.patch_grading import cross_validate_patches
 
         runs, _ = cross_validate_patches(
             patches, spider, patch_settings, folds=int(cv["folds"]), repeats=int(cv["repeats"]), seed=seed,
@@ -366,7 +365,7 @@ def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[En
                         segmentation: Mapping[str, Any]) -> None:
     """Fit the patch network on every SPIDER endplate and write it as a MONAI bundle."""
     from modic.bundles import write_bundle
-    from modic.classification.patch_training import fit_network, level_bags
+    from modic.training.patch_grading import fit_network, level_bags
 
     bags, bag_labels = level_bags(samples)
     network = fit_network(patches, bags, bag_labels, settings, seed=seed)

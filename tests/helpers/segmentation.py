@@ -16,7 +16,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from modic.segmentation.train import TrainConfig, load_train_config
+from modic.training.segmentation import TrainConfig, load_train_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SMOKE_CONFIG = REPO_ROOT / "configs" / "seg" / "smoke.yaml"
