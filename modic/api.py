@@ -18,7 +18,8 @@ from typing import Any
 
 from modic.io.slice_pair import load_slice_pair
 from modic.io.study import load_study
-from modic.pipeline import Models, StudyAnalysis, analyze_images, load_analysis_config
+from modic.pipeline import Models, analyze_images, load_analysis_config
+from modic.results import StudyAnalysis
 
 
 def analyze_study(

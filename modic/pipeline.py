@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
+from modic.classification.grading import EndplateClassifier, grade_study
 from modic.analysis_config import load_analysis_config
 from modic.config import load_shipped
 from modic.errors import AnalysisError, ConfigError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
 from modic.io.volume import Volume
-from modic.levels import Flag, SpineAnatomy, build_anatomy
+from modic.levels import SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.resources import models_dir
+from modic.results import Flag, LevelGrade, StudyAnalysis
 from modic.runtime import apply_runtime_settings
 from modic.segmentation.bundle import LoadedBundle, load_bundle
 from modic.segmentation.infer import SegmentationModel, fuse_probabilities
@@ -409,19 +410,6 @@ def input_flags(images: StudyImages) -> list[Flag]:
     they belong with the result's warnings, not only in ``input_decisions``.
     """
     return [Flag(str(d["flag"]), str(d["message"])) for d in images.decisions if d.get("flag")]
-
-
-@dataclass
-class StudyAnalysis:
-    """Everything one analysis produced, in memory (reports are written from this)."""
-
-    images: StudyImages
-    anatomy: SpineAnatomy
-    levels: list[LevelGrade]
-    warnings: list[Flag]
-    models: dict[str, Any]
-    config: dict[str, Any]
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def analyze_images(

@@ -40,7 +40,8 @@ from modic.classification.features import FEATURE_NAMES
 from modic.errors import ModicError
 from modic.evaluation.spider import LEVELS, load_patient_images, read_gradings, read_spacings
 from modic.levels.names import level_endplates
-from modic.pipeline import Models, StudyAnalysis, analyze_images, load_analysis_config
+from modic.pipeline import Models, analyze_images, load_analysis_config
+from modic.results import StudyAnalysis
 
 LUMBAR_BODIES = ("L1", "L2", "L3", "L4", "L5")
 

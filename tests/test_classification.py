@@ -10,7 +10,7 @@ Three kinds of input:
 * synthetic studies with planted Modic changes (:data:`PLANTED`), analysed
   once per module by the full pipeline (segmentation included);
 * synthetic studies with random changes, collected by
-  :func:`~modic.classification.training.synthetic_samples`, to train tiny
+  :func:`~modic.training.grading.synthetic_samples`, to train tiny
   learned and patch models.
 
 The synthetic studies use the ``tiny`` generator config at about 1 mm in-plane
@@ -35,14 +35,14 @@ from modic.analysis_config import validate
 from modic.bundles import write_bundle
 from modic.classification.factory import METHODS, load_classifier
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures, endplate_features, relative_signal
-from modic.classification.grading import LevelGrade, grade_study
+from modic.classification.grading import grade_study
 from modic.classification.learned import LearnedClassifier, load_learned
 from modic.classification.patch_model import PatchClassifier, load_patch_classifier
-from modic.classification.patch_training import changed_probability, endplate_types, fit_network, level_bags
+from modic.training.patch_grading import changed_probability, endplate_types, fit_network, level_bags
 from modic.classification.patches import CHANNELS, PatchGrid, endplate_patches
 from modic.classification.reference import CRANIAL_HALF, WHOLE, reference_marrow
 from modic.classification.rules import RuleClassifier
-from modic.classification.training import (
+from modic.training.grading import (
     EndplateSample,
     build_candidate,
     cross_validate,
@@ -54,7 +54,8 @@ from modic.evaluation.synthetic import MISSED, endplate_outcomes
 from modic.io.volume import Volume
 from modic.levels import EndplateRegion, SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
-from modic.pipeline import Models, StudyAnalysis, analyze_images, grade_flags, load_analysis_config
+from modic.pipeline import Models, analyze_images, grade_flags, load_analysis_config
+from modic.results import LevelGrade, StudyAnalysis
 from modic.resources import models_dir
 from modic.synth import generate_study, to_study_images
 

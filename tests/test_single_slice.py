@@ -32,7 +32,8 @@ from modic.cli import main
 from modic.io.formats import read_slice, write_nifti
 from modic.io.slice_pair import load_slice_pair
 from modic.io.volume import Volume
-from modic.pipeline import Models, StudyAnalysis, analyze_images, is_slice_pair, load_analysis_config
+from modic.pipeline import Models, analyze_images, is_slice_pair, load_analysis_config
+from modic.results import StudyAnalysis
 from modic.synth import generate_study, to_study_images
 
 pytestmark = pytest.mark.timeout(300)

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     import torch
 
     from modic.io.study import StudyImages
-    from modic.pipeline import Models, StudyAnalysis
+    from modic.pipeline import Models
+    from modic.results import StudyAnalysis
     from modic.preprocessing import NetworkGrid
     from modic.segmentation.infer import SegmentationModel
 

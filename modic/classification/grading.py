@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,63 +14,13 @@ from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
-
-
-UNDETERMINED = "undetermined"
-"""How reports write the type of an endplate or level that the images cannot decide (``modic_type`` None)."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A classifier's verdict on one endplate.
-
-    ``scores`` are per-type pattern fractions (rules) or probabilities (learned);
-    ``modic_type`` None means undetermined (:func:`evidence_limited`).
-    """
-
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    scores: dict[int, float]
-    note: str | None = None
+from modic.results import Decision, EndplateGrade, LevelGrade
 
 
 class EndplateClassifier(Protocol):
     name: str
 
     def decide(self, features: EndplateFeatures) -> Decision: ...
-
-
-@dataclass(frozen=True)
-class EndplateGrade:
-    """The reading of one endplate; ``modic_type`` None when the images cannot decide it (``note`` says why)."""
-
-    endplate: str
-    level: str
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    scores: dict[int, float]
-    method: str
-    region_fraction: float
-    height_fraction: float
-    features: EndplateFeatures
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class LevelGrade:
-    """The reading of one disc level: the most significant type of its two endplates.
-
-    ``modic_type`` is None (undetermined) when no endplate shows a change and
-    at least one could not be typed.
-    """
-
-    level: str
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    endplates: tuple[EndplateGrade, ...]
 
 
 def grade_study(

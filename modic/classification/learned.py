@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures
-from modic.classification.grading import Decision
 from modic.errors import ModelError
+from modic.results import Decision
 
 DEFAULT_BUNDLE = "modic_grade"
 MODEL_FILE = "model.skops"

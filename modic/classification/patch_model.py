@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from modic.classification.features import EndplateFeatures
-from modic.classification.grading import Decision
 from modic.classification.patches import PatchGrid
 from modic.errors import ModelError
+from modic.results import Decision
 
 DEFAULT_BUNDLE = "modic_patch"
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modic.classification.features import EndplateFeatures
-from modic.classification.grading import Decision
+from modic.results import Decision
 
 
 class RuleClassifier:

@@ -19,8 +19,9 @@ from modic.levels.instances import (
     size_setting,
     voxel_size,
 )
-from modic.levels.labelling import Flag, Naming, check_body_sizes, name_levels
+from modic.levels.labelling import Naming, check_body_sizes, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
+from modic.results import Flag
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from modic.errors import AnalysisError
 from modic.io.dicom_scan import frame_number
 from modic.levels import SpineAnatomy
 from modic.levels.names import endplate_parts
-from modic.pipeline import StudyAnalysis
+from modic.results import StudyAnalysis
 from modic.report.figures import DISC_COLOUR, MODIC_COLOURS, UNDETERMINED_COLOUR, VERTEBRA_COLOUR
 
 SERIES_NUMBER = 9101

@@ -20,7 +20,7 @@ import numpy as np
 from modic import atomic
 from modic.errors import OutputError, UsageError
 from modic.io.formats import write_nifti
-from modic.pipeline import StudyAnalysis
+from modic.results import StudyAnalysis
 from modic.report import dicom_seg, dicom_sr, figures, html
 from modic.report.json_report import build_report, dumps
 from modic.report.tables import endplate_rows, to_csv
