@@ -26,7 +26,7 @@ from modic.levels import SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.resources import models_dir
 from modic.results import Flag, LevelGrade, StudyAnalysis
-from modic.runtime import apply_runtime_settings
+from modic.runtime import apply_runtime_settings, resolve_device
 from modic.segmentation.bundle import LoadedBundle, load_bundle
 from modic.segmentation.infer import SegmentationModel, fuse_probabilities
 
@@ -36,22 +36,8 @@ __all__ = [
     "analyze_images",
     "is_slice_pair",
     "load_analysis_config",
-    "resolve_device",
     "segmentation_inputs",
 ]
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; others are checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} was asked for but no CUDA GPU is available; use --device cpu")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
-    return device
 
 
 @dataclass

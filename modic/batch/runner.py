@@ -28,8 +28,10 @@ from modic.batch.manifest import MANIFEST_NAME, ManifestWriter, attempt_counts, 
 from modic.batch.sources import StudySource, discover
 from modic.batch.summary import final_table, finished_reports, prevalence, summary_rows, write_summary
 from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
+from modic.analysis_config import load_analysis_config
 from modic.config import load_shipped
 from modic.errors import ConfigError, InputError, OutputError, UsageError
+from modic.runtime import resolve_device
 
 log = logging.getLogger("modic.batch")
 
@@ -106,8 +108,6 @@ class BatchResult:
 
 def run_batch(options: BatchOptions) -> BatchResult:
     """Process every study of ``options.root`` into ``options.out``; see :class:`BatchOptions`."""
-    from modic.pipeline import load_analysis_config, resolve_device
-
     _validate(options)
     started = time.perf_counter()
     out = options.out.resolve()

@@ -16,15 +16,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from modic.errors import InputError, ModicError
+from modic.io.slice_pair import load_slice_pair
+from modic.io.study import StudyImages
 from modic.levels.anatomy import LEVEL_WARNING_CODES
-
-if TYPE_CHECKING:
-    from modic.io.study import StudyImages
+from modic.pipeline import analyze_images
 
 IVD_LABEL_TO_LEVEL = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"}
 LEVELS = ("L3-L4", "L4-L5", "L5-S1")
@@ -87,8 +87,6 @@ def load_patient_images(
     root: Path, patient: str, spacings: Mapping[tuple[str, str], tuple[float, float]]
 ) -> StudyImages:
     """The T1/T2 slice pair of ``patient`` (either picture may be absent), with its ``series.csv`` spacing."""
-    from modic.io.slice_pair import load_slice_pair
-
     if (patient, "t1") not in spacings and (patient, "t2") not in spacings:
         raise InputError(f"series.csv has no PixelSpacing for patient {patient}")
     t1 = root / "images" / f"{patient}_t1.png"
@@ -110,8 +108,6 @@ def analyse_patient(
     models: Any,
     config: Mapping[str, Any],
 ) -> PatientGrading:
-    from modic.pipeline import analyze_images
-
     try:
         analysis = analyze_images(load_patient_images(root, patient, spacings), models=models, config=config)
     except ModicError as exc:
