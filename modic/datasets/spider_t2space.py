@@ -29,6 +29,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from modic.errors import InputError
