@@ -30,7 +30,7 @@ from modic.batch.summary import final_table, finished_reports, prevalence, summa
 from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
 from modic.analysis_config import load_analysis_config
 from modic.config import load_shipped
-from modic.errors import ConfigError, InputError, OutputError, UsageError
+from modic.errors import ConfigError, InputError, OutputError, OutputFolderError, UsageError
 from modic.runtime import resolve_device
 
 log = logging.getLogger("modic.batch")
@@ -112,14 +112,14 @@ def run_batch(options: BatchOptions) -> BatchResult:
     started = time.perf_counter()
     out = options.out.resolve()
     if out.exists() and not out.is_dir():
-        raise UsageError(f"output '{options.out}' exists and is not a folder; choose another -o")
+        raise OutputFolderError(f"output '{options.out}' exists and is not a folder", remedy="other", folder=str(options.out))
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = open(out / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole run by _exclusive
     except OSError as exc:
         raise OutputError(
             f"cannot write into the output folder '{options.out}': {exc.strerror or type(exc).__name__}; "
-            "check the permissions and free space there, or choose another -o"
+            "check the permissions and free space there, or choose another output folder"
         ) from None
     with _exclusive(lock, out=out):
         removed = remove_stale_temporaries(out, every_owner=True)
@@ -209,10 +209,14 @@ def _validate(options: BatchOptions) -> None:
         raise UsageError(f"--batch-size {options.batch_size} must be at least 1")
     root, out = options.root.resolve(), options.out.resolve()
     if root.is_dir() and (out == root or root in out.parents):
-        raise UsageError(f"output folder '{options.out}' is inside the input '{options.root}'; choose an -o outside it")
+        raise OutputFolderError(
+            f"output folder '{options.out}' is inside the input '{options.root}'", remedy="outside_input",
+            folder=str(options.out),
+        )
     if root.is_dir() and out in root.parents:
-        raise UsageError(
-            f"output folder '{options.out}' holds the input '{options.root}'; choose an -o outside the input"
+        raise OutputFolderError(
+            f"output folder '{options.out}' holds the input '{options.root}'", remedy="outside_input",
+            folder=str(options.out),
         )
 
 
@@ -347,8 +351,8 @@ def _exclusive(lock: IO[str], *, out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(
-                f"another modic batch is writing into '{out}'; wait for it to finish or choose another -o"
+            raise OutputFolderError(
+                f"another modic batch is writing into '{out}'", remedy="wait", folder=str(out)
             ) from None
         try:
             yield

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from modic import RESEARCH_NOTICE
-from modic.cli.options import add_model_option
+from modic.cli.options import add_model_option, output_flags
 
 log = logging.getLogger("modic")
 
@@ -78,7 +78,8 @@ def _checked_output(args: argparse.Namespace) -> Path:
     from modic.report.writer import check_output_folder
 
     inputs = [getattr(args, name, None) for name in ("study", "t1", "t2", "clinical", "config")]
-    return check_output_folder(args.output, overwrite=args.overwrite, inputs=inputs)
+    with output_flags():
+        return check_output_folder(args.output, overwrite=args.overwrite, inputs=inputs)
 
 
 def _analyse_and_write(images: Any, args: argparse.Namespace, *, output: Path) -> int:

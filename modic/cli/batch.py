@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from modic import RESEARCH_NOTICE
-from modic.cli.options import add_model_option
+from modic.cli.options import add_model_option, output_flags
 
 SHOWN_FAILURES = 20
 """Failed studies listed at the end; all of them are in manifest.jsonl and summary.csv."""
@@ -55,25 +55,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from modic.batch import BatchOptions, run_batch
 
-    result = run_batch(
-        BatchOptions(
-            root=args.root,
-            out=args.output,
-            workers=args.workers,
-            device=args.device,
-            executor=args.executor,
-            scheduler=args.scheduler,
-            pipeline=args.pipeline,
-            retry_failed=args.retry_failed,
-            keep_identifiers=args.keep_identifiers,
-            dicom=not args.no_dicom,
-            config=args.config,
-            model=args.model,
-            batch_size=args.batch_size,
-            retries=args.retries,
-            study_timeout=args.study_timeout,
+    with output_flags():
+        result = run_batch(
+            BatchOptions(
+                root=args.root,
+                out=args.output,
+                workers=args.workers,
+                device=args.device,
+                executor=args.executor,
+                scheduler=args.scheduler,
+                pipeline=args.pipeline,
+                retry_failed=args.retry_failed,
+                keep_identifiers=args.keep_identifiers,
+                dicom=not args.no_dicom,
+                config=args.config,
+                model=args.model,
+                batch_size=args.batch_size,
+                retries=args.retries,
+                study_timeout=args.study_timeout,
+            )
         )
-    )
     print(result.table)
     for line in result.failed[:SHOWN_FAILURES]:
         print(f"  failed: {line}")
