@@ -18,13 +18,12 @@ import numpy as np
 from modic.classification.grading import EndplateClassifier, grade_study
 from modic.analysis_config import load_analysis_config
 from modic.config import load_shipped
-from modic.errors import AnalysisError, ConfigError, InputError
+from modic.errors import AnalysisError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
 from modic.io.volume import Volume
 from modic.levels import SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
-from modic.resources import models_dir
 from modic.results import Flag, LevelGrade, StudyAnalysis
 from modic.runtime import apply_runtime_settings, resolve_device
 from modic.segmentation.bundle import LoadedBundle, load_bundle
@@ -60,9 +59,9 @@ class Models:
 
         apply_runtime_settings(config["runtime"])
         settings = config["segmentation"]
-        main = load_bundle(_bundle_path(bundle or settings["bundle"]))
+        main = load_bundle(bundle or settings["bundle"])
         thin_name = None if bundle is not None else settings.get("thin_slice_bundle")
-        thin = load_bundle(_bundle_path(thin_name)) if thin_name else None
+        thin = load_bundle(thin_name) if thin_name else None
         resolved = resolve_device(device)
         max_spacing = float(settings["thin_slice_max_spacing_mm"]) if thin else 0.0
         segmenter = _segmentation_model(
@@ -114,16 +113,6 @@ def study_models_info(models: Models, volume: Volume) -> dict[str, Any]:
         return models.info
     used = models.segmenter.uses_thin_slice_model(volume)
     return {**models.info, "segmentation": {**models.info["segmentation"], "thin_slice": {**thin, "used": used}}}
-
-
-def _bundle_path(bundle: str | Path) -> Path:
-    candidate = Path(bundle)
-    if candidate.is_dir():
-        return candidate
-    shipped = models_dir() / str(bundle)
-    if shipped.is_dir():
-        return shipped
-    raise ConfigError(f"segmentation bundle {str(bundle)!r} is neither a folder nor a bundle shipped in {models_dir()}")
 
 
 def is_slice_pair(images: StudyImages) -> bool:

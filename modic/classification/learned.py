@@ -19,6 +19,7 @@ import numpy as np
 
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures
 from modic.errors import ModelError
+from modic.resources import resolve_bundle
 from modic.results import Decision
 
 DEFAULT_BUNDLE = "modic_grade"
@@ -62,9 +63,7 @@ class LearnedClassifier:
 
 
 def bundle_path(config: Mapping[str, Any]) -> Path:
-    from modic.bundles import resolve_bundle
-
-    return resolve_bundle(config.get("learned_bundle", DEFAULT_BUNDLE))
+    return resolve_bundle(config.get("learned_bundle", DEFAULT_BUNDLE), kind="grading")
 
 
 def load_learned(config: Mapping[str, Any]) -> tuple[LearnedClassifier, dict[str, Any]]:

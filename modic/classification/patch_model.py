@@ -25,7 +25,9 @@ import torch
 
 from modic.classification.features import EndplateFeatures
 from modic.classification.patches import PatchGrid
+from modic.bundles import read_bundle
 from modic.errors import ModelError
+from modic.resources import resolve_bundle
 from modic.results import Decision
 
 DEFAULT_BUNDLE = "modic_patch"
@@ -87,9 +89,7 @@ class PatchClassifier:
 
 def load_patch_classifier(config: Mapping[str, Any]) -> tuple[PatchClassifier, dict[str, Any]]:
     """Load the patch bundle named by ``config['patch_bundle']`` (default: the shipped one)."""
-    from modic.bundles import read_bundle, resolve_bundle
-
-    root = resolve_bundle(config.get("patch_bundle", DEFAULT_BUNDLE))
+    root = resolve_bundle(config.get("patch_bundle", DEFAULT_BUNDLE), kind="grading")
     bundle = read_bundle(root)
     metadata, settings = bundle.metadata, bundle.settings
     grid = PatchGrid.from_mapping(config["patches"])

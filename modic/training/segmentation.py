@@ -28,7 +28,7 @@ import torch
 from modic import __version__, atomic
 from modic.config import load_yaml, require
 from modic.errors import ConfigError, InputError
-from modic.segmentation.bundle import PreprocessSettings, save_bundle
+from modic.segmentation.bundle import PreprocessSettings, load_bundle, save_bundle
 from modic.segmentation.classes import CLASS_NAMES, N_CLASSES, SegClass
 from modic.training.segmentation_data import (
     SegCase,
@@ -401,11 +401,8 @@ def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None
     The bundle's network must be the one ``network_def`` builds and its
     preprocessing the config's, or the weights would be learned for other inputs.
     """
-    from modic.bundles import resolve_bundle
-    from modic.segmentation.bundle import load_bundle
-
     path = config.section("training")["initial_weights"]
-    bundle = load_bundle(resolve_bundle(path))
+    bundle = load_bundle(path)
     if bundle.settings != config.settings:
         raise ConfigError(
             f"{config.path}: training.initial_weights '{path}' was trained with preprocessing {bundle.settings}, "
