@@ -208,8 +208,8 @@ def _check_probabilities(probabilities: Sequence[np.ndarray], volumes: Sequence[
             )
 
 
-def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float, float], side: str) -> np.ndarray:
-    """Voxels ``depth_mm[0]`` to ``depth_mm[1]`` behind (``side="posterior"``) or in front of each disc.
+def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, distance_mm: tuple[float, float], side: str) -> np.ndarray:
+    """Voxels ``distance_mm[0]`` to ``distance_mm[1]`` behind (``side="posterior"``) or in front of each disc.
 
     Sampled on every line of voxels through a disc along the anterior-posterior
     axis, from the disc's margin on that side, outside every body and disc.
@@ -221,7 +221,7 @@ def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float
     direction = -towards_anterior if side == "posterior" else towards_anterior
     discs = np.moveaxis(anatomy.disc_map > 0, axis, -1)
     mask = np.zeros(discs.shape, dtype=bool)
-    near, far = (int(round(d / step_mm)) for d in depth_mm)
+    near, far = (int(round(d / step_mm)) for d in distance_mm)
     for line in np.argwhere(discs.any(axis=-1)):
         where = np.flatnonzero(discs[tuple(line)])
         edge = where.min() if direction < 0 else where.max()
@@ -231,7 +231,7 @@ def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float
 
 
 def contrast_ratios(
-    images: StudyImages, anatomy: SpineAnatomy, *, depth_mm: tuple[float, float], min_voxels: int, side: str = "posterior"
+    images: StudyImages, anatomy: SpineAnatomy, *, distance_mm: tuple[float, float], min_voxels: int, side: str = "posterior"
 ) -> dict[str, float]:
     """Median signal beside the discs (by default the spinal canal behind them) over median vertebral marrow, by role.
 
@@ -240,7 +240,7 @@ def contrast_ratios(
     """
     volume = images.t1 if images.t1 is not None else images.t2
     assert volume is not None
-    sampled = beside_discs(anatomy, volume, depth_mm=depth_mm, side=side)
+    sampled = beside_discs(anatomy, volume, distance_mm=distance_mm, side=side)
     bodies = anatomy.vertebra_map > 0
     ratios: dict[str, float] = {}
     for role, image in (("t1", images.t1), ("t2", images.t2)):
@@ -269,10 +269,10 @@ def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapp
     Raises:
         InputError: naming what was found and what to do.
     """
-    depth = (float(settings["canal_depth_mm"][0]), float(settings["canal_depth_mm"][1]))
+    distance = (float(settings["canal_depth_mm"][0]), float(settings["canal_depth_mm"][1]))
     minimum, ratio = int(settings["min_voxels"]), float(settings["swapped_ratio"])
-    back = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="posterior")
-    front = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="anterior")
+    back = contrast_ratios(images, anatomy, distance_mm=distance, min_voxels=minimum, side="posterior")
+    front = contrast_ratios(images, anatomy, distance_mm=distance, min_voxels=minimum, side="anterior")
     if len(back) < 2:
         return
     behind = back["t2"] / back["t1"]

@@ -121,7 +121,7 @@ def test_dicomdir_without_its_images(tmp_path: Path, out: Path, capsys: pytest.C
 
 
 @pytest.mark.parametrize(("present", "missing"), [("t1", "t2"), ("t2", "t1")])
-def test_one_weighting_alone_is_analysed_with_a_warning(
+def test_one_weighting_alone_is_analyzed_with_a_warning(
     synthetic: Path, tmp_path: Path, out: Path, present: str, missing: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     study = copy_series(synthetic, tmp_path / f"only_{present}", [present, "stir"])

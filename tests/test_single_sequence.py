@@ -33,7 +33,7 @@ def classic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "study" / "dicom"
 
 
-def _analyse(classic: Path, tmp_path: Path, *, keep: str) -> Path:
+def _analyze(classic: Path, tmp_path: Path, *, keep: str) -> Path:
     study = tmp_path / f"only_{keep}"
     for folder in classic.iterdir():
         if keep.upper() in folder.name:
@@ -46,7 +46,7 @@ def _analyse(classic: Path, tmp_path: Path, *, keep: str) -> Path:
 
 
 def test_t2_only_study_is_undetermined_everywhere(classic: Path, tmp_path: Path) -> None:
-    out = _analyse(classic, tmp_path, keep="t2")
+    out = _analyze(classic, tmp_path, keep="t2")
     report = json.loads((out / "report.json").read_text())
 
     endplates = [e for level in report["levels"] for e in level["endplates"]]
@@ -73,7 +73,7 @@ def test_t2_only_study_is_undetermined_everywhere(classic: Path, tmp_path: Path)
 
 
 def test_t1_only_study_leaves_low_t1_undetermined(classic: Path, tmp_path: Path) -> None:
-    out = _analyse(classic, tmp_path, keep="t1")
+    out = _analyze(classic, tmp_path, keep="t1")
     report = json.loads((out / "report.json").read_text())
 
     types = {e["endplate"]: e["modic_type"] for level in report["levels"] for e in level["endplates"]}

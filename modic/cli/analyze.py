@@ -57,7 +57,7 @@ def run_study(args: argparse.Namespace) -> int:
         raise UsageError("give a DICOM study folder, or --t1/--t2 files")
     output = _checked_output(args)
     images = load_study(args.study, t1=args.t1, t2=args.t2, t1_uid=args.t1_uid, t2_uid=args.t2_uid)
-    return _analyse_and_write(images, args, output=output)
+    return _analyze_and_write(images, args, output=output)
 
 
 def run_slice(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def run_slice(args: argparse.Namespace) -> int:
         spacing=tuple(args.spacing) if args.spacing else None,
         t2_spacing=tuple(args.t2_spacing) if args.t2_spacing else None,
     )
-    return _analyse_and_write(images, args, output=output)
+    return _analyze_and_write(images, args, output=output)
 
 
 def _checked_output(args: argparse.Namespace) -> Path:
@@ -82,7 +82,7 @@ def _checked_output(args: argparse.Namespace) -> Path:
         return check_output_folder(args.output, overwrite=args.overwrite, inputs=inputs)
 
 
-def _analyse_and_write(images: Any, args: argparse.Namespace, *, output: Path) -> int:
+def _analyze_and_write(images: Any, args: argparse.Namespace, *, output: Path) -> int:
     from modic.pipeline import Models, analyze_images, load_analysis_config
     from modic.report.writer import write_outputs
 

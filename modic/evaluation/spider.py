@@ -99,7 +99,7 @@ def load_patient_images(
     )
 
 
-def analyse_patient(
+def analyze_patient(
     root: Path,
     patient: str,
     truth: Mapping[str, int],
@@ -128,7 +128,7 @@ def evaluate_spider(root: str | Path, *, models: Any, config: Mapping[str, Any],
     truth = read_gradings(root)
     spacings = read_spacings(root)
     results = [
-        analyse_patient(root, patient, levels, spacings, models=models, config=config)
+        analyze_patient(root, patient, levels, spacings, models=models, config=config)
         for patient, levels in tqdm(sorted(truth.items(), key=lambda kv: _sort_key(kv[0])), desc="patients",
                                     unit="patient", disable=None if progress else True)
     ]
