@@ -13,6 +13,7 @@ from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
+from modic.levels.endplates import body_frame
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
 from modic.results import Decision, EndplateGrade, LevelGrade
 
@@ -131,8 +132,10 @@ def extent(
 ) -> tuple[float, float]:
     """Fraction of the band, and of the body height from the endplate, showing the type's pattern.
 
-    Height is measured along the spine axis over the pattern voxels of the
-    band (the band itself reaches ``depth`` into the body).
+    The height fraction is how far the pattern voxels reach from the endplate
+    along the spine axis, over the vertebral body height
+    (:attr:`modic.levels.endplates.BodyFrame.height_mm`, the one definition);
+    the band itself reaches ``depth_mm`` into the body.
     """
     if not modic_type or modic_type not in features.pattern_masks:
         return 0.0, 0.0
@@ -145,11 +148,10 @@ def extent(
     vertebra_value = VERTEBRAE_CAUDAL_FIRST.index(region.vertebra) + 1
     body = anatomy.vertebra_map == vertebra_value
     axis = anatomy.spine_axes.get(region.vertebra, np.array([0.0, 0.0, 1.0]))
-    t_body = anatomy.geometry.world_coordinates(np.argwhere(body)) @ axis
-    t_affected = anatomy.geometry.world_coordinates(np.argwhere(affected)) @ axis
-    low, high = np.percentile(t_body, [2, 98])
-    reach = (high - t_affected.min()) if region.side == "superior" else (t_affected.max() - low)
-    return band_fraction, float(np.clip(reach / max(high - low, 1e-6), 0.0, 1.0))
+    frame = body_frame(body, anatomy.geometry, axis)
+    t_affected = (anatomy.geometry.world_coordinates(np.argwhere(affected)) - frame.centre) @ frame.axis
+    reach = (frame.t_high - t_affected.min()) if region.side == "superior" else (t_affected.max() - frame.t_low)
+    return band_fraction, float(np.clip(reach / max(frame.height_mm, 1e-6), 0.0, 1.0))
 
 
 def _largest_components(mask: np.ndarray, keep_fraction: float = 0.1) -> np.ndarray:

@@ -285,7 +285,7 @@ def _endplate_regions(
 
 
 def _lateral_core(body: np.ndarray, volume: Volume, max_fraction: float) -> np.ndarray:
-    """``body`` without voxels farther from its mid-sagittal plane than ``max_fraction`` of its AP depth.
+    """``body`` without voxels farther from its mid-sagittal plane than ``max_fraction`` of its anterior-posterior size.
 
     A lumbar body is about 1.5 times as wide as it is deep, so its half-width is
     about 0.75 of its depth; bone the network labels beyond that in far lateral

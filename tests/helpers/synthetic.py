@@ -23,7 +23,7 @@ PLANTED: dict[str, tuple[int, str]] = {
     "kissing": (2, "L4 inferior:1,L5 superior:2"),
     "separate": (1, "L3 inferior:2,L5 inferior:1"),
 }
-"""Seed and planted changes of each study (band depth 0.35 of the body height, 0.8 of its AP depth).
+"""Seed and planted changes of each study (band depth 0.35 of the body height, 0.8 of its anterior-posterior size).
 
 Measured with the shipped segmentation model: every graded endplate gets its
 planted type, the deciding pattern fraction of a planted band is 0.51-0.83
