@@ -2,19 +2,22 @@
 
 :func:`analyze_images` is what ``modic analyze``, ``modic analyze-slice``,
 batch processing and the evaluation commands all call, so every path grades
-the same way.
+the same way. :func:`grade_probabilities` is the same analysis from class
+probabilities made elsewhere (another tool's segmentation): it runs without
+modic's network, and without torch.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modic.classification.factory import load_classifier
 from modic.classification.grading import EndplateClassifier, grade_study
 from modic.analysis_config import load_analysis_config
 from modic.config import load_shipped
@@ -26,13 +29,18 @@ from modic.levels import SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.results import Flag, LevelGrade, StudyAnalysis
 from modic.runtime import apply_runtime_settings, resolve_device
-from modic.segmentation.bundle import LoadedBundle, load_bundle
-from modic.segmentation.infer import SegmentationModel, fuse_probabilities
+from modic.segmentation.classes import SegClass
+from modic.segmentation.probabilities import fuse_probabilities
+
+if TYPE_CHECKING:
+    from modic.segmentation.bundle import LoadedBundle
+    from modic.segmentation.infer import SegmentationModel
 
 __all__ = [
     "Models",
     "StudyAnalysis",
     "analyze_images",
+    "grade_probabilities",
     "is_slice_pair",
     "load_analysis_config",
     "segmentation_inputs",
@@ -54,8 +62,10 @@ class Models:
         ``segmentation.thin_slice_bundle`` (when set, and no ``bundle`` is given)
         segments volumes whose slices are at most ``thin_slice_max_spacing_mm``
         apart; an explicit ``bundle`` is used alone, so that it is what gets measured.
+        Loading imports torch and MONAI (here, not when the module is imported,
+        so that :func:`grade_probabilities` runs without them).
         """
-        from modic.classification.factory import load_classifier
+        from modic.segmentation.bundle import load_bundle
 
         apply_runtime_settings(config["runtime"])
         settings = config["segmentation"]
@@ -81,6 +91,8 @@ def _segmentation_model(
     loaded: LoadedBundle, settings: Mapping[str, Any], *, device: str, **thin: Any
 ) -> SegmentationModel:
     """A :class:`SegmentationModel` of ``loaded`` with the config's batch size and CPU precision."""
+    from modic.segmentation.infer import SegmentationModel
+
     return SegmentationModel(
         loaded.network,
         settings=loaded.settings,
@@ -304,7 +316,7 @@ def check_orientation(
     images: StudyImages,
     fused: np.ndarray,
     *,
-    models: Models,
+    segmenter: SegmentationModel,
     config: Mapping[str, Any],
     settings: Mapping[str, Any],
 ) -> None:
@@ -319,15 +331,13 @@ def check_orientation(
     Raises:
         InputError: the image looks upside down.
     """
-    from modic.segmentation.classes import SegClass
-
     volume = segmentation_inputs(images)[0]
     axis = int(np.argmax(np.abs(volume.affine[2, :3])))  # the array axis closest to head-foot
     if volume.shape[axis] < 2:
         return
     given = max(float(fused[SegClass.S1].sum()), 1e-6)
     flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
-    probabilities = models.segmenter.predict_probabilities(flipped)
+    probabilities = segmenter.predict_probabilities(flipped)
     mass = float(probabilities[SegClass.S1].sum())
     if mass < float(settings["flipped_s1_ratio"]) * given:
         return
@@ -399,12 +409,60 @@ def analyze_images(
     ``probabilities``: class probabilities ``(C, I, J, K)`` of each volume of
     :func:`segmentation_inputs` (in that order, on that volume's grid), when
     the caller has already run the segmentation network; ``models.segmenter``
-    is then not used.
+    is then not used, except to segment a flipped copy when S1 is not found
+    (:func:`check_orientation`).
     """
+    return _analyze(
+        images, config=config, probabilities=probabilities, segmenter=models.segmenter,
+        classifier=models.classifier, info=lambda analysed: study_models_info(models, segmentation_inputs(analysed)[0]),
+    )
+
+
+def grade_probabilities(
+    images: StudyImages,
+    probabilities: Sequence[np.ndarray],
+    *,
+    config: Mapping[str, Any],
+    classifier: EndplateClassifier | None = None,
+    source: str = "given class probabilities",
+) -> StudyAnalysis:
+    """Label and grade one study from class probabilities made elsewhere, without modic's segmentation network.
+
+    ``probabilities``: one ``(C, I, J, K)`` map per volume of
+    :func:`segmentation_inputs`, in the channel order of
+    :class:`~modic.segmentation.classes.SegClass` (from another tool's label
+    map: :func:`modic.segmentation.probabilities.probabilities_from_labels`).
+    Everything after segmentation is what :func:`analyze_images` does, except
+    the upside-down check, which needs the network: an image without S1 keeps
+    its ``s1_not_found`` warning. ``classifier``: default, the one
+    ``config["classification"]`` names. ``source`` is recorded in the report's
+    ``models.segmentation``.
+    """
+    info: dict[str, Any] = {"segmentation": {"source": source}}
+    if classifier is None:
+        classifier, info["classifier"] = load_classifier(config["classification"])
+    else:
+        info["classifier"] = {"method": classifier.name}
+    return _analyze(
+        images, config=config, probabilities=probabilities, segmenter=None, classifier=classifier,
+        info=lambda analysed: info,
+    )
+
+
+def _analyze(
+    images: StudyImages,
+    *,
+    config: Mapping[str, Any],
+    probabilities: Sequence[np.ndarray] | None,
+    segmenter: SegmentationModel | None,
+    classifier: EndplateClassifier,
+    info: Callable[[StudyImages], dict[str, Any]],
+) -> StudyAnalysis:
+    """The analysis after the models are chosen: segment (unless ``probabilities``), label, check and grade."""
     timings: dict[str, float] = {}
     volumes = [v for v in (images.t1, images.t2) if v is not None]
     if not volumes:
-        raise AnalysisError("the study has neither a T1 nor a T2 image to analyse")
+        raise AnalysisError("the study has neither a T1 nor a T2 image to analyze")
     geometry = volumes[0]
     for volume in segmentation_inputs(images):
         _check_field_of_view(volume, float(config["segmentation"]["min_field_of_view_mm"]))
@@ -413,14 +471,18 @@ def analyze_images(
     alignment_flags: list[Flag] = []
     if probabilities is not None:
         _check_probabilities(probabilities, segmentation_inputs(images))
+    elif segmenter is None:
+        raise AnalysisError("no class probabilities and no segmentation model; give one of them")
     if is_slice_pair(images):
         assert images.t1 is not None and images.t2_native is not None
         if probabilities is None:
-            probabilities = [models.segmenter.predict_probabilities(v) for v in (images.t1, images.t2_native)]
+            assert segmenter is not None
+            probabilities = [segmenter.predict_probabilities(v) for v in (images.t1, images.t2_native)]
         p1, p2_native = probabilities
         images, fused, alignment_flags = _fuse_slice_pair(images, p1, p2_native, config["single_slice"])
     elif probabilities is None:
-        fused = models.segmenter.predict_fused(volumes)
+        assert segmenter is not None
+        fused = segmenter.predict_fused(volumes)
     else:
         fused = fuse_probabilities(probabilities)
     timings["segment_s"] = time.perf_counter() - started
@@ -431,8 +493,8 @@ def analyze_images(
     checks = load_shipped("input_checks.yaml")
     if anatomy.vertebrae:
         check_contrast(images, anatomy, settings=checks["contrast"])
-    if any(flag.code == "s1_not_found" for flag in anatomy.flags):
-        check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
+    if segmenter is not None and any(flag.code == "s1_not_found" for flag in anatomy.flags):
+        check_orientation(images, fused, segmenter=segmenter, config=config, settings=checks["orientation"])
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
 
@@ -442,7 +504,7 @@ def analyze_images(
         anatomy,
         t1=images.t1.array if images.t1 is not None else None,
         t2=images.t2.array if images.t2 is not None else None,
-        classifier=models.classifier,
+        classifier=classifier,
         config=classification,
     )
     timings["classify_s"] = time.perf_counter() - started
@@ -458,7 +520,7 @@ def analyze_images(
         anatomy=anatomy,
         levels=levels,
         warnings=warnings,
-        models=study_models_info(models, segmentation_inputs(images)[0]),
+        models=info(images),
         config=dict(config),
         timings=timings,
     )

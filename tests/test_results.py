@@ -39,7 +39,7 @@ def test_report_writers_import_neither_torch_nor_monai() -> None:
 
 def test_the_check_sees_torch_when_it_is_imported() -> None:
     """The same check reports torch after a module that needs it (so an empty list above means something)."""
-    code = "import json, sys, modic.pipeline\nprint(json.dumps(sorted(m for m in ('torch', 'monai') if m in sys.modules)))\n"
+    code = "import json, sys, modic.segmentation.infer\nprint(json.dumps(sorted(m for m in ('torch', 'monai') if m in sys.modules)))\n"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},

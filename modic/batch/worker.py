@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from modic.io.study import StudyImages
     from modic.pipeline import Models
     from modic.results import StudyAnalysis
-    from modic.preprocessing import NetworkGrid
+    from modic.preprocessing.sagittal import NetworkGrid
     from modic.segmentation.infer import SegmentationModel
 
 log = logging.getLogger("modic.batch")

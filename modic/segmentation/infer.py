@@ -26,8 +26,9 @@ from scipy import ndimage
 
 from modic.errors import AnalysisError, ConfigError
 from modic.io.volume import Volume
-from modic.preprocessing import NetworkGrid, from_network_grid, normalize_slices, sagittal_slices, to_network_grid
+from modic.preprocessing.sagittal import NetworkGrid, from_network_grid, normalize_slices, sagittal_slices, to_network_grid
 from modic.segmentation.bundle import LoadedBundle, PreprocessSettings, load_bundle
+from modic.segmentation.probabilities import fuse_probabilities
 
 CPU_PRECISIONS = ("float32", "bfloat16", "auto")
 
@@ -258,16 +259,3 @@ def smooth_across_slices(
     if sigma_mm <= 0 or probabilities.shape[axis] < 2 or too_thick:
         return probabilities
     return ndimage.gaussian_filter1d(probabilities, sigma_mm / spacing_mm, axis=axis, mode="nearest")
-
-
-def fuse_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
-    """The mean class probabilities ``(C, I, J, K)`` of co-registered volumes, as :meth:`predict_fused` returns."""
-    if not probabilities:
-        raise AnalysisError("no image to segment: give a T1 or a T2")
-    shapes = {p.shape for p in probabilities}
-    if len(shapes) != 1:
-        raise AnalysisError(f"probabilities to fuse must share a grid; got shapes {sorted(shapes)}")
-    total = np.array(probabilities[0], dtype=np.float32, copy=True)
-    for p in probabilities[1:]:
-        total += p
-    return total / len(probabilities)

@@ -28,7 +28,7 @@ import torch
 
 from modic.errors import InputError
 from modic.io.volume import Volume
-from modic.preprocessing import to_network_grid
+from modic.preprocessing.sagittal import to_network_grid
 from modic.datasets import spider_t2space
 from modic.datasets.lumbar_seg import load_case, read_cases_csv, semantic_from_instances
 from modic.segmentation.classes import N_CLASSES
