@@ -12,7 +12,9 @@ torch. The stage types a result carries (``StudyImages``, ``SpineAnatomy``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -96,3 +98,34 @@ class StudyAnalysis:
     models: dict[str, Any]
     config: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+
+    def write(
+        self,
+        out_dir: str | Path,
+        *,
+        overwrite: bool = False,
+        keep_identifiers: bool = False,
+        dicom: bool = True,
+        candidacy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Write everything ``modic analyze`` writes into ``out_dir``; returns the report dictionary.
+
+        The same files as the command: report.json, levels.csv, the NIfTI label
+        maps, the pictures, report.html and, for DICOM input, seg.dcm and sr.dcm
+        (``dicom=False``: not those, as ``--no-dicom``). ``overwrite``: replace
+        a folder that modic wrote (``--overwrite``; never one holding other
+        files). ``keep_identifiers``: keep patient identifiers in report.json
+        (``--keep-identifiers``). ``candidacy``: a candidacy result to include
+        (``modic.api.check_candidacy(...).to_dict()``, as ``--clinical``).
+        The folder appears complete or not at all.
+
+        Raises:
+            OutputFolderError: the folder is refused (not empty without
+                ``overwrite``, holds other files, inside the input, ...).
+            OutputError: it cannot be written (no permission, disk full).
+        """
+        from modic.report.writer import write_report  # the one upward import (CONTRIBUTING.md, Layers)
+
+        return write_report(
+            self, out_dir, overwrite=overwrite, keep_identifiers=keep_identifiers, dicom=dicom, candidacy=candidacy
+        )

@@ -29,6 +29,7 @@ from modic.batch.sources import StudySource, discover
 from modic.batch.summary import final_table, finished_reports, prevalence, summary_rows, write_summary
 from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
 from modic.analysis_config import load_analysis_config
+from modic.classification.factory import with_method
 from modic.config import load_shipped
 from modic.errors import ConfigError, InputError, OutputError, OutputFolderError, UsageError
 from modic.runtime import resolve_device
@@ -58,6 +59,8 @@ class BatchOptions:
         keep_identifiers: keep identifiers in report.json and the manifest.
         dicom: write DICOM SEG and SR for DICOM input.
         config: analysis config file (default: the shipped one).
+        method: grading method ``rules``, ``learned`` or ``patch`` in place of the config's
+            ``classification.method`` (default: the config's).
         model: segmentation bundle for every volume (default: the config's, with its thin-slice bundle).
         batch_size: slices per forward pass (default: the analysis config's).
         retries: extra tries of a study whose worker died or hit an unexpected error.
@@ -77,6 +80,7 @@ class BatchOptions:
     keep_identifiers: bool = False
     dicom: bool = True
     config: Path | None = None
+    method: str | None = None
     model: str | None = None
     batch_size: int | None = None
     retries: int = 2
@@ -125,7 +129,7 @@ def run_batch(options: BatchOptions) -> BatchResult:
         removed = remove_stale_temporaries(out, every_owner=True)
         if removed:
             log.info("removed %d unfinished temporary output(s) left by an interrupted run", removed)
-        config = load_analysis_config(options.config)
+        config = with_method(load_analysis_config(options.config), options.method)
         sources = discover(options.root)
         if not sources:
             raise InputError(

@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from modic.classification.grading import EndplateClassifier
+from modic.classification.methods import METHODS
 from modic.classification.rules import RuleClassifier
 from modic.errors import ConfigError
-
-METHODS = ("rules", "learned", "patch")
 
 
 def load_classifier(config: Mapping[str, Any]) -> tuple[EndplateClassifier, dict[str, Any]]:
@@ -26,3 +25,19 @@ def load_classifier(config: Mapping[str, Any]) -> tuple[EndplateClassifier, dict
 
         return load_patch_classifier(config)
     raise ConfigError(f"classification.method is {method!r}; accepted: {', '.join(METHODS)}")
+
+
+def with_method(config: Mapping[str, Any], method: str | None) -> dict[str, Any]:
+    """``config`` (an analysis config) with its grading method replaced by ``method``; unchanged when None.
+
+    What ``--method`` and the API's ``method=`` do: ``rules``, ``learned`` or ``patch``
+    in place of ``classification.method``, every other setting kept.
+
+    Raises:
+        ConfigError: ``method`` is not one of :data:`METHODS`.
+    """
+    if method is None:
+        return dict(config)
+    if method not in METHODS:
+        raise ConfigError(f"grading method '{method}' is not one of {', '.join(METHODS)}")
+    return {**config, "classification": {**config["classification"], "method": method}}

@@ -128,6 +128,35 @@ def _try_rename(folder: Path, *, given: str | Path) -> None:
                 probe.rmdir()
 
 
+def write_report(
+    analysis: StudyAnalysis,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    keep_identifiers: bool = False,
+    dicom: bool = True,
+    candidacy: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | Path | None] = (),
+) -> dict[str, Any]:
+    """Everything ``modic analyze`` writes, into ``out_dir``: the folder checked, then written atomically.
+
+    The folder is refused as :func:`check_output_folder` says (also when it
+    is, holds or lies inside one of the analysis' input files or folders, or
+    one of ``inputs``), then :func:`write_outputs` writes it. Returns the
+    report dictionary. This is what :meth:`modic.results.StudyAnalysis.write`
+    and ``modic analyze`` call.
+
+    Raises:
+        OutputFolderError: the folder is refused; nothing is written.
+        OutputError: the folder cannot be written (no permission, disk full); nothing is left behind.
+    """
+    own = [info.path for info in analysis.images.series.values() if info.path]
+    folder = check_output_folder(out_dir, overwrite=overwrite, inputs=[*own, *inputs])
+    return write_outputs(
+        analysis, folder, keep_identifiers=keep_identifiers, candidacy=candidacy, dicom=dicom, overwrite=overwrite
+    )
+
+
 def write_outputs(
     analysis: StudyAnalysis,
     out_dir: str | Path,
