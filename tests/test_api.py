@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from helpers.bad_input import run_cli
@@ -101,6 +102,7 @@ write_study(study, out / "study", formats=("nifti",))
 write_nifti(labels, out / "foreign.nii.gz")
 nifti = out / "study" / "nifti"
 from_files = grade_segmentation(t1=nifti / "t1.nii.gz", t2=nifti / "t2.nii.gz", labels=out / "foreign.nii.gz", mapping=mapping)
+from_files.write(out / "result")
 grades = lambda a: {g.endplate: g.modic_type for level in a.levels for g in level.endplates}
 print(json.dumps({"loaded": sorted(m for m in ("torch", "monai") if m in sys.modules),
                   "in_memory": grades(in_memory), "from_files": grades(from_files),
@@ -109,7 +111,8 @@ print(json.dumps({"loaded": sorted(m for m in ("torch", "monai") if m in sys.mod
 
 
 def test_a_foreign_label_map_is_graded_without_the_network(tmp_path: Path) -> None:
-    """Grades of another tool's label map: the planted types found, and torch (so any network) never imported."""
+    """Grades of another tool's label map: the planted types found, the full report written, and torch (so any
+    network) never imported."""
     seed, changes = PLANTED["kissing"]
     config_path = write_synth_config(tmp_path, SYNTH_CONFIG)
     done = subprocess.run(
@@ -127,6 +130,11 @@ def test_a_foreign_label_map_is_graded_without_the_network(tmp_path: Path) -> No
         assert len(grades) >= 4
     assert result["models"]["segmentation"] == {"source": "label map 'foreign.nii.gz'"}
     assert result["models"]["classifier"]["method"] == "rules"
+    report = json.loads((tmp_path / "result" / "report.json").read_text(encoding="utf-8"))
+    schema = json.loads((REPO_ROOT / "docs" / "report.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(report, schema)
+    assert report["models"]["segmentation"]["source"] == "label map 'foreign.nii.gz'"
+    assert (tmp_path / "result" / "report.html").is_file()
 
 
 def test_a_label_mapping_with_an_unknown_class_is_refused(dicom_study: Path) -> None:

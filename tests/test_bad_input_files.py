@@ -299,7 +299,7 @@ def test_unusable_device(small_study: Path, out: Path, device: str, capsys: pyte
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
     result = run_cli(capsys, ["analyze", small_study, "-o", out, "--device", device])
-    assert_clean_failure(result, mentions=["--device", device], outputs=[out])
+    assert_clean_failure(result, mentions=[f"device '{device}'", "cpu"], outputs=[out])
 
 
 # --- model bundles ------------------------------------------------------------------------------------------------

@@ -253,7 +253,10 @@ def algorithm_identification(analysis: StudyAnalysis) -> object:
     segmentation = segmentation_used(analysis)
     classifier = analysis.models.get("classifier", {})
     parameters = {
-        "segmentation_model": f"{segmentation.get('bundle')} {segmentation.get('version')}",
+        "segmentation_model": (
+            f"{segmentation['bundle']} {segmentation.get('version')}" if "bundle" in segmentation
+            else str(segmentation.get("source"))
+        ),
         "classifier": str(classifier.get("method")),
     }
     return hd.AlgorithmIdentificationSequence(
