@@ -414,7 +414,7 @@ def analyze_images(
     """
     return _analyze(
         images, config=config, probabilities=probabilities, segmenter=models.segmenter,
-        classifier=models.classifier, info=lambda analysed: study_models_info(models, segmentation_inputs(analysed)[0]),
+        classifier=models.classifier, info=lambda analyzed: study_models_info(models, segmentation_inputs(analyzed)[0]),
     )
 
 
@@ -445,7 +445,7 @@ def grade_probabilities(
         info["classifier"] = {"method": classifier.name}
     return _analyze(
         images, config=config, probabilities=probabilities, segmenter=None, classifier=classifier,
-        info=lambda analysed: info,
+        info=lambda analyzed: info,
     )
 
 
