@@ -32,14 +32,15 @@ from tqdm import tqdm
 
 from modic import atomic
 from modic.io.volume import Volume
-from modic.evaluation.segmentation import load_case, score_probabilities
+from modic.datasets.lumbar_seg import load_case
+from modic.evaluation.segmentation import score_probabilities
 from modic.evaluation.segmentation_spider import score_patient
 from modic.segmentation.bundle import default_bundle_path, load_bundle
-from modic.segmentation.data import read_cases_csv
-from modic.segmentation import spider_t2space
+from modic.datasets.lumbar_seg import read_cases_csv
+from modic.datasets import spider_t2space
 from modic.segmentation.infer import SegmentationModel, reweight_background, smooth_across_slices
-from modic.segmentation.train import load_train_config
 from modic.settings import load_settings
+from modic.training.segmentation import load_train_config
 
 
 def main() -> int:

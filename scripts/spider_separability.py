@@ -38,7 +38,8 @@ from modic.classification.features import FEATURE_NAMES
 from modic.errors import ModicError
 from modic.evaluation.spider import LEVELS, load_patient_images, read_gradings, read_spacings
 from modic.levels.names import level_endplates
-from modic.pipeline import Models, StudyAnalysis, analyze_images
+from modic.pipeline import Models, analyze_images
+from modic.results import StudyAnalysis
 from modic.settings import AnalysisSettings, load_settings
 
 LUMBAR_BODIES = ("L1", "L2", "L3", "L4", "L5")

@@ -25,8 +25,8 @@ import yaml
 from PIL import Image
 
 from modic.resources import config_file, models_dir
-from test_bad_input_support import Result, assert_clean_failure, run_cli, snapshot
-from test_io_support import volume, write
+from helpers.bad_input import Result, assert_clean_failure, run_cli, snapshot
+from helpers.io import volume, write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -299,7 +299,7 @@ def test_unusable_device(small_study: Path, out: Path, device: str, capsys: pyte
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
     result = run_cli(capsys, ["analyze", small_study, "-o", out, "--device", device])
-    assert_clean_failure(result, mentions=["--device", device], outputs=[out])
+    assert_clean_failure(result, mentions=[f"device '{device}'", "cpu"], outputs=[out])
 
 
 # --- model bundles ------------------------------------------------------------------------------------------------

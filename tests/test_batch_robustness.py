@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
-from test_batch_support import copy_series, make_cohort, make_study, manifest, series_folder, summary
+from helpers.batch import copy_series, make_cohort, make_study, manifest, series_folder, summary
 
 from modic.atomic import TEMP_PREFIX
 from modic.batch.sources import discover

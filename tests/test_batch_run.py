@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_batch_support import (
+from helpers.batch import (
     copy_series,
     key_of,
     level_rows,

@@ -23,7 +23,7 @@ from modic.candidacy import (
     load_policy,
 )
 from modic.errors import SchemaError
-from test_candidacy_support import DEFAULT_OK, MISSING, PAYER_OK, TRIAL_OK, facts, lumbar, report, trial_levels
+from helpers.candidacy import DEFAULT_OK, MISSING, PAYER_OK, TRIAL_OK, facts, lumbar, report, trial_levels
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ Three kinds of input:
 * synthetic studies with planted Modic changes (:data:`PLANTED`), analysed
   once per module by the full pipeline (segmentation included);
 * synthetic studies with random changes, collected by
-  :func:`~modic.classification.training.synthetic_samples`, to train tiny
+  :func:`~modic.training.grading.synthetic_samples`, to train tiny
   learned and patch models.
 
 The synthetic studies use the ``tiny`` generator config at about 1 mm in-plane
@@ -30,19 +30,18 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from modic.bundles import write_bundle
 from modic.classification.factory import METHODS, load_classifier
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures, endplate_features, relative_signal
-from modic.classification.grading import LevelGrade, grade_study
+from modic.classification.grading import grade_study
 from modic.classification.learned import LearnedClassifier, load_learned
 from modic.classification.patch_model import PatchClassifier, load_patch_classifier
-from modic.classification.patch_training import changed_probability, endplate_types, fit_network, level_bags
+from modic.training.patch_grading import changed_probability, endplate_types, fit_network, level_bags
 from modic.classification.patches import CHANNELS, PatchGrid, endplate_patches
 from modic.classification.reference import CRANIAL_HALF, WHOLE, reference_marrow
 from modic.classification.rules import RuleClassifier
-from modic.classification.training import (
+from modic.training.grading import (
     EndplateSample,
     build_candidate,
     cross_validate,
@@ -54,10 +53,13 @@ from modic.evaluation.synthetic import MISSED, endplate_outcomes
 from modic.io.volume import Volume
 from modic.levels import EndplateRegion, SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
-from modic.pipeline import Models, StudyAnalysis, analyze_images, grade_flags
+from modic.pipeline import Models, analyze_images, grade_flags
+from modic.results import LevelGrade, StudyAnalysis
 from modic.resources import models_dir
 from modic.settings import AnalysisSettings, ClassificationSettings, VoxelSettings, load_settings, to_dict
 from modic.synth import generate_study, to_study_images
+
+from helpers.synthetic import PLANTED, SYNTH_CONFIG, planted_specs, write_synth_config
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -467,30 +469,6 @@ def test_reference_check_needs_both_sequences_and_can_be_disabled() -> None:
 
 # --- synthetic studies through the whole pipeline ------------------------------------------------------------------
 
-SYNTH_CONFIG: dict[str, Any] = {
-    "extends": "tiny",
-    "name": "tiny_1mm",
-    "series": {
-        "t1": {"matrix": [256], "acquired_resolution": [0.95, 1.05], "n_slices": [9, 9]},
-        "t2": {"matrix": [256], "acquired_resolution": [1.0, 1.1], "n_slices": [9, 9]},
-    },
-    "render": {"in_plane_subpixel": 1.35, "marrow_texture_step": 0.8},
-}
-"""``tiny`` (9 slices) at about 1 mm in-plane: some 3 s per study to generate and analyse on one CPU core."""
-
-PLANTED: dict[str, tuple[int, str]] = {
-    "kissing": (2, "L4 inferior:1,L5 superior:2"),
-    "separate": (1, "L3 inferior:2,L5 inferior:1"),
-}
-"""Seed and planted changes of each study (band depth 0.35 of the body height, 0.8 of its AP depth).
-
-Measured with the shipped segmentation model: every graded endplate gets its
-planted type, the deciding pattern fraction of a planted band is 0.51-0.83
-(threshold then 0.25, confidence >= 0.96), and no clean band has a pattern fraction
-above 0.05. Other seeds of this config fail now and then (a type 2 band at
-0.18 of its band, a type 1 band read as type 3: 3 of 12 seed/placement pairs
-tried), which is why these are fixed.
-"""
 GRADED = ("L3 inferior", "L4 superior", "L4 inferior", "L5 superior", "L5 inferior", "S1 superior")
 
 SAMPLE_CONFIG: dict[str, Any] = {
@@ -508,19 +486,6 @@ SAMPLE_CONFIG: dict[str, Any] = {
 }
 """Random changes at every graded level, for training samples."""
 SAMPLE_SEEDS = (40, 44)  # measured: 40 gives targets 0, 1, 2 and 44 gives 0, 2, 3 (six endplates each)
-
-
-def planted_specs(planted: str) -> list[dict[str, Any]]:
-    return [
-        {"endplate": item.split(":")[0], "type": int(item.split(":")[1]), "depth_fraction": 0.35, "ap_fraction": 0.8}
-        for item in planted.split(",")
-    ]
-
-
-def write_synth_config(folder: Path, config: Mapping[str, Any]) -> Path:
-    path = folder / f"{config['name']}.yaml"
-    path.write_text(yaml.safe_dump(dict(config)), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_batch_support import levels_of, make_cohort, summary
+from helpers.batch import levels_of, make_cohort, summary
 
 from modic.batch import BatchOptions, run_batch
 from modic.io.study import load_study

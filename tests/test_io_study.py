@@ -14,7 +14,7 @@ from pydicom.uid import RLELossless
 from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.formats import write_nifti
 from modic.io.study import load_study
-from test_io_support import OTHER_STUDY_UID, STUDY_UID, pacs_export, volume, write
+from helpers.io import OTHER_STUDY_UID, STUDY_UID, pacs_export, volume, write
 
 T1_GRID = dict(spacing=(0.8, 0.8, 4.0), origin=(14.0, -20.0, 30.0))
 T2_GRID = dict(spacing=(0.6, 0.7, 3.5), origin=(12.5, -18.0, 33.0))

@@ -15,7 +15,7 @@ from modic.errors import InputError, MissingCodecError
 from modic.io.dicom_scan import SeriesIndex, scan_folder
 from modic.io.dicom_volume import load_series, series_geometry
 from modic.io.volume import Volume
-from test_io_support import edit, grid_affine, new_instance_uids, volume, write
+from helpers.io import edit, grid_affine, new_instance_uids, volume, write
 
 
 def only_series(root: Path) -> SeriesIndex:

@@ -24,8 +24,8 @@ from types import SimpleNamespace
 import pydicom
 import pytest
 
+from helpers.bad_input import assert_no_temporaries
 from modic.synth import generate_study, write_study
-from test_bad_input_support import assert_no_temporaries
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -13,7 +13,8 @@ import pytest
 from modic.errors import AnalysisError
 from modic.io.study import load_study
 from modic.io.volume import Volume, lps_to_ras
-from modic.pipeline import Models, StudyAnalysis, analyze_images
+from modic.pipeline import Models, analyze_images
+from modic.results import StudyAnalysis
 from modic.report import dicom_seg, dicom_sr, figures
 from modic.report.json_report import build_report
 from modic.settings import load_settings

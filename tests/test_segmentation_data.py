@@ -7,24 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_segmentation_support import FAKE_CASES, SMOKE_CONFIG, write_lumbar_seg
+from helpers.segmentation import FAKE_CASES, SMOKE_CONFIG, write_lumbar_seg
 
 from modic.config import load_yaml
 from modic.errors import ConfigError, InputError
 from modic.segmentation.classes import N_CLASSES, SegClass
-from modic.segmentation.data import (
-    LumbarSegCase,
-    SegCase,
-    extract_slab,
-    load_lumbar_seg,
-    read_cases_csv,
-    sample_specs,
-    semantic_from_instances,
-    synthetic_cases,
-)
-from modic.segmentation.losses import MarginalDiceCELoss
-from modic.segmentation.train import case_weights
-from modic.segmentation.transforms import training_transforms
+from modic.datasets.lumbar_seg import LumbarSegCase, read_cases_csv, semantic_from_instances
+from modic.training.segmentation_data import SegCase, extract_slab, load_lumbar_seg, sample_specs, synthetic_cases
+from modic.training.losses import MarginalDiceCELoss
+from modic.training.segmentation import case_weights
+from modic.training.transforms import training_transforms
 
 BG, VB, DISC, S1 = (int(c) for c in SegClass)
 
@@ -240,7 +232,7 @@ def test_sample_specs_follows_weights_and_foreground_fraction() -> None:
 
 
 def test_extract_slab_averages_adjacent_slices_and_keeps_the_centre_label() -> None:
-    from modic.segmentation.data import SlabSpec
+    from modic.training.segmentation_data import SlabSpec
 
     case = _toy_case("a", "VB1", [5])
     sample = extract_slab(case, SlabSpec(case=0, centre=5, thickness=3))

@@ -12,22 +12,22 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_segmentation_support import SPIDER_AFFINE, fake_spider_arrays, synthetic_smoke_config, write_spider_t2space
+from helpers.segmentation import SPIDER_AFFINE, fake_spider_arrays, synthetic_smoke_config, write_spider_t2space
 
 from modic.errors import InputError
 from modic.io.volume import Volume
 from modic.evaluation.segmentation_spider import PatientResult, labelled_discs, summarise
 from modic.segmentation.classes import SegClass
-from modic.segmentation.data import load_spider_t2space
-from modic.segmentation.spider_t2space import (
+from modic.training.segmentation_data import load_spider_t2space
+from modic.datasets.spider_t2space import (
     canal_front_by_row,
     is_spider_t2space_layout,
     read_patients,
     semantic_labels,
     vertebral_body_mask,
 )
-from modic.segmentation.train import load_cases, train
 from modic.settings import load_settings
+from modic.training.segmentation import load_cases, train
 
 
 def test_body_is_the_vertebra_anterior_to_the_canal_in_every_slice() -> None:

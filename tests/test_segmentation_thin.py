@@ -69,9 +69,9 @@ def test_shared_forward_passes_keep_each_stack_with_its_model(
     volumes = [sagittal_volume(slices=5, spacing_mm=4.0, seed=1), sagittal_volume(slices=7, spacing_mm=1.0, seed=2),
                sagittal_volume(slices=5, spacing_mm=4.5, seed=3), sagittal_volume(slices=6, spacing_mm=1.2, seed=4)]
     inputs = [routed.network_input(volume) for volume in volumes]
-    batched = routed.logits_on_grids([stack for stack, _ in inputs], [grid for _, grid in inputs])
+    batched = routed.probabilities_on_grids([stack for stack, _ in inputs], [grid for _, grid in inputs])
     for (stack, grid), result, owner in zip(inputs, batched, (main, thin, main, thin)):
-        torch.testing.assert_close(result, owner.logits_on_grid(stack, grid), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(result, owner.probabilities_on_grid(stack, grid), atol=1e-5, rtol=1e-4)
 
 
 def test_the_thin_model_applies_its_own_calibration(
@@ -99,7 +99,7 @@ def test_stacks_and_grids_must_pair_up(models: tuple[SegmentationModel, Segmenta
     _, _, routed = models
     stack, grid = routed.network_input(sagittal_volume(slices=3, spacing_mm=1.0))
     with pytest.raises(ValueError, match="2 stacks but 1 grids"):
-        routed.logits_on_grids([stack, stack], [grid])
+        routed.probabilities_on_grids([stack, stack], [grid])
 
 
 def _bundle(path: Path, seed: int) -> Path:

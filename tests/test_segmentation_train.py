@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_segmentation_support import (
+from helpers.segmentation import (
     SMOKE_CONFIG,
     max_abs_difference,
     read_metrics,
@@ -22,12 +22,12 @@ from test_segmentation_support import (
     write_lumbar_seg,
 )
 
-import modic.segmentation.train as seg_train
+import modic.training.segmentation as seg_train
 from modic.cli import main
 from modic.errors import ConfigError, ModicError
 from modic.segmentation.bundle import load_bundle
 from modic.segmentation.classes import N_CLASSES
-from modic.segmentation.train import load_cases, load_train_config, train
+from modic.training.segmentation import load_cases, load_train_config, train
 
 
 def _checkpoint(path: Path) -> dict:

@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     import torch
 
     from modic.io.study import StudyImages
-    from modic.pipeline import Models, StudyAnalysis
-    from modic.preprocessing import NetworkGrid
+    from modic.pipeline import Models
+    from modic.results import StudyAnalysis
+    from modic.preprocessing.sagittal import NetworkGrid
     from modic.segmentation.infer import SegmentationModel
 
 log = logging.getLogger("modic.batch")
@@ -168,7 +169,7 @@ def process_study(source: StudySource, job: BatchJob, *, raise_unexpected: bool 
                 return _outcome(source, "skipped", key, timings, started)
             models = worker_models(job)
             probabilities = _segment_one(images, models.segmenter, timer)
-            analysis = _analyse(images, models, job, probabilities, timings)
+            analysis = _analyze(images, models, job, probabilities, timings)
             with timer("report_s"):
                 status = _write(analysis, key, job)
         return _outcome(source, status, key, timings, started)
@@ -218,7 +219,7 @@ def segment_prepared(segmenter: SegmentationModel, prepared: Sequence[PreparedSt
     stacks = [stack for study in prepared for stack in study.stacks]
     grids = [grid for study in prepared for grid in study.grids]
     started = time.perf_counter()
-    results = segmenter.logits_on_grids(stacks, grids)
+    results = segmenter.probabilities_on_grids(stacks, grids)
     elapsed = time.perf_counter() - started
     total = sum(int(stack.shape[0]) for stack in stacks) or 1
     grouped: list[list[torch.Tensor]] = []
@@ -242,7 +243,7 @@ def finish_study(prepared: PreparedStudy, on_grid: Sequence[torch.Tensor], job: 
             models = worker_models(job)
             with timer("segment_s"):
                 probabilities = [models.segmenter.to_volume_grid(p, grid) for p, grid in zip(on_grid, prepared.grids)]
-            analysis = _analyse(images, models, job, probabilities, timings)
+            analysis = _analyze(images, models, job, probabilities, timings)
             with timer("report_s"):
                 status = _write(analysis, prepared.key, job)
         return _outcome(source, status, prepared.key, timings, started)
@@ -287,10 +288,10 @@ def _segment_one(images: StudyImages, segmenter: SegmentationModel, timer: _Time
     with timer("preprocess_s"):
         inputs = [segmenter.network_input(volume) for volume in segmentation_inputs(images)]
     with timer("segment_s"):
-        return [segmenter.to_volume_grid(segmenter.logits_on_grid(stack, grid), grid) for stack, grid in inputs]
+        return [segmenter.to_volume_grid(segmenter.probabilities_on_grid(stack, grid), grid) for stack, grid in inputs]
 
 
-def _analyse(
+def _analyze(
     images: StudyImages, models: Models, job: BatchJob, probabilities: Sequence[np.ndarray], timings: dict[str, float]
 ) -> StudyAnalysis:
     from modic.pipeline import analyze_images

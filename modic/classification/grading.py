@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -13,65 +13,16 @@ from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
+from modic.levels.endplates import body_frame
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
+from modic.results import Decision, EndplateGrade, LevelGrade
 from modic.settings import ClassificationSettings
-
-
-UNDETERMINED = "undetermined"
-"""How reports write the type of an endplate or level that the images cannot decide (``modic_type`` None)."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A classifier's verdict on one endplate.
-
-    ``scores`` are per-type pattern fractions (rules) or probabilities (learned);
-    ``modic_type`` None means undetermined (:func:`evidence_limited`).
-    """
-
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    scores: dict[int, float]
-    note: str | None = None
 
 
 class EndplateClassifier(Protocol):
     name: str
 
     def decide(self, features: EndplateFeatures) -> Decision: ...
-
-
-@dataclass(frozen=True)
-class EndplateGrade:
-    """The reading of one endplate; ``modic_type`` None when the images cannot decide it (``note`` says why)."""
-
-    endplate: str
-    level: str
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    scores: dict[int, float]
-    method: str
-    region_fraction: float
-    height_fraction: float
-    features: EndplateFeatures
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class LevelGrade:
-    """The reading of one disc level: the most significant type of its two endplates.
-
-    ``modic_type`` is None (undetermined) when no endplate shows a change and
-    at least one could not be typed.
-    """
-
-    level: str
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    endplates: tuple[EndplateGrade, ...]
 
 
 def grade_study(
@@ -182,8 +133,10 @@ def extent(
 ) -> tuple[float, float]:
     """Fraction of the band, and of the body height from the endplate, showing the type's pattern.
 
-    Height is measured along the spine axis over the pattern voxels of the
-    band (the band itself reaches ``depth`` into the body).
+    The height fraction is how far the pattern voxels reach from the endplate
+    along the spine axis, over the vertebral body height
+    (:attr:`modic.levels.endplates.BodyFrame.height_mm`, the one definition);
+    the band itself reaches ``depth_mm`` into the body.
     """
     if not modic_type or modic_type not in features.pattern_masks:
         return 0.0, 0.0
@@ -196,11 +149,10 @@ def extent(
     vertebra_value = VERTEBRAE_CAUDAL_FIRST.index(region.vertebra) + 1
     body = anatomy.vertebra_map == vertebra_value
     axis = anatomy.spine_axes.get(region.vertebra, np.array([0.0, 0.0, 1.0]))
-    t_body = anatomy.geometry.world_coordinates(np.argwhere(body)) @ axis
-    t_affected = anatomy.geometry.world_coordinates(np.argwhere(affected)) @ axis
-    low, high = np.percentile(t_body, [2, 98])
-    reach = (high - t_affected.min()) if region.side == "superior" else (t_affected.max() - low)
-    return band_fraction, float(np.clip(reach / max(high - low, 1e-6), 0.0, 1.0))
+    frame = body_frame(body, anatomy.geometry, axis)
+    t_affected = (anatomy.geometry.world_coordinates(np.argwhere(affected)) - frame.centre) @ frame.axis
+    reach = (frame.t_high - t_affected.min()) if region.side == "superior" else (t_affected.max() - frame.t_low)
+    return band_fraction, float(np.clip(reach / max(frame.height_mm, 1e-6), 0.0, 1.0))
 
 
 def _largest_components(mask: np.ndarray, keep_fraction: float = 0.1) -> np.ndarray:

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures
-from modic.classification.grading import Decision
 from modic.errors import ModelError
+from modic.resources import resolve_bundle
+from modic.results import Decision
 from modic.settings import ClassificationSettings
+
 MODEL_FILE = "model.skops"
 TRUSTED_TYPES = (
     "numpy.dtype",
@@ -61,9 +63,7 @@ class LearnedClassifier:
 
 
 def bundle_path(config: ClassificationSettings) -> Path:
-    from modic.bundles import resolve_bundle
-
-    return resolve_bundle(config.learned_bundle)
+    return resolve_bundle(config.learned_bundle, kind="grading")
 
 
 def load_learned(config: ClassificationSettings) -> tuple[LearnedClassifier, dict[str, Any]]:

@@ -24,9 +24,11 @@ import numpy as np
 import torch
 
 from modic.classification.features import EndplateFeatures
-from modic.classification.grading import Decision
 from modic.classification.patches import PatchGrid
+from modic.bundles import read_bundle
 from modic.errors import ModelError
+from modic.resources import resolve_bundle
+from modic.results import Decision
 from modic.settings import ClassificationSettings, to_dict
 
 
@@ -86,9 +88,7 @@ class PatchClassifier:
 
 def load_patch_classifier(config: ClassificationSettings) -> tuple[PatchClassifier, dict[str, Any]]:
     """Load the patch bundle named by ``config.patch_bundle``."""
-    from modic.bundles import read_bundle, resolve_bundle
-
-    root = resolve_bundle(config.patch_bundle)
+    root = resolve_bundle(config.patch_bundle, kind="grading")
     bundle = read_bundle(root)
     metadata, settings = bundle.metadata, bundle.settings
     grid = PatchGrid.from_settings(config.patches)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from modic.classification.features import EndplateFeatures
-from modic.classification.grading import Decision
+from modic.results import Decision
 from modic.settings import RuleSettings
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modic.cli.options import output_flags
 from modic.errors import ConfigError
 from modic.settings import load_settings
 
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from modic.report.writer import check_output_folder, write_outputs
     from modic.synth import generate_study, load_synth_settings, write_study
 
-    out = check_output_folder(Path(args.output), overwrite=args.overwrite)
+    with output_flags():
+        out = check_output_folder(Path(args.output), overwrite=args.overwrite)
     synth_config = load_synth_settings(DEMO_CONFIG)
     seed, planted = _demo_settings(synth_config)
     log.info("generating the synthetic demo study (seed %d) into %s", seed, out / "input")

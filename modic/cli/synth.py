@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
+from modic.cli.options import add_output, output_of
 from modic.errors import UsageError
 
 log = logging.getLogger("modic.cli.synth")
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "and write each to OUT/<study key>/ with its ground truth."
         ),
     )
-    parser.add_argument("out", metavar="OUT", help="output folder (created)")
+    add_output(parser, "out", metavar="OUT", help="output folder (created)")
     parser.add_argument("--n", type=int, default=1, help="number of studies (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first study; study i uses seed+i (default 0)")
     parser.add_argument(
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     syntax = resolve_transfer_syntax(args.transfer_syntax)
     if "dicom" not in formats and (extra or args.shuffle or args.dicomdir or args.readme):
         raise UsageError("--extra-series, --shuffle, --dicomdir and --readme need 'dicom' in --format")
-    out = Path(args.out)
+    out = output_of(args, "out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

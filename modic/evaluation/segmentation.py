@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from modic.datasets.lumbar_seg import LumbarSegCase, load_case, read_cases_csv
 from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
-from modic.segmentation.data import LumbarSegCase, load_nifti_volume, read_cases_csv
 from modic.segmentation.infer import SegmentationModel
 from modic.settings import LevelsSettings
 
@@ -78,13 +78,6 @@ def evaluate_case(
     started = time.perf_counter()
     image, truth = load_case(root, case)
     return score_probabilities(case, image, truth, model.predict_probabilities(image), levels=levels, started=started)
-
-
-def load_case(root: Path, case: LumbarSegCase) -> tuple[Volume, np.ndarray]:
-    """The image of ``case`` and its instance labels (``int32``)."""
-    image = load_nifti_volume(root / "images" / f"{case.case}.nii.gz")
-    truth = np.rint(load_nifti_volume(root / "labels" / f"{case.case}.nii.gz").array).astype(np.int32)
-    return image, truth
 
 
 def score_probabilities(

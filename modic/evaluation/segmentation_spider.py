@@ -7,7 +7,7 @@ the manual mask:
 * ``dice_vertebral_body``: predicted vertebral bodies (every bone instance except
   the one named S1, since the sacrum is unlabelled) against the vertebra-label
   voxels anterior to the spinal canal (the rule of
-  :func:`modic.segmentation.spider_t2space.vertebral_body_mask`). As for the
+  :func:`modic.datasets.spider_t2space.vertebral_body_mask`). As for the
   ``lumbar_seg`` layout, predicted instances outside the labelled cranio-caudal
   range are counted, not penalised.
 * ``dice_disc``: predicted discs against the disc label, likewise.
@@ -38,9 +38,9 @@ from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice, voxel_size
 from modic.levels.labelling import Naming, name_levels
-from modic.segmentation.data import LumbarSegCase
+from modic.datasets.lumbar_seg import LumbarSegCase
 from modic.segmentation.infer import SegmentationModel
-from modic.segmentation.spider_t2space import DISC, load_patient, read_patients, vertebral_body_mask
+from modic.datasets.spider_t2space import DISC, load_patient, read_patients, vertebral_body_mask
 from modic.settings import LevelsSettings
 
 CHECKED_DISCS = ("L5-S1", "L4-L5", "L3-L4")

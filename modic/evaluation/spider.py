@@ -16,16 +16,16 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from modic.errors import InputError, ModicError
+from modic.io.slice_pair import load_slice_pair
+from modic.io.study import StudyImages
 from modic.levels.anatomy import LEVEL_WARNING_CODES
+from modic.pipeline import analyze_images
 from modic.settings import AnalysisSettings
-
-if TYPE_CHECKING:
-    from modic.io.study import StudyImages
 
 IVD_LABEL_TO_LEVEL = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"}
 LEVELS = ("L3-L4", "L4-L5", "L5-S1")
@@ -88,8 +88,6 @@ def load_patient_images(
     root: Path, patient: str, spacings: Mapping[tuple[str, str], tuple[float, float]]
 ) -> StudyImages:
     """The T1/T2 slice pair of ``patient`` (either picture may be absent), with its ``series.csv`` spacing."""
-    from modic.io.slice_pair import load_slice_pair
-
     if (patient, "t1") not in spacings and (patient, "t2") not in spacings:
         raise InputError(f"series.csv has no PixelSpacing for patient {patient}")
     t1 = root / "images" / f"{patient}_t1.png"
@@ -102,7 +100,7 @@ def load_patient_images(
     )
 
 
-def analyse_patient(
+def analyze_patient(
     root: Path,
     patient: str,
     truth: Mapping[str, int],
@@ -111,8 +109,6 @@ def analyse_patient(
     models: Any,
     config: AnalysisSettings,
 ) -> PatientGrading:
-    from modic.pipeline import analyze_images
-
     try:
         analysis = analyze_images(load_patient_images(root, patient, spacings), models=models, config=config)
     except ModicError as exc:
@@ -133,7 +129,7 @@ def evaluate_spider(root: str | Path, *, models: Any, config: AnalysisSettings, 
     truth = read_gradings(root)
     spacings = read_spacings(root)
     results = [
-        analyse_patient(root, patient, levels, spacings, models=models, config=config)
+        analyze_patient(root, patient, levels, spacings, models=models, config=config)
         for patient, levels in tqdm(sorted(truth.items(), key=lambda kv: _sort_key(kv[0])), desc="patients",
                                     unit="patient", disable=None if progress else True)
     ]

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from modic.errors import ModicError
-from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
+from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
+from modic.pipeline import analyze_images
 from modic.settings import AnalysisSettings
+from modic.synth import generate_study, to_study_images
 from modic.synth.lesions import MIXED_TYPES
 
 TYPES = (0, 1, 2, 3)
@@ -55,8 +57,6 @@ def scored_type(modic_type: int, mixed: str | None) -> int:
 
 
 def _endplates(level: str) -> tuple[str, str]:
-    from modic.levels.names import level_endplates
-
     return level_endplates(level)
 
 
@@ -65,9 +65,6 @@ def evaluate_synthetic(
 ) -> dict[str, Any]:
     """Generate ``n`` studies from ``seed`` and score every graded endplate (see module docstring)."""
     from tqdm import tqdm
-
-    from modic.pipeline import analyze_images
-    from modic.synth import generate_study, to_study_images
 
     outcomes: list[tuple[int, str, int, int]] = []
     failed: list[dict[str, Any]] = []

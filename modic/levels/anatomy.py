@@ -18,8 +18,9 @@ from modic.levels.instances import (
     is_single_slice,
     voxel_size,
 )
-from modic.levels.labelling import Flag, Naming, check_body_sizes, name_levels
+from modic.levels.labelling import Naming, check_body_sizes, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
+from modic.results import Flag
 from modic.settings import DepthMode, EndplateSettings, LevelsSettings
 
 
@@ -284,7 +285,7 @@ def _endplate_regions(
 
 
 def _lateral_core(body: np.ndarray, volume: Volume, max_fraction: float) -> np.ndarray:
-    """``body`` without voxels farther from its mid-sagittal plane than ``max_fraction`` of its AP depth.
+    """``body`` without voxels farther from its mid-sagittal plane than ``max_fraction`` of its anterior-posterior size.
 
     A lumbar body is about 1.5 times as wide as it is deep, so its half-width is
     about 0.75 of its depth; bone the network labels beyond that in far lateral

@@ -15,19 +15,8 @@ import numpy as np
 
 from modic.levels.instances import Component
 from modic.levels.names import disc_name, vertebra_name
+from modic.results import Flag
 from modic.settings import LevelsSettings
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A warning attached to the analysis: machine-readable ``code`` and a sentence for people."""
-
-    code: str
-    message: str
-    severity: str = "warning"
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "severity": self.severity, "message": self.message}
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 
 from modic.bundles import BUNDLE_FIX, read_bundle, write_bundle
 from modic.errors import ModelError
-from modic.resources import models_dir
+from modic.resources import resolve_bundle
 
 DEFAULT_BUNDLE = "spine_seg"
 
@@ -66,12 +66,13 @@ class LoadedBundle:
 
 
 def default_bundle_path() -> Path:
-    return models_dir() / DEFAULT_BUNDLE
+    return resolve_bundle(DEFAULT_BUNDLE, kind="segmentation")
 
 
-def load_bundle(path: str | Path | None = None) -> LoadedBundle:
-    """Load a segmentation bundle (default: the shipped one); errors are :class:`ModelError`."""
-    bundle = read_bundle(Path(path) if path is not None else default_bundle_path())
+def load_bundle(source: str | Path | None = None) -> LoadedBundle:
+    """Load a segmentation bundle by shipped name or folder (:func:`modic.resources.resolve_bundle`; default: the
+    shipped one); errors are :class:`ModelError`."""
+    bundle = read_bundle(resolve_bundle(source if source is not None else DEFAULT_BUNDLE, kind="segmentation"))
     inference = bundle.path / "configs" / "inference.json"
     try:
         settings = PreprocessSettings.from_mapping(bundle.settings)

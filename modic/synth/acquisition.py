@@ -279,7 +279,7 @@ class Planner:
         """FOV centre of the sagittal series (anatomy frame): behind the L3 posterior wall, with offsets."""
         l3 = self.anatomy.vertebra("L3")
         offset = self.planning.fov_offset
-        wall = l3.frame.point(l3.half_depth, 0.0)
+        wall = l3.frame.point(l3.half_ap, 0.0)
         return np.array([offset.lr.draw(rng), wall[1] - offset.ap.draw(rng), wall[2] + offset.si.draw(rng)])
 
     def _sagittal(
@@ -356,7 +356,7 @@ class Planner:
             across = np.array([-1.0, 0.0, 0.0])
             axes = np.stack([across, np.cross(normal, across), normal], axis=1)
             axes = _small_rotation(rng, tuple(m / 2 for m in limits)) @ axes
-            centre = disc.frame.point(disc.half_depth + 12.0, 0.0)
+            centre = disc.frame.point(disc.half_ap + 12.0, 0.0)
             affine = _grid(axes, centre, (spacing, spacing, step), (matrix, matrix, count))
             grids.append(GridSpec(affine=self.pose @ affine, shape=(matrix, matrix, count), thickness=thickness))
         if not grids:
@@ -377,5 +377,5 @@ class Planner:
 
 
 def _body_corners(vertebra: Vertebra) -> list[np.ndarray]:
-    a, h = vertebra.half_depth, vertebra.half_height
+    a, h = vertebra.half_ap, vertebra.half_height
     return [vertebra.frame.point(u, v) for u in (-a, a) for v in (-h, h)]

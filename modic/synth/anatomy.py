@@ -133,7 +133,7 @@ class Vertebra:
     name: str
     kind: str
     frame: Frame
-    half_depth: float
+    half_ap: float
     half_width: float
     half_height: float
     wedge: float
@@ -151,6 +151,16 @@ class Vertebra:
     def labelled(self) -> bool:
         return self.label > 0
 
+    @property
+    def height(self) -> float:
+        """The vertebral body height in mm, as modic measures it (:attr:`modic.levels.endplates.BodyFrame.height_mm`).
+
+        The mid-vertebral height: superior minus inferior endplate surface at
+        the body's centre (``u = w = 0``), where each endplate dips by
+        ``concavity``. Planted Modic bands are fractions of it.
+        """
+        return float(self.top(np.float32(0.0), np.float32(0.0)) - self.bottom(np.float32(0.0), np.float32(0.0)))
+
     def top(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Local ``v`` of the superior endplate surface (wedge tilt and central concavity)."""
         return np.float32(self.half_height) - u * np.float32(math.tan(self.wedge / 2)) - self._dip(u, w)
@@ -160,7 +170,7 @@ class Vertebra:
         return np.float32(-self.half_height) + u * np.float32(math.tan(self.wedge / 2)) + self._dip(u, w)
 
     def _dip(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
-        ua = u * np.float32(1.0 / self.half_depth)
+        ua = u * np.float32(1.0 / self.half_ap)
         wb = w * np.float32(1.0 / self.half_width)
         return np.float32(self.concavity) * np.maximum(np.float32(1.0) - ua * ua - wb * wb, np.float32(0.0))
 
@@ -176,7 +186,7 @@ class Disc:
     upper: int
     frame: Frame
     height: float
-    half_depth: float
+    half_ap: float
     half_width: float
     bulge: float
     pfirrmann: int
@@ -484,7 +494,7 @@ def sample_anatomy(
                 name=name,
                 kind=kind,
                 frame=frame,
-                half_depth=depth / 2,
+                half_ap=depth / 2,
                 half_width=width / 2,
                 half_height=height / 2,
                 wedge=wedge,
@@ -648,7 +658,7 @@ def _disc(
         upper=upper,
         frame=frame,
         height=height,
-        half_depth=(below.half_depth + above.half_depth) / 2,
+        half_ap=(below.half_ap + above.half_ap) / 2,
         half_width=(below.half_width + above.half_width) / 2,
         bulge=bulge,
         pfirrmann=pfirrmann,
@@ -720,8 +730,8 @@ def _place_lesions(
         vertebra = by_name[spec.vertebra]
         depth = spec.depth_fraction if spec.depth_fraction is not None else cfg.depth_fraction.draw(rng)
         ap = spec.ap_fraction if spec.ap_fraction is not None else cfg.ap_fraction.draw(rng)
-        half_window = ap * vertebra.half_depth
-        room = max(vertebra.half_depth - half_window, 0.0)
+        half_window = ap * vertebra.half_ap
+        room = max(vertebra.half_ap - half_window, 0.0)
         resolved = replace(spec, depth_fraction=round(depth, 4), ap_fraction=round(ap, 4))
         lesions.append(
             Lesion(
@@ -749,7 +759,7 @@ def _place_lesions(
                     vertebra=vertebra.index,
                     side=spec.side,
                     disc=disc.label,
-                    u=float(rng.uniform(-0.4, 0.3)) * vertebra.half_depth,
+                    u=float(rng.uniform(-0.4, 0.3)) * vertebra.half_ap,
                     w=float(rng.uniform(-0.3, 0.3)) * vertebra.half_width,
                     radius=cfg.schmorl_radius.draw(rng),
                 )

@@ -271,8 +271,8 @@ def _truth(
             "kind": v.kind,
             "centroid_ras": _world(pose, v.frame.point(0.0, 0.0)),
             "voxels": int(vertebra_counts[v.label]),
-            "height_mm": round(2 * v.half_height, 2),
-            "depth_mm": round(2 * v.half_depth, 2),
+            "height_mm": round(v.height, 2),
+            "ap_mm": round(2 * v.half_ap, 2),
             "width_mm": round(2 * v.half_width, 2),
         }
         for v in anatomy.vertebrae
@@ -320,7 +320,7 @@ def _truth(
                 "extent": None if lesion is None else {
                     "depth_fraction": round(lesion.depth_fraction, 4),
                     "ap_fraction": round(lesion.ap_fraction, 4),
-                    "ap_centre_fraction": round(lesion.ap_centre / vertebra.half_depth, 4),
+                    "ap_centre_fraction": round(lesion.ap_centre / vertebra.half_ap, 4),
                     "lateral_fraction": round(lesion.lateral_fraction, 4),
                     "mixed_split": round(lesion.split, 4) if lesion.spec.mixed else None,
                 },

@@ -28,23 +28,23 @@ import torch
 from modic import __version__, atomic
 from modic.config import load_yaml, require
 from modic.errors import ConfigError, InputError
-from modic.segmentation.bundle import PreprocessSettings, save_bundle
+from modic.segmentation.bundle import PreprocessSettings, load_bundle, save_bundle
 from modic.segmentation.classes import CLASS_NAMES, N_CLASSES, SegClass
-from modic.segmentation.data import (
+from modic.training.segmentation_data import (
     SegCase,
     extract_slab,
     load_lumbar_seg,
     load_spider_t2space,
-    read_cases_csv,
     sample_specs,
     synthetic_cases,
 )
 from modic.segmentation.infer import SegmentationModel
-from modic.segmentation.spider_t2space import SOURCE as SPIDER_SOURCE
-from modic.segmentation.spider_t2space import read_patients
-from modic.segmentation.losses import MarginalDiceCELoss
+from modic.datasets.lumbar_seg import read_cases_csv
+from modic.datasets.spider_t2space import SOURCE as SPIDER_SOURCE
+from modic.datasets.spider_t2space import read_patients
+from modic.training.losses import MarginalDiceCELoss
 from modic.bundles import build_network
-from modic.segmentation.transforms import training_transforms
+from modic.training.transforms import training_transforms
 
 log = logging.getLogger("modic.train")
 
@@ -401,11 +401,8 @@ def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None
     The bundle's network must be the one ``network_def`` builds and its
     preprocessing the config's, or the weights would be learned for other inputs.
     """
-    from modic.bundles import resolve_bundle
-    from modic.segmentation.bundle import load_bundle
-
     path = config.section("training")["initial_weights"]
-    bundle = load_bundle(resolve_bundle(path))
+    bundle = load_bundle(path)
     if bundle.settings != config.settings:
         raise ConfigError(
             f"{config.path}: training.initial_weights '{path}' was trained with preprocessing {bundle.settings}, "

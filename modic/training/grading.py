@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from modic import __version__, atomic
+from modic.bundles import write_bundle
 from modic.classification.features import FEATURE_NAMES
-from modic.classification.grading import LevelGrade
 from modic.classification.learned import MODEL_FILE
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
@@ -36,6 +36,11 @@ from modic.evaluation.spider import (
     read_gradings,
     read_spacings,
 )
+from modic.io.slice_pair import load_slice_pair
+from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
+from modic.pipeline import Models, analyze_images
+from modic.synth import generate_study, to_study_images
+from modic.training.patch_grading import cross_validate_patches, fit_network, level_bags
 from modic.settings import AnalysisSettings, VoxelSettings, load_settings, to_dict
 
 log = logging.getLogger("modic.train")
@@ -59,9 +64,6 @@ def spider_samples(
 ) -> tuple[list[EndplateSample], np.ndarray, dict[str, dict[str, int]], dict[str, str]]:
     """Endplate samples of every SPIDER patient, their patches, the level truth and the failed patients (with reasons)."""
     from tqdm import tqdm
-
-    from modic.io.slice_pair import load_slice_pair
-    from modic.pipeline import analyze_images
 
     root = Path(root)
     truth = read_gradings(root)
@@ -130,10 +132,6 @@ def synthetic_samples(
 ) -> list[EndplateSample]:
     """Endplate samples of synthetic studies whose level naming matches the truth."""
     from tqdm import tqdm
-
-    from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
-    from modic.pipeline import analyze_images
-    from modic.synth import generate_study, to_study_images
 
     samples: list[EndplateSample] = []
     for seed in tqdm(list(seeds), desc="synthetic studies", disable=None):
@@ -272,8 +270,6 @@ def _order(patient: str) -> tuple[int, str]:
 def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None, device: str = "auto",
                 export_bundle: str | Path | None = None, reuse_samples: bool = True) -> dict[str, Any]:
     """Collect samples, cross-validate rules and candidates, fit the best on everything and export it."""
-    from modic.pipeline import Models
-
     config = load_yaml(config_path)
     seed = int(config.get("seed", 0))
     out = Path(output_dir or config.get("output_dir", "runs/modic_grade"))
@@ -324,8 +320,6 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
     best = max(config["candidates"], key=lambda k: (results[k]["presence_balanced_accuracy"] or 0, results[k]["presence_kappa"] or 0))
     patch_settings = config.get("patch_model")
     if patch_settings:
-        from modic.classification.patch_training import cross_validate_patches
-
         runs, _ = cross_validate_patches(
             patches, spider, patch_settings, folds=int(cv["folds"]), repeats=int(cv["repeats"]), seed=seed,
             evaluate=lambda predicted: grading_metrics(level_results(spider, predicted, truth, significance, failed)),
@@ -365,9 +359,6 @@ def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[En
                         settings: Mapping[str, Any], summary: Mapping[str, Any], grid: Mapping[str, Any], seed: int,
                         segmentation: Mapping[str, Any]) -> None:
     """Fit the patch network on every SPIDER endplate and write it as a MONAI bundle."""
-    from modic.bundles import write_bundle
-    from modic.classification.patch_training import fit_network, level_bags
-
     bags, bag_labels = level_bags(samples)
     network = fit_network(patches, bags, bag_labels, settings, seed=seed)
     write_bundle(

@@ -1,0 +1,6 @@
+"""Training of modic's models: the segmentation network (``modic train seg``) and the grading models (``modic train grade``).
+
+Training sits above the stages and the evaluation it reuses (it runs the
+pipeline to measure endplates and scores models with the evaluation metrics);
+no stage imports it.
+"""
