@@ -56,8 +56,9 @@ from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
 from modic.pipeline import Models, analyze_images, grade_flags
 from modic.results import LevelGrade, StudyAnalysis
 from modic.resources import models_dir
-from modic.settings import AnalysisSettings, ClassificationSettings, VoxelSettings, load_settings, to_dict
+from modic.settings import AnalysisSettings, ClassificationSettings, Layer, VoxelSettings, build, load_settings, to_dict
 from modic.synth import generate_study, to_study_images
+from modic.training.settings import GradientBoostingSettings, LogisticSettings, PatchModelSettings, PatchRuleSettings
 
 from helpers.synthetic import PLANTED, SYNTH_CONFIG, planted_specs, write_synth_config
 
@@ -645,8 +646,8 @@ def test_every_method_is_built_by_the_factory(method: str, trained: SimpleNamesp
 
 # --- learned and patch models trained on synthetic samples -------------------------------------------------------
 
-TINY_BOOSTING = {"max_depth": 2, "learning_rate": 0.1, "max_iter": 20, "min_samples_leaf": 2}
-TINY_PATCH_MODEL: dict[str, Any] = {
+TINY_BOOSTING = GradientBoostingSettings(max_depth=2, learning_rate=0.1, max_iter=20, min_samples_leaf=2)
+TINY_PATCH_MODEL = build(PatchModelSettings, [Layer({
     "network_def": {"_target_": "Classifier", "in_shape": [3, 40, 48], "classes": 2, "channels": [4, 8],
                     "strides": [2, 2], "num_res_units": 0},
     "epochs": 3,
@@ -655,7 +656,7 @@ TINY_PATCH_MODEL: dict[str, Any] = {
     "weight_decay": 0.0001,
     "threshold": 0.5,
     "rules": {"keep_types": [1, 3], "keep_fraction": 0.5},
-}
+}, "TINY_PATCH_MODEL")])
 GRID = PatchGrid.from_settings(CLASSIFICATION.patches)
 
 
@@ -716,9 +717,9 @@ def trained(samples: list[EndplateSample], planted: dict[str, SimpleNamespace],
     bags, bag_labels = level_bags(patch_samples)
     network = fit_network(patch_array, bags, bag_labels, TINY_PATCH_MODEL, seed=0)
     patch_bundle = write_bundle(
-        root / "modic_patch", network=network, network_def=TINY_PATCH_MODEL["network_def"],
+        root / "modic_patch", network=network, network_def=TINY_PATCH_MODEL.network_def,
         settings={"patches": to_dict(CLASSIFICATION.patches), "threshold": 0.5,
-                  "rules": dict(TINY_PATCH_MODEL["rules"])},
+                  "rules": to_dict(TINY_PATCH_MODEL.rules)},
         metadata={"version": "test"},
     )
     return SimpleNamespace(x=x, y=y, model=model, learned_bundle=learned_bundle, patches=patch_array,
@@ -739,13 +740,13 @@ def test_synthetic_samples_carry_features_and_planted_targets(samples: list[Endp
 def test_learned_candidates_give_probabilities(kind: str, samples: list[EndplateSample]) -> None:
     x = np.array([s.features for s in samples])
     y = np.array([s.target for s in samples])
-    model = build_candidate(kind, TINY_BOOSTING if kind == "gradient_boosting" else {"C": 0.5}, seed=0).fit(x, y)
+    model = build_candidate(kind, TINY_BOOSTING if kind == "gradient_boosting" else LogisticSettings(C=0.5), seed=0).fit(x, y)
     probabilities = model.predict_proba(x)
     assert probabilities.shape == (len(samples), len(np.unique(y)))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-9)
     assert list(model.classes_) == sorted(set(y.tolist()))
     with pytest.raises(ConfigError, match="svm"):
-        build_candidate("svm", {}, seed=0)
+        build_candidate("svm", LogisticSettings(), seed=0)
 
 
 def test_cross_validation_on_synthetic_samples(samples: list[EndplateSample]) -> None:
@@ -898,7 +899,7 @@ def test_patch_decisions_match_the_training_evaluation(trained: SimpleNamespace)
         )
         decisions = [classifier.decide(f) for f in features]
         probabilities = np.array([classifier.probability(f.patches) for f in features])
-        settings = {"threshold": threshold, "rules": {"keep_types": [1, 3], "keep_fraction": 0.3}}
+        settings = replace(TINY_PATCH_MODEL, threshold=threshold, rules=PatchRuleSettings(keep_types=(1, 3), keep_fraction=0.3))
         assert [d.modic_type for d in decisions] == endplate_types(probabilities, vectors, settings).tolist()
         assert all(0.0 <= d.confidence <= 1.0 for d in decisions)
         kissing = {(f.endplate, d.modic_type) for f, d in zip(features[: len(GRADED)], decisions)}

@@ -41,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_seg(args: argparse.Namespace) -> int:
-    from modic.training.segmentation import load_train_config, train
+    from modic.training.segmentation import train
+    from modic.training.settings import load_train_config
 
     overrides = {}
     if args.lumbar_seg:

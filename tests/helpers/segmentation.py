@@ -16,7 +16,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from modic.training.segmentation import TrainConfig, load_train_config
+from modic.training.settings import TrainConfig, load_train_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SMOKE_CONFIG = REPO_ROOT / "configs" / "seg" / "smoke.yaml"
