@@ -704,7 +704,7 @@ def trained(samples: list[EndplateSample], planted: dict[str, SimpleNamespace],
     export_grade_bundle(
         learned_bundle, model=model, kind="gradient_boosting",
         summary={"n_synthetic_samples": len(samples), "n_spider_samples": 0, "cross_validation": {}},
-        config={"data": {"synthetic": {"count": len(SAMPLE_SEEDS)}}}, segmentation={"bundle": "test"},
+        synthetic_studies=len(SAMPLE_SEEDS), segmentation={"bundle": "test"},
     )
 
     patches, features, patch_samples = [], [], []

@@ -42,7 +42,6 @@ from modic.settings import AnalysisSettings, VoxelSettings, load_settings, to_di
 from modic.synth import generate_study, to_study_images
 from modic.training.patch_grading import cross_validate_patches, fit_network, level_bags
 from modic.training.settings import (
-    GradeTrainSettings,
     GradientBoostingSettings,
     LogisticSettings,
     PatchModelSettings,
@@ -350,7 +349,8 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
         x = np.array([s.features for s in [*spider, *synthetic]])
         y = np.array([s.target for s in [*spider, *synthetic]])
         model.fit(x, y)
-        export_grade_bundle(Path(bundle), model=model, kind=best, summary=summary, config=config,
+        export_grade_bundle(Path(bundle), model=model, kind=best, summary=summary,
+                            synthetic_studies=config.data.synthetic.count if config.data.synthetic else 0,
                             segmentation=models.info["segmentation"])
         summary["bundle"] = str(bundle)
     patch_bundle = export.patch_bundle_dir if export else None
@@ -394,9 +394,12 @@ def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[En
     )
 
 
-def export_grade_bundle(root: Path, *, model: Any, kind: str, summary: Mapping[str, Any], config: GradeTrainSettings,
+def export_grade_bundle(root: Path, *, model: Any, kind: str, summary: Mapping[str, Any], synthetic_studies: int,
                         segmentation: Mapping[str, Any]) -> None:
-    """Write ``configs/metadata.json`` and ``models/model.skops`` of the grading bundle."""
+    """Write ``configs/metadata.json`` and ``models/model.skops`` of the grading bundle.
+
+    ``synthetic_studies``: how many synthetic studies gave the ``summary["n_synthetic_samples"]`` endplates.
+    """
     import hashlib
 
     import skops.io as sio
@@ -412,7 +415,7 @@ def export_grade_bundle(root: Path, *, model: Any, kind: str, summary: Mapping[s
             "spider": "SPIDER mid-sagittal T1/T2 pairs with radiologists' Modic gradings (van der Graaf et al., "
                       "Sci Data 2024, CC BY 4.0); level grades given to both endplates",
             "synthetic": f"{summary['n_synthetic_samples']} endplates of modic synthetic studies "
-                         f"({config.data.synthetic.count if config.data.synthetic else 0} studies)",
+                         f"({synthetic_studies} studies)",
             "n_spider_samples": summary["n_spider_samples"],
         },
         "segmentation_model_used": dict(segmentation),
