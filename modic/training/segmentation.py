@@ -41,7 +41,7 @@ from modic.datasets.spider_t2space import SOURCE as SPIDER_SOURCE
 from modic.datasets.spider_t2space import read_patients
 from modic.training.losses import MarginalDiceCELoss
 from modic.bundles import build_network
-from modic.training.settings import SegDataSettings, TrainConfig, load_train_config
+from modic.training.settings import SegDataSettings, TrainConfig
 from modic.training.transforms import training_transforms
 
 log = logging.getLogger("modic.train")
