@@ -9,7 +9,7 @@ Temporaries are named ``.modic-tmp-<host>.<pid>-...`` after the process that
 writes them, so that :func:`remove_stale_temporaries` can tell the leftovers
 of a dead run from the work of a live one. Every output folder holds
 ``.modic-outputs.json``, the list of the files modic wrote into it:
-``--overwrite`` replaces only a folder whose every file is listed there
+Overwriting (``overwrite=True``, ``--overwrite``) replaces only a folder whose every file is listed there
 (:func:`foreign_files`), so it never deletes anything modic did not write.
 """
 
@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from modic.errors import ModicError, OutputError
+from modic.errors import OutputError, OutputFolderError
 
 TEMP_PREFIX = ".modic-tmp-"
 MARKER_NAME = ".modic-outputs.json"
@@ -184,14 +184,14 @@ def foreign_files(folder: str | Path) -> list[str]:
     return sorted(foreign)
 
 
-def refuse_foreign(folder: str | Path, *, error: type[ModicError] = OutputError) -> None:
-    """``error`` when ``folder`` holds files modic did not write (replacing it would delete them)."""
+def refuse_foreign(folder: str | Path) -> None:
+    """:class:`OutputFolderError` when ``folder`` holds files modic did not write (replacing it would delete them)."""
     foreign = foreign_files(folder)
     if foreign:
         shown = ", ".join(f"'{name}'" for name in foreign[:3]) + (f" and {len(foreign) - 3} more" * (len(foreign) > 3))
-        raise error(
-            f"output folder '{folder}' holds {len(foreign)} file(s) that modic did not write ({shown}); "
-            "--overwrite replaces only modic's own output folders: choose a new -o, or move those files away"
+        raise OutputFolderError(
+            f"output folder '{folder}' holds {len(foreign)} file(s) that modic did not write ({shown})",
+            remedy="foreign", folder=str(folder),
         )
 
 

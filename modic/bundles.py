@@ -62,21 +62,6 @@ def build_network(network_def: Mapping[str, Any]) -> torch.nn.Module:
     return network
 
 
-def resolve_bundle(value: str | Path) -> Path:
-    """Folder of a bundle given by a shipped name (``"modic_grade"``) or a path.
-
-    A bare name of a shipped bundle always means the shipped one, whatever the
-    working directory holds; anything else is a path.
-    """
-    from modic.resources import models_dir
-
-    given = Path(str(value))
-    shipped = models_dir() / given
-    if not given.is_absolute() and len(given.parts) == 1 and shipped.is_dir():
-        return shipped
-    return given if given.is_dir() else shipped
-
-
 def read_bundle(root: str | Path) -> Bundle:
     """Load a bundle's network (weights checked against the metadata checksum) and settings."""
     from monai.bundle import ConfigParser

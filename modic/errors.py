@@ -52,5 +52,36 @@ class OutputError(ModicError):
     """The outputs cannot be written (no permission, disk full, a file in the way)."""
 
 
+class OutputFolderError(OutputError):
+    """An output folder refused before any work, because writing it could fail or lose files.
+
+    ``problem`` says what is wrong with ``folder``; ``remedy`` (a key of
+    :data:`OUTPUT_REMEDIES`) names what the caller can change. The message
+    says it in the terms of the Python API (``overwrite=True``); the command
+    line says it in flags (``--overwrite``, ``-o``) and exits with the usage
+    code (:func:`modic.cli.options.output_flags`).
+    """
+
+    def __init__(self, problem: str, *, remedy: str, folder: str) -> None:
+        self.problem = problem
+        self.remedy = remedy
+        self.folder = folder
+        super().__init__(f"{problem}; {OUTPUT_REMEDIES[remedy].format(folder=folder)}")
+
+
+OUTPUT_REMEDIES = {
+    "other": "pass another output folder",
+    "overwrite": "pass another output folder, or overwrite=True to replace it",
+    "foreign": "overwrite=True replaces only modic's own output folders: pass a new output folder, or move those "
+    "files away",
+    "outside_input": "pass an output folder outside the input (modic never writes into its input)",
+    "new_name": "pass a new folder name, e.g. 'results'",
+    "inside": "pass a new folder inside it, e.g. '{folder}/results'",
+    "link_target": "pass the folder it points to, or a new folder",
+    "wait": "wait for it to finish, or pass another output folder",
+}
+"""What the caller of the Python API can do about each kind of refused output folder."""
+
+
 class SchemaError(ModicError):
     """A report file has an unknown or incompatible schema version."""

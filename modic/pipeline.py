@@ -2,58 +2,58 @@
 
 :func:`analyze_images` is what ``modic analyze``, ``modic analyze-slice``,
 batch processing and the evaluation commands all call, so every path grades
-the same way.
+the same way. :func:`grade_probabilities` is the same analysis from class
+probabilities made elsewhere (another tool's segmentation): it runs without
+modic's network, and without torch.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
+from modic.classification.factory import load_classifier
+from modic.classification.grading import EndplateClassifier, grade_study
 from modic.classification.presence import PresenceModels
 from modic.classification.whole_body import whole_body_flags
-from modic.analysis_config import load_analysis_config
-from modic.bundles import resolve_bundle
-from modic.config import load_shipped
-from modic.errors import AnalysisError, ConfigError, InputError
+from modic.errors import AnalysisError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
 from modic.io.volume import Volume
-from modic.levels import Flag, SpineAnatomy, build_anatomy
+from modic.levels import SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
-from modic.resources import models_dir
-from modic.runtime import apply_runtime_settings
-from modic.segmentation.bundle import LoadedBundle, load_bundle
-from modic.segmentation.infer import SegmentationModel, fuse_probabilities
+from modic.results import Flag, LevelGrade, StudyAnalysis
+from modic.runtime import apply_runtime_settings, resolve_device
+from modic.segmentation.classes import SegClass
+from modic.segmentation.probabilities import fuse_probabilities
+from modic.resources import resolve_bundle
+from modic.settings import (
+    AnalysisSettings,
+    ClassificationSettings,
+    ContrastSettings,
+    IoSettings,
+    OrientationSettings,
+    SegmentationSettings,
+    SingleSliceSettings,
+)
+
+if TYPE_CHECKING:
+    from modic.segmentation.bundle import LoadedBundle
+    from modic.segmentation.infer import SegmentationModel
 
 __all__ = [
     "Models",
     "StudyAnalysis",
     "analyze_images",
+    "grade_probabilities",
     "is_slice_pair",
-    "load_analysis_config",
-    "resolve_device",
     "segmentation_inputs",
 ]
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; others are checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} was asked for but no CUDA GPU is available; use --device cpu")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
-    return device
 
 
 @dataclass
@@ -66,49 +66,59 @@ class Models:
     presence: PresenceModels | None = None
 
     @classmethod
-    def load(cls, config: Mapping[str, Any], *, device: str = "auto", bundle: str | Path | None = None) -> Models:
+    def load(cls, config: AnalysisSettings, *, device: str = "auto", bundle: str | Path | None = None) -> Models:
         """The models ``config`` names; ``bundle`` (``--model``) replaces the segmentation bundle for every volume.
 
         ``segmentation.thin_slice_bundle`` (when set, and no ``bundle`` is given)
         segments volumes whose slices are at most ``thin_slice_max_spacing_mm``
         apart; an explicit ``bundle`` is used alone, so that it is what gets measured.
+        Loading imports torch and MONAI (here, not when the module is imported,
+        so that :func:`grade_probabilities` runs without them).
         """
-        from modic.classification.factory import load_classifier
+        from modic.segmentation.bundle import load_bundle
 
-        apply_runtime_settings(config["runtime"])
-        settings = config["segmentation"]
-        main = load_bundle(_bundle_path(bundle or settings["bundle"]))
-        thin_name = None if bundle is not None else settings.get("thin_slice_bundle")
-        thin = load_bundle(_bundle_path(thin_name)) if thin_name else None
+        apply_runtime_settings(config.runtime)
+        settings = config.segmentation
+        main = load_bundle(bundle or settings.bundle)
+        thin_name = None if bundle is not None else settings.thin_slice_bundle
+        thin = load_bundle(thin_name) if thin_name else None
         resolved = resolve_device(device)
-        max_spacing = float(settings["thin_slice_max_spacing_mm"]) if thin else 0.0
+        max_spacing = float(settings.thin_slice_max_spacing_mm) if thin else 0.0
         segmenter = _segmentation_model(
             main, settings, device=resolved,
             thin_slice_model=_segmentation_model(thin, settings, device=resolved) if thin else None,
             thin_slice_max_spacing_mm=max_spacing,
         )
-        classifier, classifier_info = load_classifier(config["classification"])
+        classifier, classifier_info = load_classifier(config.classification)
         segmentation_info = _bundle_info(main)
         if thin is not None:
             segmentation_info["thin_slice"] = {**_bundle_info(thin), "max_spacing_mm": max_spacing}
         info = {"segmentation": segmentation_info, "classifier": classifier_info}
-        presence_bundle = config["classification"].get("presence_bundle")
-        presence = PresenceModels.load(resolve_bundle(presence_bundle)) if presence_bundle else None
+        presence = load_presence(config.classification)
         if presence is not None:
             info["presence"] = presence.info
         return cls(segmenter=segmenter, classifier=classifier, info=info, presence=presence)
 
 
+def load_presence(settings: ClassificationSettings) -> PresenceModels | None:
+    """The presence models ``classification.presence_bundle`` names, or None when it is null."""
+    if settings.presence_bundle is None:
+        return None
+    return PresenceModels.load(resolve_bundle(settings.presence_bundle, kind="presence"))
+
+
 def _segmentation_model(
-    loaded: LoadedBundle, settings: Mapping[str, Any], *, device: str, **thin: Any
+    loaded: LoadedBundle, settings: SegmentationSettings, *, device: str, **thin: Any
 ) -> SegmentationModel:
-    """A :class:`SegmentationModel` of ``loaded`` with the config's batch size and CPU precision."""
+    """A :class:`SegmentationModel` of ``loaded`` with the settings' batch size and CPU precision."""
+    from modic.segmentation.infer import SegmentationModel
+
     return SegmentationModel(
         loaded.network,
         settings=loaded.settings,
         device=device,
-        batch_size=int(settings.get("batch_size", 16)),
-        cpu_precision=str(settings["cpu_precision"]),
+        batch_size=int(settings.batch_size),
+        cpu_precision=settings.cpu_precision.value,
         background_weight=loaded.background_weight,
         slice_sigma_mm=loaded.slice_sigma_mm,
         slice_sigma_max_spacing_mm=loaded.slice_sigma_max_spacing_mm,
@@ -137,16 +147,6 @@ def study_models_info(models: Models, volume: Volume) -> dict[str, Any]:
     return {**models.info, "segmentation": {**models.info["segmentation"], "thin_slice": {**thin, "used": used}}}
 
 
-def _bundle_path(bundle: str | Path) -> Path:
-    candidate = Path(bundle)
-    if candidate.is_dir():
-        return candidate
-    shipped = models_dir() / str(bundle)
-    if shipped.is_dir():
-        return shipped
-    raise ConfigError(f"segmentation bundle {str(bundle)!r} is neither a folder nor a bundle shipped in {models_dir()}")
-
-
 def is_slice_pair(images: StudyImages) -> bool:
     """Whether ``images`` is a single T1/T2 slice pair, whose slices are segmented apart and aligned on the spine."""
     volumes = [v for v in (images.t1, images.t2) if v is not None]
@@ -168,15 +168,15 @@ def segmentation_inputs(images: StudyImages) -> list[Volume]:
 
 
 def _fuse_slice_pair(
-    images: StudyImages, p1: np.ndarray, p2_native: np.ndarray, settings: Mapping[str, Any]
+    images: StudyImages, p1: np.ndarray, p2_native: np.ndarray, settings: SingleSliceSettings, *, io: IoSettings
 ) -> tuple[StudyImages, np.ndarray, list[Flag]]:
     """Align the separately segmented T2 slice on the T1 by the spine, and fuse where both exist."""
     assert images.t1 is not None and images.t2_native is not None
     t1, t2_native = images.t1, images.t2_native
-    on_t1 = [resample_to(t2_native.with_array(channel), t1).array for channel in p2_native]
+    on_t1 = [resample_to(t2_native.with_array(channel), t1, config=io).array for channel in p2_native]
     p2 = np.stack(on_t1)
-    coverage = resample_to(t2_native.with_array(np.ones(t2_native.shape, dtype=np.float32)), t1).array
-    t2_image = images.t2.array if images.t2 is not None else resample_to(t2_native, t1).array
+    coverage = resample_to(t2_native.with_array(np.ones(t2_native.shape, dtype=np.float32)), t1, config=io).array
+    t2_image = images.t2.array if images.t2 is not None else resample_to(t2_native, t1, config=io).array
 
     plane = tuple(axis for axis, n in enumerate(t1.shape) if n > 1)
     squeeze = tuple(axis for axis, n in enumerate(t1.shape) if n == 1)
@@ -184,7 +184,7 @@ def _fuse_slice_pair(
     translation = estimate_translation(
         np.squeeze(p1[1:].sum(axis=0), axis=squeeze),
         np.squeeze(p2[1:].sum(axis=0), axis=squeeze),
-        max_shift=int(round(float(settings["max_shift_mm"]) / spacing)),
+        max_shift=int(round(float(settings.max_shift_mm) / spacing)),
     )
 
     def moved(array: np.ndarray) -> np.ndarray:
@@ -205,7 +205,7 @@ def _fuse_slice_pair(
         f"(correlation {translation.correlation:.2f})",
     }
     flags = []
-    if translation.correlation < float(settings["min_alignment_correlation"]):
+    if translation.correlation < float(settings.min_alignment_correlation):
         flags.append(
             Flag("alignment_uncertain", f"T1 and T2 slices could not be aligned reliably (correlation "
                  f"{translation.correlation:.2f}); T2-based signal may be wrong")
@@ -240,8 +240,8 @@ def _check_probabilities(probabilities: Sequence[np.ndarray], volumes: Sequence[
             )
 
 
-def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float, float], side: str) -> np.ndarray:
-    """Voxels ``depth_mm[0]`` to ``depth_mm[1]`` behind (``side="posterior"``) or in front of each disc.
+def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, distance_mm: tuple[float, float], side: str) -> np.ndarray:
+    """Voxels ``distance_mm[0]`` to ``distance_mm[1]`` behind (``side="posterior"``) or in front of each disc.
 
     Sampled on every line of voxels through a disc along the anterior-posterior
     axis, from the disc's margin on that side, outside every body and disc.
@@ -253,7 +253,7 @@ def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float
     direction = -towards_anterior if side == "posterior" else towards_anterior
     discs = np.moveaxis(anatomy.disc_map > 0, axis, -1)
     mask = np.zeros(discs.shape, dtype=bool)
-    near, far = (int(round(d / step_mm)) for d in depth_mm)
+    near, far = (int(round(d / step_mm)) for d in distance_mm)
     for line in np.argwhere(discs.any(axis=-1)):
         where = np.flatnonzero(discs[tuple(line)])
         edge = where.min() if direction < 0 else where.max()
@@ -263,7 +263,7 @@ def beside_discs(anatomy: SpineAnatomy, volume: Volume, *, depth_mm: tuple[float
 
 
 def contrast_ratios(
-    images: StudyImages, anatomy: SpineAnatomy, *, depth_mm: tuple[float, float], min_voxels: int, side: str = "posterior"
+    images: StudyImages, anatomy: SpineAnatomy, *, distance_mm: tuple[float, float], min_voxels: int, side: str = "posterior"
 ) -> dict[str, float]:
     """Median signal beside the discs (by default the spinal canal behind them) over median vertebral marrow, by role.
 
@@ -272,7 +272,7 @@ def contrast_ratios(
     """
     volume = images.t1 if images.t1 is not None else images.t2
     assert volume is not None
-    sampled = beside_discs(anatomy, volume, depth_mm=depth_mm, side=side)
+    sampled = beside_discs(anatomy, volume, distance_mm=distance_mm, side=side)
     bodies = anatomy.vertebra_map > 0
     ratios: dict[str, float] = {}
     for role, image in (("t1", images.t1), ("t2", images.t2)):
@@ -286,7 +286,7 @@ def contrast_ratios(
     return ratios
 
 
-def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapping[str, Any]) -> None:
+def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: ContrastSettings) -> None:
     """Refuse a study whose T1 and T2 were swapped, or whose images are mirrored front to back.
 
     Fluid in the spinal canal is darker than marrow on T1 and brighter on T2, so
@@ -296,15 +296,15 @@ def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapp
     the product of both at least ``mirrored_min_product`` (T1 and T2 not swapped:
     swapping inverts both): the canal is in front, the images are mirrored.
     Otherwise, behind the discs below ``1 / swapped_ratio``: T1 and T2 were
-    swapped. Settings: ``contrast`` in ``configs/input_checks.yaml``.
+    swapped. Settings: ``input_checks.contrast`` (``configs/input_checks.yaml``).
 
     Raises:
         InputError: naming what was found and what to do.
     """
-    depth = (float(settings["canal_depth_mm"][0]), float(settings["canal_depth_mm"][1]))
-    minimum, ratio = int(settings["min_voxels"]), float(settings["swapped_ratio"])
-    back = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="posterior")
-    front = contrast_ratios(images, anatomy, depth_mm=depth, min_voxels=minimum, side="anterior")
+    distance = (float(settings.canal_depth_mm[0]), float(settings.canal_depth_mm[1]))
+    minimum, ratio = int(settings.min_voxels), float(settings.swapped_ratio)
+    back = contrast_ratios(images, anatomy, distance_mm=distance, min_voxels=minimum, side="posterior")
+    front = contrast_ratios(images, anatomy, distance_mm=distance, min_voxels=minimum, side="anterior")
     if len(back) < 2:
         return
     behind = back["t2"] / back["t1"]
@@ -312,9 +312,9 @@ def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapp
     names = {role: images.series[role].description for role in ("t1", "t2") if role in images.series}
     mirrored = (
         ahead is not None
-        and ahead > float(settings["mirrored_front"])
-        and ahead > float(settings["mirrored_margin"]) * behind
-        and ahead * behind >= float(settings["mirrored_min_product"])
+        and ahead > float(settings.mirrored_front)
+        and ahead > float(settings.mirrored_margin) * behind
+        and ahead * behind >= float(settings.mirrored_min_product)
     )
     if mirrored:
         raise InputError(
@@ -336,9 +336,9 @@ def check_orientation(
     images: StudyImages,
     fused: np.ndarray,
     *,
-    models: Models,
-    config: Mapping[str, Any],
-    settings: Mapping[str, Any],
+    segmenter: SegmentationModel,
+    config: AnalysisSettings,
+    settings: OrientationSettings,
 ) -> None:
     """Refuse an image that is upside down, when S1 was not found in it.
 
@@ -351,19 +351,17 @@ def check_orientation(
     Raises:
         InputError: the image looks upside down.
     """
-    from modic.segmentation.classes import SegClass
-
     volume = segmentation_inputs(images)[0]
     axis = int(np.argmax(np.abs(volume.affine[2, :3])))  # the array axis closest to head-foot
     if volume.shape[axis] < 2:
         return
     given = max(float(fused[SegClass.S1].sum()), 1e-6)
     flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
-    probabilities = models.segmenter.predict_probabilities(flipped)
+    probabilities = segmenter.predict_probabilities(flipped)
     mass = float(probabilities[SegClass.S1].sum())
-    if mass < float(settings["flipped_s1_ratio"]) * given:
+    if mass < float(settings.flipped_s1_ratio) * given:
         return
-    anatomy = build_anatomy(probabilities, flipped, levels=config["levels"], endplates=config["endplates"])
+    anatomy = build_anatomy(probabilities, flipped, levels=config.levels, endplates=config.endplates)
     if "S1" not in {v.name for v in anatomy.vertebrae} or any(f.code == "s1_not_found" for f in anatomy.flags):
         return
     shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
@@ -419,24 +417,11 @@ def input_flags(images: StudyImages) -> list[Flag]:
     return [Flag(str(d["flag"]), str(d["message"])) for d in images.decisions if d.get("flag")]
 
 
-@dataclass
-class StudyAnalysis:
-    """Everything one analysis produced, in memory (reports are written from this)."""
-
-    images: StudyImages
-    anatomy: SpineAnatomy
-    levels: list[LevelGrade]
-    warnings: list[Flag]
-    models: dict[str, Any]
-    config: dict[str, Any]
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 def analyze_images(
     images: StudyImages,
     *,
     models: Models,
-    config: Mapping[str, Any],
+    config: AnalysisSettings,
     probabilities: Sequence[np.ndarray] | None = None,
 ) -> StudyAnalysis:
     """Segment, label and grade one study whose T2 (if any) is on the T1 grid.
@@ -444,52 +429,108 @@ def analyze_images(
     ``probabilities``: class probabilities ``(C, I, J, K)`` of each volume of
     :func:`segmentation_inputs` (in that order, on that volume's grid), when
     the caller has already run the segmentation network; ``models.segmenter``
-    is then not used.
+    is then not used, except to segment a flipped copy when S1 is not found
+    (:func:`check_orientation`).
     """
+    return _analyze(
+        images, config=config, probabilities=probabilities, segmenter=models.segmenter,
+        classifier=models.classifier, presence=models.presence, info=lambda analyzed: study_models_info(models, segmentation_inputs(analyzed)[0]),
+    )
+
+
+def grade_probabilities(
+    images: StudyImages,
+    probabilities: Sequence[np.ndarray],
+    *,
+    config: AnalysisSettings,
+    classifier: EndplateClassifier | None = None,
+    source: str = "given class probabilities",
+) -> StudyAnalysis:
+    """Label and grade one study from class probabilities made elsewhere, without modic's segmentation network.
+
+    ``probabilities``: one ``(C, I, J, K)`` map per volume of
+    :func:`segmentation_inputs`, in the channel order of
+    :class:`~modic.segmentation.classes.SegClass` (from another tool's label
+    map: :func:`modic.segmentation.probabilities.probabilities_from_labels`).
+    Everything after segmentation is what :func:`analyze_images` does, except
+    the upside-down check, which needs the network: an image without S1 keeps
+    its ``s1_not_found`` warning. ``classifier``: default, the one
+    ``config.classification`` names. ``source`` is recorded in the report's
+    ``models.segmentation``.
+    """
+    info: dict[str, Any] = {"segmentation": {"source": source}}
+    if classifier is None:
+        classifier, info["classifier"] = load_classifier(config.classification)
+    else:
+        info["classifier"] = {"method": classifier.name}
+    presence = load_presence(config.classification)
+    if presence is not None:
+        info["presence"] = presence.info
+    return _analyze(
+        images, config=config, probabilities=probabilities, segmenter=None, classifier=classifier,
+        presence=presence, info=lambda analyzed: info,
+    )
+
+
+def _analyze(
+    images: StudyImages,
+    *,
+    config: AnalysisSettings,
+    probabilities: Sequence[np.ndarray] | None,
+    segmenter: SegmentationModel | None,
+    classifier: EndplateClassifier,
+    presence: PresenceModels | None,
+    info: Callable[[StudyImages], dict[str, Any]],
+) -> StudyAnalysis:
+    """The analysis after the models are chosen: segment (unless ``probabilities``), label, check and grade."""
     timings: dict[str, float] = {}
     volumes = [v for v in (images.t1, images.t2) if v is not None]
     if not volumes:
-        raise AnalysisError("the study has neither a T1 nor a T2 image to analyse")
+        raise AnalysisError("the study has neither a T1 nor a T2 image to analyze")
     geometry = volumes[0]
     for volume in segmentation_inputs(images):
-        _check_field_of_view(volume, float(config["segmentation"]["min_field_of_view_mm"]))
+        _check_field_of_view(volume, float(config.segmentation.min_field_of_view_mm))
 
     started = time.perf_counter()
     alignment_flags: list[Flag] = []
     if probabilities is not None:
         _check_probabilities(probabilities, segmentation_inputs(images))
+    elif segmenter is None:
+        raise AnalysisError("no class probabilities and no segmentation model; give one of them")
     if is_slice_pair(images):
         assert images.t1 is not None and images.t2_native is not None
         if probabilities is None:
-            probabilities = [models.segmenter.predict_probabilities(v) for v in (images.t1, images.t2_native)]
+            assert segmenter is not None
+            probabilities = [segmenter.predict_probabilities(v) for v in (images.t1, images.t2_native)]
         p1, p2_native = probabilities
-        images, fused, alignment_flags = _fuse_slice_pair(images, p1, p2_native, config["single_slice"])
+        images, fused, alignment_flags = _fuse_slice_pair(images, p1, p2_native, config.single_slice, io=config.io)
     elif probabilities is None:
-        fused = models.segmenter.predict_fused(volumes)
+        assert segmenter is not None
+        fused = segmenter.predict_fused(volumes)
     else:
         fused = fuse_probabilities(probabilities)
     timings["segment_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    anatomy = build_anatomy(fused, geometry, levels=config["levels"], endplates=config["endplates"])
+    anatomy = build_anatomy(fused, geometry, levels=config.levels, endplates=config.endplates)
     timings["levels_s"] = time.perf_counter() - started
-    checks = load_shipped("input_checks.yaml")
+    checks = config.input_checks
     if anatomy.vertebrae:
-        check_contrast(images, anatomy, settings=checks["contrast"])
-    if any(flag.code == "s1_not_found" for flag in anatomy.flags):
-        check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
+        check_contrast(images, anatomy, settings=checks.contrast)
+    if segmenter is not None and any(flag.code == "s1_not_found" for flag in anatomy.flags):
+        check_orientation(images, fused, segmenter=segmenter, config=config, settings=checks.orientation)
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
 
     started = time.perf_counter()
-    classification = config["classification"]
+    classification = config.classification
     levels = grade_study(
         anatomy,
         t1=images.t1.array if images.t1 is not None else None,
         t2=images.t2.array if images.t2 is not None else None,
-        classifier=models.classifier,
+        classifier=classifier,
         config=classification,
-        presence=models.presence,
+        presence=presence,
     )
     timings["classify_s"] = time.perf_counter() - started
 
@@ -498,14 +539,14 @@ def analyze_images(
         warnings.append(Flag("missing_t1", "no sagittal T1: Modic types cannot be determined reliably from T2 alone"))
     if images.t2 is None:
         warnings.append(Flag("missing_t2", "no sagittal T2: types 1 and 3 cannot be told apart from T1 alone"))
-    warnings.extend(grade_flags(levels, low_confidence=float(classification["low_confidence"])))
-    warnings.extend(whole_body_flags(levels, voxels=classification["voxels"], whole_body=classification["whole_body"]))
+    warnings.extend(grade_flags(levels, low_confidence=float(classification.low_confidence)))
+    warnings.extend(whole_body_flags(levels, voxels=classification.voxels, whole_body=classification.whole_body))
     return StudyAnalysis(
         images=images,
         anatomy=anatomy,
         levels=levels,
         warnings=warnings,
-        models=study_models_info(models, segmentation_inputs(images)[0]),
-        config=dict(config),
+        models=info(images),
+        config=config,
         timings=timings,
     )

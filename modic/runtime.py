@@ -15,8 +15,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+from modic.errors import ConfigError
+
+if TYPE_CHECKING:
+    from modic.settings import RuntimeSettings
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
@@ -46,7 +50,20 @@ def tune_allocator(*, keep_freed_mb: int) -> bool:
     return bool(applied)
 
 
-def apply_runtime_settings(runtime: Mapping[str, Any]) -> None:
-    """Apply the ``runtime`` section of ``configs/analysis.yaml`` (``keep_freed_memory_mb: 0`` changes nothing)."""
-    if runtime["keep_freed_memory_mb"]:
-        tune_allocator(keep_freed_mb=int(runtime["keep_freed_memory_mb"]))
+def apply_runtime_settings(runtime: RuntimeSettings) -> None:
+    """Apply the ``runtime`` settings (``configs/analysis.yaml``; ``keep_freed_memory_mb: 0`` changes nothing)."""
+    if runtime.keep_freed_memory_mb:
+        tune_allocator(keep_freed_mb=int(runtime.keep_freed_memory_mb))
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; others are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' was asked for but no CUDA GPU is available; use device 'cpu'")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ConfigError(f"device '{device}' is not one of auto, cpu, cuda, cuda:N")
+    return device

@@ -141,11 +141,11 @@ def _latency(root: Path, *, count: int, dicom: bool, out: Path) -> dict[str, Any
 
     from modic.batch.sources import discover
     from modic.batch.worker import BatchJob, process_study
-    from modic.pipeline import load_analysis_config
+    from modic.settings import load_settings
 
     sources = discover(root)[: count + 1]
     out.mkdir(parents=True, exist_ok=True)
-    job = BatchJob(out=out.resolve(), config=load_analysis_config(), device="cpu", dicom=dicom)
+    job = BatchJob(out=out.resolve(), config=load_settings(), device="cpu", dicom=dicom)
     outcomes = []
     cpu = []
     for index, source in enumerate(sources):

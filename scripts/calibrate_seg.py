@@ -31,15 +31,16 @@ import numpy as np
 from tqdm import tqdm
 
 from modic import atomic
-from modic.config import load_shipped
 from modic.io.volume import Volume
-from modic.evaluation.segmentation import load_case, score_probabilities
+from modic.datasets.lumbar_seg import load_case
+from modic.evaluation.segmentation import score_probabilities
 from modic.evaluation.segmentation_spider import score_patient
 from modic.segmentation.bundle import default_bundle_path, load_bundle
-from modic.segmentation.data import read_cases_csv
-from modic.segmentation import spider_t2space
+from modic.datasets.lumbar_seg import read_cases_csv
+from modic.datasets import spider_t2space
 from modic.segmentation.infer import SegmentationModel, reweight_background, smooth_across_slices
-from modic.segmentation.train import load_train_config
+from modic.settings import load_settings
+from modic.training.settings import load_train_config
 
 
 def main() -> int:
@@ -53,13 +54,15 @@ def main() -> int:
         parser.error(f"--weights must be positive; got {args.weights}")
 
     config = load_train_config(args.config)
-    data = config.section("data")
-    root = Path(data["lumbar_seg"])
-    held_out = {str(c) for c in data.get("validation_cases", [])}
+    data = config.settings.data
+    if data.lumbar_seg is None:
+        parser.error(f"{args.config} names no data.lumbar_seg folder to calibrate on")
+    root = Path(data.lumbar_seg)
+    held_out = set(data.validation_cases)
     cases = [c for c in read_cases_csv(root) if c.case not in held_out]
     bundle = load_bundle(args.bundle)
     model = SegmentationModel(bundle.network, settings=bundle.settings)
-    levels = load_shipped("analysis.yaml")["levels"]
+    levels = load_settings().levels
 
     dice: dict[float, dict[str, list[float]]] = {w: {} for w in args.weights}
     named: dict[float, list[bool]] = {w: [] for w in args.weights}
@@ -83,8 +86,8 @@ def main() -> int:
             if result.level_correct is not None:
                 named[weight].append(result.level_correct)
 
-    spider_root = data.get("spider_t2space")
-    spider_held_out = {str(p) for p in data.get("spider_t2space_validation", [])}
+    spider_root = data.spider_t2space
+    spider_held_out = set(data.spider_t2space_validation)
     patients = [p for p in spider_t2space.read_patients(spider_root) if p not in spider_held_out] if spider_root else []
     for patient in tqdm(patients, desc="spider_t2space training patients", unit="patient"):
         image, mask = spider_t2space.load_patient(spider_root, patient)

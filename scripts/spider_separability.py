@@ -29,9 +29,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -40,7 +38,9 @@ from modic.classification.features import FEATURE_NAMES
 from modic.errors import ModicError
 from modic.evaluation.spider import LEVELS, load_patient_images, read_gradings, read_spacings
 from modic.levels.names import level_endplates
-from modic.pipeline import Models, StudyAnalysis, analyze_images, load_analysis_config
+from modic.pipeline import Models, analyze_images
+from modic.results import StudyAnalysis
+from modic.settings import AnalysisSettings, load_settings
 
 LUMBAR_BODIES = ("L1", "L2", "L3", "L4", "L5")
 
@@ -77,7 +77,7 @@ def level_features(analysis: StudyAnalysis, level: str) -> dict[str, float] | No
 
 
 def collect(
-    root: Path, models: Models, config: Mapping[str, Any]
+    root: Path, models: Models, config: AnalysisSettings
 ) -> tuple[list[dict[str, float]], np.ndarray, np.ndarray, int]:
     """Per-level features, presence truth, patient ids, and the number of levels left out."""
     truth = read_gradings(root)
@@ -148,7 +148,7 @@ def main() -> int:
         parser.error(f"--repeats must be at least 1; got {args.repeats}")
     from sklearn.metrics import roc_auc_score
 
-    config = load_analysis_config(None)
+    config = load_settings()
     models = Models.load(config, device="cpu")
     rows, y, patients, left_out = collect(args.data, models, config)
     names = sorted(set().union(*rows))

@@ -4,7 +4,7 @@ Every failure must exit 1 (2 for usage errors) with one ``modic: error:``
 line naming the problem and the way out, without traceback, and leave no
 output folder and no ``.modic-tmp-*`` temporaries. Missing T1 or T2 is
 allowed (``docs``: the analysis continues with a ``missing_t1``/``missing_t2``
-warning). Small series come from ``test_io_support``; the cases that must
+warning). Small series come from :mod:`helpers.io`; the cases that must
 analyse use a tiny synthetic study.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.uid import RLELossless, generate_uid
 
-from test_bad_input_support import (
+from helpers.bad_input import (
     Result,
     assert_clean_failure,
     assert_no_temporaries,
@@ -30,7 +30,7 @@ from test_bad_input_support import (
     snapshot,
     synthetic_source,
 )
-from test_io_support import OTHER_STUDY_UID, pacs_export, volume, write
+from helpers.io import OTHER_STUDY_UID, pacs_export, volume, write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -121,7 +121,7 @@ def test_dicomdir_without_its_images(tmp_path: Path, out: Path, capsys: pytest.C
 
 
 @pytest.mark.parametrize(("present", "missing"), [("t1", "t2"), ("t2", "t1")])
-def test_one_weighting_alone_is_analysed_with_a_warning(
+def test_one_weighting_alone_is_analyzed_with_a_warning(
     synthetic: Path, tmp_path: Path, out: Path, present: str, missing: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     study = copy_series(synthetic, tmp_path / f"only_{present}", [present, "stir"])

@@ -25,8 +25,8 @@ import yaml
 from PIL import Image
 
 from modic.resources import config_file, models_dir
-from test_bad_input_support import Result, assert_clean_failure, run_cli, snapshot
-from test_io_support import volume, write
+from helpers.bad_input import Result, assert_clean_failure, run_cli, snapshot
+from helpers.io import volume, write
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -246,13 +246,13 @@ def analysis_config(tmp_path: Path, change: dict[str, dict[str, object]]) -> Pat
     return path
 
 
-def test_analysis_config_without_sections(
+def test_analysis_config_section_that_is_not_a_mapping(
     small_study: Path, tmp_path: Path, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "analysis.yaml"
-    config.write_text("segmentation: {bundle: spine_seg}\n")
+    config.write_text("levels: [L4-L5]\n")
     result = analyze(capsys, small_study, "--config", config, "-o", out)
-    assert_clean_failure(result, mentions=["lacks section", "levels"], outputs=[out])
+    assert_clean_failure(result, mentions=[str(config), "'levels' is ['L4-L5']", "expected a mapping"], outputs=[out])
 
 
 def test_unknown_classifier_method(
@@ -299,7 +299,7 @@ def test_unusable_device(small_study: Path, out: Path, device: str, capsys: pyte
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
     result = run_cli(capsys, ["analyze", small_study, "-o", out, "--device", device])
-    assert_clean_failure(result, mentions=["--device", device], outputs=[out])
+    assert_clean_failure(result, mentions=[f"device '{device}'", "cpu"], outputs=[out])
 
 
 # --- model bundles ------------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_bad_input_support import assert_clean_failure, run_cli
-from test_io_support import write
+from helpers.bad_input import assert_clean_failure, run_cli
+from helpers.io import write
 
 from modic.io.formats import read_volume
 from modic.io.study import load_study

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from test_batch_support import make_study, manifest, study_folders, summary, write_csv
+from helpers.batch import make_study, manifest, study_folders, summary, write_csv
 
 from modic.cli import main
 
@@ -34,7 +34,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
                            second_records=manifest(out)[len(first_records):], summary=summary(out))
 
 
-def test_nifti_pairs_are_analysed_and_a_missing_file_fails(runs: SimpleNamespace) -> None:
+def test_nifti_pairs_are_analyzed_and_a_missing_file_fails(runs: SimpleNamespace) -> None:
     assert runs.first == 1
     by_line = {r["source"].split(":")[0]: r for r in runs.first_records}
     assert [by_line[f"csv line {n}"]["status"] for n in (2, 3, 4)] == ["ok", "ok", "failed"]

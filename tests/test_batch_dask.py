@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_batch_support import make_cohort, manifest, study_folders, summary
+from helpers.batch import make_cohort, manifest, study_folders, summary
 
 from modic.batch import BatchOptions, BatchResult, run_batch
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_batch_support import copy_series, key_of, make_study, series_folder, write_csv
+from helpers.batch import copy_series, key_of, make_study, series_folder, write_csv
 
 from modic.batch import discover, read_cohort_csv
 from modic.errors import UsageError

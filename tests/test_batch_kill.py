@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_batch_support import make_cohort, manifest, summary
+from helpers.batch import make_cohort, manifest, summary
 
 from modic.atomic import TEMP_PREFIX
 from modic.cli import main

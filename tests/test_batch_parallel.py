@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import psutil
 import pytest
-from test_batch_support import levels_of, make_cohort, manifest, summary
+from helpers.batch import levels_of, make_cohort, manifest, summary
 
 from modic.batch import BatchOptions, BatchResult, run_batch
 

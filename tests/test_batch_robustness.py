@@ -23,13 +23,13 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
-from test_batch_support import copy_series, make_cohort, make_study, manifest, series_folder, summary
+from helpers.batch import copy_series, make_cohort, make_study, manifest, series_folder, summary
 
 from modic.atomic import TEMP_PREFIX
 from modic.batch.sources import discover
 from modic.batch.worker import BatchJob, process_study
 from modic.cli import build_parser, main
-from modic.pipeline import load_analysis_config
+from modic.settings import load_settings
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -107,7 +107,7 @@ def test_recorded_advice_names_only_options_of_batch(tmp_path: Path) -> None:
     study = tmp_path / "gen" / "dicom"
     cohort = tmp_path / "cohort.csv"
     cohort.write_text(f"t1,t2\n{study},\n{tmp_path / 'gen' / 'nifti' / 't1.nii.gz'},{study}\n")
-    job = BatchJob(out=tmp_path / "out", config=load_analysis_config(), device="cpu")
+    job = BatchJob(out=tmp_path / "out", config=load_settings(), device="cpu")
     (tmp_path / "out").mkdir()
     accepted = _batch_options()
     sources = [*discover(tmp_path / "root"), *discover(cohort)]

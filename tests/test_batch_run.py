@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_batch_support import (
+from helpers.batch import (
     copy_series,
     key_of,
     level_rows,
@@ -186,9 +186,10 @@ def test_a_study_finished_meanwhile_by_another_worker_is_not_written_twice(
 ) -> None:
     from modic.batch.worker import BatchJob, _write
     from modic.io.study import load_study
-    from modic.pipeline import Models, analyze_images, load_analysis_config
+    from modic.pipeline import Models, analyze_images
+    from modic.settings import load_settings
 
-    config = load_analysis_config()
+    config = load_settings()
     analysis = analyze_images(load_study(cohort.root / "a"), models=Models.load(config, device="cpu"), config=config)
     job = BatchJob(out=tmp_path, config=config, device="cpu", dicom=False)
     assert _write(analysis, cohort.keys["A"], job) == "ok"

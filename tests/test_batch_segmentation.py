@@ -8,19 +8,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_batch_support import make_study
+from helpers.batch import make_study
 
 from modic.io.formats import write_nifti
 from modic.io.slice_pair import load_slice_pair
 from modic.io.study import load_study
 from modic.io.volume import Volume
-from modic.pipeline import Models, analyze_images, load_analysis_config, segmentation_inputs
+from modic.pipeline import Models, analyze_images, segmentation_inputs
+from modic.settings import load_settings
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     base = tmp_path_factory.mktemp("batched_segmentation")
-    config = load_analysis_config()
+    config = load_settings()
     models = Models.load(config, device="cpu")
     models.segmenter.batch_size = 8  # studies have 5 slices: batches straddle them
     studies = [load_study(make_study(seed, base / str(seed)) / "dicom") for seed in (31, 32)]
@@ -41,10 +42,10 @@ def test_logits_on_grids_equals_one_stack_at_a_time(setup: SimpleNamespace) -> N
     padded = {tuple(-(-n // multiple) * multiple for n in s.shape[1:]) for s in stacks}
     sizes = {tuple(s.shape[1:]) for s in stacks}
     assert len(sizes) > len(padded) >= 2, "the test needs sizes that share batches and sizes that do not"
-    batched = segmenter.logits_on_grids(stacks, grids)
+    batched = segmenter.probabilities_on_grids(stacks, grids)
     assert len(batched) == len(stacks)
     for stack, grid, together in zip(stacks, grids, batched):
-        alone = segmenter.logits_on_grid(stack, grid)
+        alone = segmenter.probabilities_on_grid(stack, grid)
         assert together.shape == alone.shape == (4, *stack.shape)
         torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
         assert torch.allclose(together.sum(dim=0), torch.ones(stack.shape), atol=1e-4)
@@ -53,11 +54,11 @@ def test_logits_on_grids_equals_one_stack_at_a_time(setup: SimpleNamespace) -> N
 def test_batch_size_does_not_change_the_result(setup: SimpleNamespace) -> None:
     segmenter = setup.models.segmenter
     stacks, grids = zip(*(segmenter.network_input(v) for v in segmentation_inputs(setup.studies[0])))
-    reference = segmenter.logits_on_grids(stacks, grids)
+    reference = segmenter.probabilities_on_grids(stacks, grids)
     previous = segmenter.batch_size
     try:
         segmenter.batch_size = 64
-        for one, other in zip(reference, segmenter.logits_on_grids(stacks, grids)):
+        for one, other in zip(reference, segmenter.probabilities_on_grids(stacks, grids)):
             torch.testing.assert_close(one, other, rtol=0, atol=1e-5)
     finally:
         segmenter.batch_size = previous
@@ -67,7 +68,7 @@ def test_precomputed_probabilities_give_the_same_analysis(setup: SimpleNamespace
     images = setup.studies[0]
     segmenter = setup.models.segmenter
     inputs = [segmenter.network_input(v) for v in segmentation_inputs(images)]
-    on_grid = segmenter.logits_on_grids([stack for stack, _ in inputs], [grid for _, grid in inputs])
+    on_grid = segmenter.probabilities_on_grids([stack for stack, _ in inputs], [grid for _, grid in inputs])
     probabilities = [segmenter.to_volume_grid(p, grid) for p, (_, grid) in zip(on_grid, inputs)]
     batched = analyze_images(images, models=setup.models, config=setup.config, probabilities=probabilities)
     reference = analyze_images(images, models=setup.models, config=setup.config)

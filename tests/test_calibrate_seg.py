@@ -12,7 +12,7 @@ import yaml
 
 from modic.bundles import build_network
 from modic.segmentation.bundle import PreprocessSettings, load_bundle, save_bundle
-from test_segmentation_support import REPO_ROOT, SMOKE_CONFIG, write_lumbar_seg, write_spider_t2space
+from helpers.segmentation import REPO_ROOT, SMOKE_CONFIG, write_lumbar_seg, write_spider_t2space
 
 NETWORK_DEF = {"_target_": "UNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 4,
                "channels": [4, 8], "strides": [2], "num_res_units": 0}

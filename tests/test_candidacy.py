@@ -23,7 +23,7 @@ from modic.candidacy import (
     load_policy,
 )
 from modic.errors import SchemaError
-from test_candidacy_support import DEFAULT_OK, MISSING, PAYER_OK, TRIAL_OK, facts, lumbar, report, trial_levels
+from helpers.candidacy import DEFAULT_OK, MISSING, PAYER_OK, TRIAL_OK, facts, lumbar, report, trial_levels
 
 
 @pytest.fixture(scope="module")
@@ -289,11 +289,7 @@ def test_other_warnings_are_no_caveat(default: Policy) -> None:
 def test_caveat_without_downgrade_when_the_policy_says_so(default: Policy) -> None:
     from dataclasses import replace
 
-    from modic.candidacy import LevelUncertainty
-
-    lenient = replace(
-        default, level_uncertainty=LevelUncertainty(default.level_uncertainty.warning_codes, downgrade_eligible=False)
-    )
+    lenient = replace(default, level_uncertainty=replace(default.level_uncertainty, downgrade_eligible=False))
     result = evaluate_candidacy(report(lumbar(L4_L5=(1, 0)), warnings=("s1_not_found",)), facts(**DEFAULT_OK), lenient)
 
     assert result.verdict == ELIGIBLE

@@ -11,7 +11,7 @@ import yaml
 
 from modic import RESEARCH_NOTICE, cli
 from modic.atomic import TEMP_PREFIX
-from test_candidacy_support import DEFAULT_OK, PAYER_OK, lumbar, report
+from helpers.candidacy import DEFAULT_OK, PAYER_OK, lumbar, report
 
 REGISTERED = cli.COMMAND_MODULES
 

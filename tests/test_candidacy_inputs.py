@@ -192,6 +192,7 @@ def test_shipped_policies_load_and_cite_their_sources() -> None:
             "possible_missed_vertebra",
             "transitional_vertebra_suspected",
             "reference_marrow_affected",
+            "whole_body_change",
         }
         assert all(criterion.sources for criterion in policy.criteria)
         assert len(policy.target_criteria()) == 1
@@ -224,7 +225,7 @@ def policy_error(tmp_path: Path, data: dict[str, Any] | str) -> str:
         load_policy(path)
     message = str(caught.value)
     assert "\n" not in message
-    assert f"policy '{path}'" in message
+    assert message.startswith(f"config {path}")
     return message
 
 
@@ -259,13 +260,28 @@ MALFORMED = [
         _set(("criteria", 0, "kind"), "clinical_between"),
         "criteria[0] (id 'chronic_pain'), kind: unknown kind 'clinical_between'; accepted kinds: clinical_min,",
     ),
-    (_set(("colour",), "blue"), "unknown key 'colour'; accepted: name, version, description,"),
+    (_set(("colour",), "blue"), "unknown key 'colour'; known there: criteria, description, level_uncertainty,"),
+    (_set(("descripton",), "x"), "unknown key 'descripton'; did you mean 'description'? (see docs/candidacy.md)"),
+    (
+        _set(("criteria", 0, "param"), {}),
+        "unknown key 'criteria[0].param'; did you mean 'criteria[0].params'? (see docs/candidacy.md)",
+    ),
+    (_set(("sources", 0, "ur"), "x"), "unknown key 'sources[0].ur'; did you mean 'sources[0].url'?"),
+    (
+        _set(("level_uncertainty", "warning_codes"), ["s1_not_found", "s1_not_fund"]),
+        "'level_uncertainty.warning_codes' is ['s1_not_found', 's1_not_fund']; expected a list of report warning "
+        "codes (did you mean 's1_not_found' for 's1_not_fund'?), each one of no_vertebrae, s1_not_found,",
+    ),
+    (
+        _set(("level_uncertainty", "downgrade"), True),
+        "unknown key 'level_uncertainty.downgrade'; did you mean 'level_uncertainty.downgrade_eligible'?",
+    ),
     (_delete(("sources",)), "missing required key 'sources'"),
     (_set(("sources",), []), "sources: must be a non-empty list"),
     (_delete(("level_uncertainty",)), "missing required key 'level_uncertainty'"),
     (
         _set(("level_uncertainty", "downgrade_eligible"), "sometimes"),
-        "level_uncertainty, downgrade_eligible: 'sometimes' must be true or false",
+        "'level_uncertainty.downgrade_eligible' is 'sometimes'; expected true or false",
     ),
     (_set(("version",), 1.0), "version: 1.0 must be non-empty text; quote it"),
     (_set(("criteria",), []), "criteria: must be a non-empty list"),

@@ -10,7 +10,7 @@ Three kinds of input:
 * synthetic studies with planted Modic changes (:data:`PLANTED`), analysed
   once per module by the full pipeline (segmentation included);
 * synthetic studies with random changes, collected by
-  :func:`~modic.classification.training.synthetic_samples`, to train tiny
+  :func:`~modic.training.grading.synthetic_samples`, to train tiny
   learned and patch models.
 
 The synthetic studies use the ``tiny`` generator config at about 1 mm in-plane
@@ -30,20 +30,18 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from modic.analysis_config import validate
 from modic.bundles import write_bundle
 from modic.classification.factory import METHODS, load_classifier
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures, endplate_features, relative_signal
-from modic.classification.grading import LevelGrade, grade_study
+from modic.classification.grading import grade_study
 from modic.classification.learned import LearnedClassifier, load_learned
 from modic.classification.patch_model import PatchClassifier, load_patch_classifier
-from modic.classification.patch_training import changed_probability, endplate_types, fit_network, level_bags
+from modic.training.patch_grading import changed_probability, endplate_types, fit_network, level_bags
 from modic.classification.patches import CHANNELS, PatchGrid, endplate_patches
 from modic.classification.reference import CRANIAL_HALF, WHOLE, reference_marrow
 from modic.classification.rules import RuleClassifier
-from modic.classification.training import (
+from modic.training.grading import (
     EndplateSample,
     build_candidate,
     cross_validate,
@@ -55,16 +53,26 @@ from modic.evaluation.synthetic import MISSED, endplate_outcomes
 from modic.io.volume import Volume
 from modic.levels import EndplateRegion, SpineAnatomy
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
-from modic.pipeline import Models, StudyAnalysis, analyze_images, grade_flags, load_analysis_config
+from modic.pipeline import Models, analyze_images, grade_flags
+from modic.results import LevelGrade, StudyAnalysis
 from modic.resources import models_dir
+from modic.settings import AnalysisSettings, ClassificationSettings, Layer, VoxelSettings, build, load_settings, to_dict
 from modic.synth import generate_study, to_study_images
+from modic.training.settings import GradientBoostingSettings, LogisticSettings, PatchModelSettings, PatchRuleSettings
+
+from helpers.synthetic import PLANTED, SYNTH_CONFIG, planted_specs, write_synth_config
 
 pytestmark = pytest.mark.timeout(300)
 
-CONFIG: dict[str, Any] = load_analysis_config()
-CLASSIFICATION: dict[str, Any] = CONFIG["classification"]
-VOXELS: Mapping[str, Any] = CLASSIFICATION["voxels"]
-RULES = RuleClassifier(CLASSIFICATION["rules"])
+CONFIG: AnalysisSettings = load_settings()
+CLASSIFICATION: ClassificationSettings = CONFIG.classification
+VOXELS: VoxelSettings = CLASSIFICATION.voxels
+RULES = RuleClassifier(CLASSIFICATION.rules)
+
+
+def classification(**changes: Any) -> ClassificationSettings:
+    """The shipped classification settings with ``changes`` (validated like a --config file)."""
+    return CONFIG.merged({"classification": changes}).classification
 
 # --- a hand-built phantom ------------------------------------------------------------------------------------------
 
@@ -302,7 +310,7 @@ def test_confidence_grows_with_the_clarity_of_the_pattern() -> None:
     assert confidences == sorted(confidences) and len(set(confidences)) == 3, confidences
 
     # A contrast right at the type 1 T1 threshold splits the band by noise: less confident than a clear contrast.
-    borderline = decision(30, (VOXELS["type1_t1_low"], 1.6), noise=0.05)
+    borderline = decision(30, (VOXELS.type1_t1_low, 1.6), noise=0.05)
     clear = decision(30, (0.4, 1.6), noise=0.05)
     assert borderline.modic_type == clear.modic_type == 1
     assert borderline.confidence < clear.confidence
@@ -313,8 +321,8 @@ def test_confidence_grows_with_the_clarity_of_the_pattern() -> None:
 )
 def test_a_small_focus_counts_only_for_the_oedema_pattern(pattern: Pattern, expected: int) -> None:
     """5 of 30 columns (17 %): above ``type1_min_fraction``, below ``min_fraction``."""
-    rules = CLASSIFICATION["rules"]
-    assert rules["type1_min_fraction"] < 5 / BAND_COLUMNS < rules["min_fraction"]
+    rules = CLASSIFICATION.rules
+    assert rules.type1_min_fraction < 5 / BAND_COLUMNS < rules.min_fraction
     features = phantom({"L4 inferior": [(5, pattern), (BAND_COLUMNS - 5, NORMAL)]}).features("L4 inferior")
     assert RULES.decide(features).modic_type == expected
 
@@ -330,7 +338,7 @@ def test_one_sequence_and_empty_regions() -> None:
     ph = phantom({"L4 inferior": [(30, TYPE1)], "L5 superior": [(30, TYPE2)]})
     t1_only = RULES.decide(ph.features("L4 inferior", sequences="t1"))
     assert t1_only.modic_type == 1
-    assert t1_only.confidence <= CLASSIFICATION["rules"]["single_sequence_confidence"]
+    assert t1_only.confidence <= CLASSIFICATION.rules.single_sequence_confidence
     assert "type 1 or type 3" in (t1_only.note or "")
     assert RULES.decide(ph.features("L5 superior", sequences="t1")).modic_type == 2
 
@@ -426,7 +434,7 @@ def test_affected_reference_marrow_is_a_report_warning() -> None:
 )
 def test_raised_t2_lets_a_milder_t1_drop_count_as_oedema(pattern: Pattern, expected: int) -> None:
     """Between ``t1_low`` and ``type1_t1_low``, T1 is oedema only where T2 is high; T1 alone never suffices."""
-    assert VOXELS["t1_low"] < 0.85 < VOXELS["type1_t1_low"] < 0.95  # the cases sit either side of the thresholds
+    assert VOXELS.t1_low < 0.85 < VOXELS.type1_t1_low < 0.95  # the cases sit either side of the thresholds
     ph = phantom({"L4 inferior": [(BAND_COLUMNS, pattern)]})
     assert RULES.decide(ph.features("L4 inferior")).modic_type == expected
     assert ph.features("L4 inferior", sequences="t1").pattern_fractions[1] < 0.05
@@ -462,30 +470,6 @@ def test_reference_check_needs_both_sequences_and_can_be_disabled() -> None:
 
 # --- synthetic studies through the whole pipeline ------------------------------------------------------------------
 
-SYNTH_CONFIG: dict[str, Any] = {
-    "extends": "tiny",
-    "name": "tiny_1mm",
-    "series": {
-        "t1": {"matrix": [256], "acquired_resolution": [0.95, 1.05], "n_slices": [9, 9]},
-        "t2": {"matrix": [256], "acquired_resolution": [1.0, 1.1], "n_slices": [9, 9]},
-    },
-    "render": {"in_plane_subpixel": 1.35, "marrow_texture_step": 0.8},
-}
-"""``tiny`` (9 slices) at about 1 mm in-plane: some 3 s per study to generate and analyse on one CPU core."""
-
-PLANTED: dict[str, tuple[int, str]] = {
-    "kissing": (2, "L4 inferior:1,L5 superior:2"),
-    "separate": (1, "L3 inferior:2,L5 inferior:1"),
-}
-"""Seed and planted changes of each study (band depth 0.35 of the body height, 0.8 of its AP depth).
-
-Measured with the shipped segmentation model: every graded endplate gets its
-planted type, the deciding pattern fraction of a planted band is 0.51-0.83
-(threshold then 0.25, confidence >= 0.96), and no clean band has a pattern fraction
-above 0.05. Other seeds of this config fail now and then (a type 2 band at
-0.18 of its band, a type 1 band read as type 3: 3 of 12 seed/placement pairs
-tried), which is why these are fixed.
-"""
 GRADED = ("L3 inferior", "L4 superior", "L4 inferior", "L5 superior", "L5 inferior", "S1 superior")
 
 SAMPLE_CONFIG: dict[str, Any] = {
@@ -493,7 +477,7 @@ SAMPLE_CONFIG: dict[str, Any] = {
     "name": "tiny_1mm_changes",
     "modic": {
         "probability": 1.0,
-        "levels": {1: 0.0, 2: 0.0, 3: 1.0},  # merged over default.yaml: every key is listed
+        "levels": {1: 0.0, 2: 0.0, 3: 1.0},  # replaces default.yaml's table whole
         "level_weights": {"L5-S1": 1.0, "L4-L5": 1.0, "L3-L4": 1.0, "L2-L3": 0.0, "L1-L2": 0.0},
         "kissing": 0.5,
         "types": {"1": 0.4, "2": 0.4, "3": 0.2, "1/2": 0.0, "2/3": 0.0},
@@ -503,19 +487,6 @@ SAMPLE_CONFIG: dict[str, Any] = {
 }
 """Random changes at every graded level, for training samples."""
 SAMPLE_SEEDS = (40, 44)  # measured: 40 gives targets 0, 1, 2 and 44 gives 0, 2, 3 (six endplates each)
-
-
-def planted_specs(planted: str) -> list[dict[str, Any]]:
-    return [
-        {"endplate": item.split(":")[0], "type": int(item.split(":")[1]), "depth_fraction": 0.35, "ap_fraction": 0.8}
-        for item in planted.split(",")
-    ]
-
-
-def write_synth_config(folder: Path, config: Mapping[str, Any]) -> Path:
-    path = folder / f"{config['name']}.yaml"
-    path.write_text(yaml.safe_dump(dict(config)), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -617,11 +588,11 @@ def test_pipeline_grades_ignore_gain_and_bias_field(planted: dict[str, SimpleNam
 
 def test_config_and_factory_accept_the_same_methods() -> None:
     """Every method the factory builds passes config validation, and validation names exactly those methods."""
-    assert CLASSIFICATION["method"] in METHODS
+    assert CLASSIFICATION.method in METHODS
     for method in METHODS:
-        validate({**CONFIG, "classification": {**CLASSIFICATION, "method": method}}, where="test")
+        assert load_settings({"classification": {"method": method}}).classification.method == method
     with pytest.raises(ConfigError) as raised:
-        validate({**CONFIG, "classification": {**CLASSIFICATION, "method": "svm"}}, where="test")
+        load_settings({"classification": {"method": "svm"}})
     message = str(raised.value)
     assert "classification.method" in message and "'svm'" in message
     accepted = message.rsplit("one of ", 1)[1].split(", ")
@@ -630,7 +601,7 @@ def test_config_and_factory_accept_the_same_methods() -> None:
 
 def test_unknown_method_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as raised:
-        load_classifier({**CLASSIFICATION, "method": "svm"})
+        load_classifier(replace(CLASSIFICATION, method="svm"))  # past validation: the factory still refuses it
     message = str(raised.value)
     assert "'svm'" in message
     assert all(method in message for method in METHODS)
@@ -640,14 +611,14 @@ def test_unknown_method_is_a_config_error() -> None:
 def test_rules_method_builds_the_rule_classifier() -> None:
     classifier, info = load_classifier(CLASSIFICATION)
     assert isinstance(classifier, RuleClassifier) and classifier.name == "rules"
-    assert info == {"method": "rules", "thresholds": dict(VOXELS)}
+    assert info == {"method": "rules", "thresholds": to_dict(VOXELS)}
 
 
 @pytest.mark.parametrize(("method", "key"), [("learned", "learned_bundle"), ("patch", "patch_bundle")])
 def test_missing_bundle_is_a_model_error(tmp_path: Path, method: str, key: str) -> None:
     missing = tmp_path / "no_such_bundle"
     with pytest.raises(ModelError, match="missing") as raised:
-        load_classifier({**CLASSIFICATION, "method": method, key: str(missing)})
+        load_classifier(classification(method=method, **{key: str(missing)}))
     assert str(missing) in str(raised.value)
     assert "\n" not in str(raised.value)
 
@@ -655,9 +626,9 @@ def test_missing_bundle_is_a_model_error(tmp_path: Path, method: str, key: str) 
 @pytest.mark.parametrize(("method", "key"), [("learned", "learned_bundle"), ("patch", "patch_bundle")])
 def test_shipped_bundles_named_in_the_config_load(method: str, key: str) -> None:
     """The trained bundles ship in models/ and load offline with their recorded checksum."""
-    folder = models_dir() / str(CLASSIFICATION[key])
+    folder = models_dir() / str(getattr(CLASSIFICATION, key))
     metadata = json.loads((folder / "configs" / "metadata.json").read_text(encoding="utf-8"))
-    classifier, info = load_classifier({**CLASSIFICATION, "method": method})
+    classifier, info = load_classifier(classification(method=method))
     assert classifier.name == method == info["method"]
     assert info["sha256"] == metadata["modic_model_sha256"]
     assert (folder / "MODEL_CARD.md").is_file(), "every shipped bundle has a model card"
@@ -665,8 +636,8 @@ def test_shipped_bundles_named_in_the_config_load(method: str, key: str) -> None
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_is_built_by_the_factory(method: str, trained: SimpleNamespace) -> None:
-    settings = {**CLASSIFICATION, "method": method, "learned_bundle": str(trained.learned_bundle),
-                "patch_bundle": str(trained.patch_bundle)}
+    settings = classification(method=method, learned_bundle=str(trained.learned_bundle),
+                              patch_bundle=str(trained.patch_bundle))
     classifier, info = load_classifier(settings)
     assert classifier.name == method == info["method"]
     expected = {"rules": RuleClassifier, "learned": LearnedClassifier, "patch": PatchClassifier}[method]
@@ -675,8 +646,8 @@ def test_every_method_is_built_by_the_factory(method: str, trained: SimpleNamesp
 
 # --- learned and patch models trained on synthetic samples -------------------------------------------------------
 
-TINY_BOOSTING = {"max_depth": 2, "learning_rate": 0.1, "max_iter": 20, "min_samples_leaf": 2}
-TINY_PATCH_MODEL: dict[str, Any] = {
+TINY_BOOSTING = GradientBoostingSettings(max_depth=2, learning_rate=0.1, max_iter=20, min_samples_leaf=2)
+TINY_PATCH_MODEL = build(PatchModelSettings, [Layer({
     "network_def": {"_target_": "Classifier", "in_shape": [3, 40, 48], "classes": 2, "channels": [4, 8],
                     "strides": [2, 2], "num_res_units": 0},
     "epochs": 3,
@@ -685,8 +656,8 @@ TINY_PATCH_MODEL: dict[str, Any] = {
     "weight_decay": 0.0001,
     "threshold": 0.5,
     "rules": {"keep_types": [1, 3], "keep_fraction": 0.5},
-}
-GRID = PatchGrid.from_mapping(CLASSIFICATION["patches"])
+}, "TINY_PATCH_MODEL")])
+GRID = PatchGrid.from_settings(CLASSIFICATION.patches)
 
 
 @pytest.fixture(scope="module")
@@ -733,7 +704,7 @@ def trained(samples: list[EndplateSample], planted: dict[str, SimpleNamespace],
     export_grade_bundle(
         learned_bundle, model=model, kind="gradient_boosting",
         summary={"n_synthetic_samples": len(samples), "n_spider_samples": 0, "cross_validation": {}},
-        config={"data": {"synthetic": {"count": len(SAMPLE_SEEDS)}}}, segmentation={"bundle": "test"},
+        synthetic_studies=len(SAMPLE_SEEDS), segmentation={"bundle": "test"},
     )
 
     patches, features, patch_samples = [], [], []
@@ -746,9 +717,9 @@ def trained(samples: list[EndplateSample], planted: dict[str, SimpleNamespace],
     bags, bag_labels = level_bags(patch_samples)
     network = fit_network(patch_array, bags, bag_labels, TINY_PATCH_MODEL, seed=0)
     patch_bundle = write_bundle(
-        root / "modic_patch", network=network, network_def=TINY_PATCH_MODEL["network_def"],
-        settings={"patches": dict(CLASSIFICATION["patches"]), "threshold": 0.5,
-                  "rules": dict(TINY_PATCH_MODEL["rules"])},
+        root / "modic_patch", network=network, network_def=TINY_PATCH_MODEL.network_def,
+        settings={"patches": to_dict(CLASSIFICATION.patches), "threshold": 0.5,
+                  "rules": to_dict(TINY_PATCH_MODEL.rules)},
         metadata={"version": "test"},
     )
     return SimpleNamespace(x=x, y=y, model=model, learned_bundle=learned_bundle, patches=patch_array,
@@ -769,18 +740,18 @@ def test_synthetic_samples_carry_features_and_planted_targets(samples: list[Endp
 def test_learned_candidates_give_probabilities(kind: str, samples: list[EndplateSample]) -> None:
     x = np.array([s.features for s in samples])
     y = np.array([s.target for s in samples])
-    model = build_candidate(kind, TINY_BOOSTING if kind == "gradient_boosting" else {"C": 0.5}, seed=0).fit(x, y)
+    model = build_candidate(kind, TINY_BOOSTING if kind == "gradient_boosting" else LogisticSettings(C=0.5), seed=0).fit(x, y)
     probabilities = model.predict_proba(x)
     assert probabilities.shape == (len(samples), len(np.unique(y)))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-9)
     assert list(model.classes_) == sorted(set(y.tolist()))
     with pytest.raises(ConfigError, match="svm"):
-        build_candidate("svm", {}, seed=0)
+        build_candidate("svm", LogisticSettings(), seed=0)
 
 
 def test_cross_validation_on_synthetic_samples(samples: list[EndplateSample]) -> None:
     """Patient-level CV with the synthetic studies as the 'patients': every level truth is scored once per repeat."""
-    significance = [int(t) for t in CLASSIFICATION["level_significance"]]
+    significance = [int(t) for t in CLASSIFICATION.level_significance]
     rank = {t: i for i, t in enumerate(significance)}
     truth: dict[str, dict[str, int]] = {}
     for sample in samples:
@@ -803,7 +774,7 @@ def test_cross_validation_on_synthetic_samples(samples: list[EndplateSample]) ->
 def test_learned_bundle_round_trip_gives_identical_predictions(
     trained: SimpleNamespace, planted: dict[str, SimpleNamespace]
 ) -> None:
-    classifier, info = load_learned({**CLASSIFICATION, "learned_bundle": str(trained.learned_bundle)})
+    classifier, info = load_learned(classification(learned_bundle=str(trained.learned_bundle)))
     assert info["method"] == "learned" and info["model"] == "gradient_boosting"
     assert classifier.classes == [int(c) for c in trained.model.classes_]
     np.testing.assert_array_equal(classifier.model.predict_proba(trained.x), trained.model.predict_proba(trained.x))
@@ -821,7 +792,7 @@ def test_learned_bundle_damage_is_reported(trained: SimpleNamespace, tmp_path: P
     import shutil
 
     copy = Path(shutil.copytree(trained.learned_bundle, tmp_path / "bundle"))
-    settings = {**CLASSIFICATION, "learned_bundle": str(copy)}
+    settings = classification(learned_bundle=str(copy))
     metadata_path = copy / "configs" / "metadata.json"
     metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     metadata_path.write_text(json.dumps({**metadata, "feature_names": ["t1_ratio_median"]}), encoding="utf-8")
@@ -899,15 +870,15 @@ def test_patch_network_gives_probabilities(trained: SimpleNamespace) -> None:
 
 
 def test_patch_bundle_round_trip_gives_identical_predictions(trained: SimpleNamespace) -> None:
-    classifier, info = load_patch_classifier({**CLASSIFICATION, "patch_bundle": str(trained.patch_bundle)})
+    classifier, info = load_patch_classifier(classification(patch_bundle=str(trained.patch_bundle)))
     assert info["method"] == "patch" and classifier.grid == GRID and classifier.needs_patches
     expected = changed_probability(trained.network, trained.patches)
     reloaded = np.array([classifier.probability(trained.patches[i : i + 1]) for i in range(len(trained.patches))])
     np.testing.assert_allclose(reloaded, expected, rtol=0, atol=1e-6)
 
-    other = {**CLASSIFICATION["patches"], "rows": GRID.rows + 8}
+    other = {"rows": GRID.rows + 8}
     with pytest.raises(ModelError, match="trained with patches"):
-        load_patch_classifier({**CLASSIFICATION, "patch_bundle": str(trained.patch_bundle), "patches": other})
+        load_patch_classifier(classification(patch_bundle=str(trained.patch_bundle), patches=other))
 
 
 def test_patch_decisions_match_the_training_evaluation(trained: SimpleNamespace) -> None:
@@ -924,11 +895,11 @@ def test_patch_decisions_match_the_training_evaluation(trained: SimpleNamespace)
     for threshold in (0.0, 0.5, 1.01):
         classifier = PatchClassifier(
             trained.network, grid=GRID, threshold=threshold, keep_types=(1, 3), keep_fraction=0.3,
-            mixed_fraction=float(CLASSIFICATION["rules"]["mixed_fraction"]), version="test",
+            mixed_fraction=float(CLASSIFICATION.rules.mixed_fraction), version="test",
         )
         decisions = [classifier.decide(f) for f in features]
         probabilities = np.array([classifier.probability(f.patches) for f in features])
-        settings = {"threshold": threshold, "rules": {"keep_types": [1, 3], "keep_fraction": 0.3}}
+        settings = replace(TINY_PATCH_MODEL, threshold=threshold, rules=PatchRuleSettings(keep_types=(1, 3), keep_fraction=0.3))
         assert [d.modic_type for d in decisions] == endplate_types(probabilities, vectors, settings).tolist()
         assert all(0.0 <= d.confidence <= 1.0 for d in decisions)
         kissing = {(f.endplate, d.modic_type) for f, d in zip(features[: len(GRADED)], decisions)}
@@ -942,7 +913,7 @@ def test_patch_decisions_match_the_training_evaluation(trained: SimpleNamespace)
 
 def test_patch_classifier_grades_a_study(trained: SimpleNamespace, planted: dict[str, SimpleNamespace]) -> None:
     """``grade_study`` computes patches for a classifier that needs them; every endplate gets a decision."""
-    classifier, _ = load_patch_classifier({**CLASSIFICATION, "patch_bundle": str(trained.patch_bundle)})
+    classifier, _ = load_patch_classifier(classification(patch_bundle=str(trained.patch_bundle)))
     analysis = planted["separate"].analysis
     images = analysis.images
     assert images.t1 is not None and images.t2 is not None

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_batch_support import make_study
+from helpers.batch import make_study
 
 pytestmark = pytest.mark.timeout(120)
 

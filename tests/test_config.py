@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from modic.config import load_yaml
-from modic.pipeline import load_analysis_config
 from modic.resources import config_file
+from modic.settings import load_settings
 
 
 @pytest.mark.parametrize(
@@ -34,4 +34,4 @@ def test_analysis_config_accepts_a_threshold_written_as_1e12(tmp_path: Path) -> 
     assert "  max_vertebra_volume_mm3: 75000\n" in shipped
     path = tmp_path / "analysis.yaml"
     path.write_text(shipped.replace("  max_vertebra_volume_mm3: 75000\n", "  max_vertebra_volume_mm3: 1e12\n"))
-    assert load_analysis_config(path)["levels"]["max_vertebra_volume_mm3"] == 1e12
+    assert load_settings(path).levels.max_vertebra_volume_mm3 == 1e12

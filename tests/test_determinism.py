@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_bad_input_support import copy_series, run_cli, synthetic_source
+from helpers.bad_input import copy_series, run_cli, synthetic_source
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,7 @@ from modic.evaluation.segmentation import CaseResult, score_instance_maps
 from modic.evaluation.segmentation import summarise as summarise_seg
 from modic.evaluation.spider import FAILED, PatientGrading, _numbers, cohen_kappa, grading_metrics
 from modic.evaluation.synthetic import MISSED, scored_type, summarise
-from modic.segmentation.data import LumbarSegCase
+from modic.datasets.lumbar_seg import LumbarSegCase
 
 
 def test_kappa_matches_scikit_learn():

@@ -12,11 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_batch_support import levels_of, make_cohort, summary
+from helpers.batch import levels_of, make_cohort, summary
 
 from modic.batch import BatchOptions, run_batch
 from modic.io.study import load_study
-from modic.pipeline import Models, analyze_images, load_analysis_config, segmentation_inputs
+from modic.pipeline import Models, analyze_images, segmentation_inputs
+from modic.settings import load_settings
 
 GPU = "cuda"
 
@@ -33,7 +34,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 
 def test_probabilities_and_grades_match_the_cpu(cohort: SimpleNamespace) -> None:
-    config = load_analysis_config()
+    config = load_settings()
     cpu, gpu = Models.load(config, device="cpu"), Models.load(config, device=GPU)
     images = load_study(cohort.base / "generated" / "71" / "dicom")
     for volume in segmentation_inputs(images):

@@ -12,7 +12,7 @@ import torch
 
 from modic.bundles import build_network
 from modic.segmentation.bundle import PreprocessSettings, load_bundle, save_bundle
-from test_segmentation_support import REPO_ROOT
+from helpers.segmentation import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "interpolate_seg.py"
 NETWORK_DEF = {"_target_": "UNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 4,

@@ -15,7 +15,7 @@ from modic.io.dicom_scan import scan_folder
 from modic.io.dicom_volume import load_series
 from modic.io.formats import read_itk, read_nifti, read_slice, read_volume, write_nifti
 from modic.io.volume import Volume
-from test_io_support import pattern, volume, write
+from helpers.io import pattern, volume, write
 
 
 def oblique_volume() -> Volume:

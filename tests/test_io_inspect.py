@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modic.cli import main
-from test_io_support import OTHER_STUDY_UID, volume, write
+from helpers.io import OTHER_STUDY_UID, volume, write
 
 
 @pytest.fixture()

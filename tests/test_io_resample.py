@@ -7,7 +7,7 @@ import pytest
 
 from modic.io.resample import resample_to, same_grid
 from modic.io.volume import Volume
-from test_io_support import grid_affine, pattern
+from helpers.io import grid_affine, pattern
 
 BOX_RAS = (np.array([-10.0, 2.0, 10.0]), np.array([14.0, 14.0, 24.0]))
 """A physical box (RAS mm) painted in the moving image."""

@@ -12,7 +12,7 @@ import pytest
 
 from modic.errors import InputError
 from modic.io.dicom_scan import scan_folder, scan_studies
-from test_io_support import OTHER_STUDY_UID, STUDY_UID, pacs_export, write
+from helpers.io import OTHER_STUDY_UID, STUDY_UID, pacs_export, write
 
 
 @pytest.fixture()

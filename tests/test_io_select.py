@@ -12,7 +12,7 @@ import pytest
 from modic.errors import SeriesSelectionError, UsageError
 from modic.io.dicom_scan import StudyIndex, scan_folder
 from modic.io.series_select import classify_weighting, plane_of, select_series
-from test_io_support import edit, new_instance_uids, volume, write
+from helpers.io import edit, new_instance_uids, volume, write
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 

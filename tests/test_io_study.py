@@ -14,7 +14,7 @@ from pydicom.uid import RLELossless
 from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.formats import write_nifti
 from modic.io.study import load_study
-from test_io_support import OTHER_STUDY_UID, STUDY_UID, pacs_export, volume, write
+from helpers.io import OTHER_STUDY_UID, STUDY_UID, pacs_export, volume, write
 
 T1_GRID = dict(spacing=(0.8, 0.8, 4.0), origin=(14.0, -20.0, 30.0))
 T2_GRID = dict(spacing=(0.6, 0.7, 3.5), origin=(12.5, -18.0, 33.0))
@@ -91,10 +91,9 @@ def test_user_chosen_series_by_uid(export: Path) -> None:
 
 
 def test_memory_guard_applies_before_any_series_is_read(export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modic.config import load_shipped
+    from modic.settings import load_settings
 
-    config = load_shipped("io.yaml")
-    config["memory"] = {"max_voxels": 4000}
+    config = load_settings({"io": {"memory": {"max_voxels": 4000}}}).io
     monkeypatch.setattr("modic.io.study.load_series", lambda *a, **k: pytest.fail("a series was read"))
     # The T1 (20 x 24 x 8 = 3,840 voxels) fits; the T2 does not, and is refused before the T1 is read.
     with pytest.raises(

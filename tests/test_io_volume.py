@@ -15,7 +15,7 @@ from modic.errors import InputError, MissingCodecError
 from modic.io.dicom_scan import SeriesIndex, scan_folder
 from modic.io.dicom_volume import load_series, series_geometry
 from modic.io.volume import Volume
-from test_io_support import edit, grid_affine, new_instance_uids, volume, write
+from helpers.io import edit, grid_affine, new_instance_uids, volume, write
 
 
 def only_series(root: Path) -> SeriesIndex:
@@ -236,12 +236,11 @@ def test_short_pixel_data_is_flagged_by_the_scan_and_refused_by_the_loader(tmp_p
 
 
 def test_memory_guard_refuses_before_reading_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modic.config import load_shipped
+    from modic.settings import load_settings
 
     write(tmp_path, "t1", 3, vol=volume((8, 8, 4)))
     series = only_series(tmp_path)
-    config = load_shipped("io.yaml")
-    config["memory"] = {"max_voxels": 200}
+    config = load_settings({"io": {"memory": {"max_voxels": 200}}}).io
     monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: pytest.fail("pixels read despite the guard"))
 
     with pytest.raises(InputError, match=r"8 x 8 x 4 = 256 voxels, above the memory guard of 200 voxels"):

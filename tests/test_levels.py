@@ -12,13 +12,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from modic.config import load_shipped
 from modic.levels import build_anatomy
 from modic.levels.names import level_endplates, vertebra_name
 from modic.segmentation.classes import SegClass
+from modic.settings import LevelsSettings, load_settings
 from modic.synth import generate_study
 
-CONFIG = load_shipped("analysis.yaml")
+CONFIG = load_settings()
+
+
+def levels_with(**changes: object) -> LevelsSettings:
+    """The shipped level settings with ``changes``."""
+    return CONFIG.merged({"levels": changes}).levels
 NORMAL = {"lumbar_count": 5, "transitional_s1": False, "sacrum_in_fov": True}
 
 
@@ -28,7 +33,7 @@ def one_hot(semantic: np.ndarray) -> np.ndarray:
 
 def anatomy_of(study, semantic: np.ndarray | None = None):
     semantic = study.semantic.array.astype(int) if semantic is None else semantic
-    return build_anatomy(one_hot(semantic), study.t1, levels=CONFIG["levels"], endplates=CONFIG["endplates"])
+    return build_anatomy(one_hot(semantic), study.t1, levels=CONFIG.levels, endplates=CONFIG.endplates)
 
 
 def name_pairs(anatomy, study) -> list[tuple[str, str]]:
@@ -115,8 +120,8 @@ def test_unsplit_merge_would_have_shifted_names(studies):
     study = studies[1]
     semantic = study.semantic.array.astype(int).copy()
     semantic[study.disc_instances.array.astype(int) == 2] = SegClass.VERTEBRAL_BODY
-    levels = {**CONFIG["levels"], "merge_factor": 100.0}
-    anatomy = anatomy_module.build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
+    levels = levels_with(merge_factor=100.0)
+    anatomy = anatomy_module.build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
     pairs = name_pairs(anatomy, study)
     assert [p for p, t in pairs if p != t], "expected a one-level shift without splitting"
 
@@ -198,8 +203,8 @@ def test_a_thin_appendage_is_not_split_into_a_vertebra(studies, change, shifted)
     study = studies[0]
     semantic = study.semantic.array.astype(int).copy()
     semantic[_appendage(study, "L3", length_mm=40)] = SegClass.VERTEBRAL_BODY
-    levels = {**CONFIG["levels"], **change}
-    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
+    levels = levels_with(**change)
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
     wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
     assert bool(wrong) == shifted, name_pairs(anatomy, study)
 
@@ -219,18 +224,18 @@ def _fragment(study, disc: str, *, side_mm: float) -> np.ndarray:
     return cube & ~others
 
 
-@pytest.mark.parametrize("min_relative_size, shifted", [(CONFIG["levels"]["min_relative_size"], False), (0.0, True)])
+@pytest.mark.parametrize("min_relative_size, shifted", [(CONFIG.levels.min_relative_size, False), (0.0, True)])
 def test_a_bone_fragment_between_bodies_is_not_a_vertebra(studies, min_relative_size, shifted):
     """A small bone component at a disc's height must not be counted: it would shift every name above it."""
     study = studies[0]
     semantic = study.semantic.array.astype(int).copy()
     fragment = _fragment(study, "L4-L5", side_mm=14)
     bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
-    assert CONFIG["levels"]["min_vertebra_volume_mm3"] < fragment.sum() * np.prod(study.t1.spacing)
-    assert fragment.sum() < min(CONFIG["levels"]["min_relative_size"], 0.5) * np.median(bodies[bodies > 0])
+    assert CONFIG.levels.min_vertebra_volume_mm3 < fragment.sum() * np.prod(study.t1.spacing)
+    assert fragment.sum() < min(CONFIG.levels.min_relative_size, 0.5) * np.median(bodies[bodies > 0])
     semantic[fragment] = SegClass.VERTEBRAL_BODY
-    levels = {**CONFIG["levels"], "min_relative_size": min_relative_size}
-    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
+    levels = levels_with(min_relative_size=min_relative_size)
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
     wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
     assert bool(wrong) == shifted, name_pairs(anatomy, study)
 
@@ -247,7 +252,7 @@ def test_a_small_body_taken_for_s1_is_flagged(studies):
 
     lumbar = [body(n + 2, 30.0 * (n + 1), 40000.0) for n in range(5)]
     for s1_size, flagged in ((38000.0, False), (15000.0, True)):
-        naming = name_levels([body(1, 0.0, s1_size, s1=0.9), *lumbar], [], CONFIG["levels"])
+        naming = name_levels([body(1, 0.0, s1_size, s1=0.9), *lumbar], [], CONFIG.levels)
         assert naming.vertebrae["S1"].label == 1 and naming.vertebrae["L5"].label == 2
         assert any(f.code == "s1_small" for f in naming.flags) == flagged, naming.flags
 
@@ -271,7 +276,7 @@ def test_a_smaller_sacrum_like_body_above_s1_is_flagged(height, s1_fraction, fla
     s1 = body(1, 0.0, 40000.0, s1=0.95)
     piece = body(2, height, 9000.0, s1=s1_fraction)
     lumbar = [body(n + 3, 30.0 * (n + 2), 40000.0) for n in range(4)]
-    naming = name_levels([s1, piece, *lumbar], [], CONFIG["levels"])
+    naming = name_levels([s1, piece, *lumbar], [], CONFIG.levels)
     assert naming.vertebrae["S1"] is s1
     messages = [f.message for f in naming.flags if f.code == "s1_ambiguous"]
     assert bool(messages) == flagged, naming.flags
@@ -290,11 +295,11 @@ def test_a_merge_the_split_missed_is_flagged_by_its_size(studies):
     assert [v.name for v in anatomy.vertebrae] == ["S1", "L5"]
     flagged = [f for f in anatomy.flags if f.code == "merged_bodies_suspected"]
     assert len(flagged) == 1 and flagged[0].message.startswith("L5 measures"), anatomy.flags
-    assert anatomy.vertebrae[1].size > CONFIG["levels"]["max_vertebra_volume_mm3"]
+    assert anatomy.vertebrae[1].size > CONFIG.levels.max_vertebra_volume_mm3
     for normal in studies:
         anatomy = anatomy_of(normal)
         assert not any(f.code == "merged_bodies_suspected" for f in anatomy.flags), anatomy.flags
-        assert max(v.size for v in anatomy.vertebrae if v.name != "S1") < CONFIG["levels"]["max_vertebra_volume_mm3"]
+        assert max(v.size for v in anatomy.vertebrae if v.name != "S1") < CONFIG.levels.max_vertebra_volume_mm3
 
 
 @pytest.mark.parametrize("with_enclosed_disc_split", [True, False])
@@ -315,8 +320,8 @@ def test_bodies_bridged_around_a_found_disc_are_cut_at_it(studies, with_enclosed
     assert ndimage.label(np.isin(semantic, (SegClass.VERTEBRAL_BODY,)))[1] < len(study.truth["vertebrae"])
     if not with_enclosed_disc_split:
         monkeypatch.setattr(instances_module, "split_at_enclosed_discs", lambda cores, **_: cores)
-    levels = {**CONFIG["levels"], "merge_factor": 100.0}
-    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG["endplates"])
+    levels = levels_with(merge_factor=100.0)
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
     wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
     assert (wrong == []) == with_enclosed_disc_split, wrong
 
@@ -367,7 +372,7 @@ def test_lumbosacral_disc_level_with_s1_centroid_is_still_found():
     ]
     discs = [component(11, (-25, -116, -252), 14600), component(12, (-27, -102, -218), 22200),
              component(13, (-28, -98, -179), 19200)]
-    naming = name_levels(bones, discs, CONFIG["levels"])
+    naming = name_levels(bones, discs, CONFIG.levels)
     assert naming.discs["L5-S1"].label == 11
     assert not [f for f in naming.flags if f.code in ("disc_not_found", "transitional_vertebra_suspected")]
 
@@ -414,9 +419,9 @@ def test_lateral_trim_removes_a_thin_taper_at_the_side_of_the_bodies(studies):
         row, col = np.argwhere(inside).mean(axis=0).astype(int)
         last[row - 1 : row + 2, col - 1 : col + 2] = np.bincount(before[inside]).argmax()
     semantic = np.moveaxis(semantic, 0, axis)
-    untrimmed_levels = {**CONFIG["levels"], "lateral_trim_fraction": 0.0}
+    untrimmed_levels = levels_with(lateral_trim_fraction=0.0)
     trimmed = anatomy_of(study, semantic)
-    untrimmed = build_anatomy(one_hot(semantic), study.t1, levels=untrimmed_levels, endplates=CONFIG["endplates"])
+    untrimmed = build_anatomy(one_hot(semantic), study.t1, levels=untrimmed_levels, endplates=CONFIG.endplates)
     taper = np.moveaxis(untrimmed.vertebra_map, axis, 0)[-1]
     assert np.count_nonzero(taper) >= 9 * 4
     assert not np.moveaxis(trimmed.vertebra_map, axis, 0)[-1].any()

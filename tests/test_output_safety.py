@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_bad_input_support import assert_clean_failure, assert_no_temporaries, run_cli, snapshot
-from test_batch_support import make_study
+from helpers.bad_input import assert_clean_failure, assert_no_temporaries, run_cli, snapshot
+from helpers.batch import make_study
 
 from modic import atomic
 from modic.atomic import MARKER_NAME, TEMP_PREFIX, foreign_files, output_folder, remove_stale_temporaries, temp_prefix

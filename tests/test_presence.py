@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from modic.classification.features import EndplateFeatures, SignalStats
-from modic.classification.grading import Decision, EndplateGrade, LevelGrade, Presence, gate_by_presence
+from modic.classification.grading import Presence, gate_by_presence
 from modic.classification.presence import (
     PresenceModel,
     PresenceModels,
@@ -20,11 +20,14 @@ from modic.classification.presence import (
     presence_vector,
 )
 from modic.classification.whole_body import whole_body_flags
-from modic.errors import ModelError
+from modic.errors import ConfigError, ModelError
+from modic.results import Decision, EndplateGrade, LevelGrade
+from modic.settings import shipped_settings
 from modic.training.presence import best_threshold, reliability, write_presence_bundle
+from modic.training.settings import load_presence_train_settings
 
-VOXELS = {"t1_low": 0.8, "t1_high": 1.18, "t2_low": 0.8, "t2_high": 1.2, "t2_iso_min": 0.92, "type1_t1_low": 0.9}
-WHOLE_BODY = {"t1_high": 1.30, "t2_high": 1.45, "low": 0.65}
+VOXELS = shipped_settings().classification.voxels
+WHOLE_BODY = shipped_settings().classification.whole_body
 
 
 def stats(ratio: float, *, reference: float = 100.0) -> SignalStats:
@@ -119,6 +122,12 @@ def test_changed_level_keeps_the_classifier_types_and_types_the_likelier_endplat
     )
     assert [d.modic_type for d in nothing] == [0, 2]
     assert "prevalent type" in nothing[1].note and nothing[1].confidence == pytest.approx(0.68)
+    t1_only = band("L5 superior", t2=None)
+    untyped = gate_by_presence(
+        [Decision(0, None, 0.9, {}), Decision(0, None, 0.9, {})], [t1_only, t1_only], Presence((0.2, 0.6), 0.68, 0.5),
+        strong_fraction=0.5,
+    )
+    assert [d.modic_type for d in untyped] == [0, 0]  # one sequence: no type from the prior alone
 
 
 def test_best_threshold_and_reliability_table():
@@ -156,3 +165,14 @@ def test_a_body_brighter_on_t1_than_the_others_is_flagged_as_a_whole_body_change
     flags = whole_body_flags(fatty_l4, voxels=VOXELS, whole_body=WHOLE_BODY)
     assert [f.code for f in flags] == ["whole_body_change"]
     assert flags[0].message.startswith("L4: ") and "type 2" in flags[0].message
+
+
+def test_presence_training_settings_load_and_refuse_a_misspelt_key(tmp_path: Path):
+    path = Path(__file__).resolve().parents[1] / "configs" / "presence" / "train.yaml"
+    shipped = load_presence_train_settings(path)
+    assert shipped.cross_validation.folds == 5 and shipped.l2 == (1.0, 10.0)
+    assert shipped.t2_sources == ("t2space", "t2space+midsag")
+    text = path.read_text().replace("t2_sources:", "t2_sourcse:")
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="t2_sourcse.*did you mean 't2_sources'"):
+        load_presence_train_settings(tmp_path / "bad.yaml")

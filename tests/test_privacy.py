@@ -24,8 +24,8 @@ from types import SimpleNamespace
 import pydicom
 import pytest
 
-from modic.synth import generate_study, load_synth_config, write_study
-from test_bad_input_support import assert_no_temporaries
+from helpers.bad_input import assert_no_temporaries
+from modic.synth import generate_study, write_study
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,9 +42,10 @@ DICOM_OUTPUTS = {"seg.dcm", "sr.dcm"}
 
 
 def identifying_config() -> dict:
-    config = load_synth_config("tiny")
-    config["patient"].update(
-        {
+    """``tiny`` with identifiers that must not leak (merged key by key over its ``patient`` section)."""
+    return {
+        "extends": "tiny",
+        "patient": {
             "name": PATIENT_NAME,
             "id": PATIENT_ID,
             "birth_date": [BIRTH_DATE, BIRTH_DATE],
@@ -53,9 +54,8 @@ def identifying_config() -> dict:
             "study_uid": STUDY_UID,
             "institution": INSTITUTION,
             "referring_physician": REFERRER,
-        }
-    )
-    return config
+        },
+    }
 
 
 @pytest.fixture(scope="module")

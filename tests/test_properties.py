@@ -30,8 +30,8 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import Tag
 
 from modic.atomic import TEMP_PREFIX
-from test_bad_input_support import Result, copy_series, run_cli, synthetic_source
-from test_io_support import write
+from helpers.bad_input import Result, copy_series, run_cli, synthetic_source
+from helpers.io import write
 
 GEOMETRY = ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "SliceThickness", "SpacingBetweenSlices")
 HEADER = (

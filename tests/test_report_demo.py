@@ -13,7 +13,7 @@ from modic.cli import main
 from modic.cli.demo import DEMO_CONFIG, _demo_settings, truth_comparison
 from modic.errors import ConfigError
 from modic.report.json_report import read_report
-from modic.synth import load_synth_config, parse_modic
+from modic.synth import load_synth_settings, parse_modic
 
 
 def _found(*endplates: tuple[str, int, str | None]) -> dict:
@@ -40,18 +40,18 @@ def test_truth_comparison_counts_right_and_missed_endplates() -> None:
 
 
 def test_demo_config_plants_changes_on_a_fixed_anatomy() -> None:
-    config = load_synth_config(DEMO_CONFIG)
+    config = load_synth_settings(DEMO_CONFIG)
     seed, planted = _demo_settings(config)
     specs = parse_modic(planted)
     assert seed >= 0 and {spec.modic_type for spec in specs} >= {1, 2}
-    assert config["variants"]["lumbar_count"] == {4: 0.0, 5: 1.0, 6: 0.0}
+    assert config.variants.lumbar_count.weight() == {4: 0.0, 5: 1.0, 6: 0.0}
 
 
 def test_demo_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="'demo' section"):
-        _demo_settings({"source": "x.yaml"})
-    with pytest.raises(ConfigError, match="demo.seed"):
-        _demo_settings({"source": "x.yaml", "demo": {"seed": -1, "modic": []}})
+        _demo_settings(load_synth_settings("tiny"))
+    with pytest.raises(ConfigError, match=r"'demo.seed' is -1; expected an integer of at least 0"):
+        load_synth_settings({"extends": "demo", "demo": {"seed": -1, "modic": []}})
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_demo_writes_input_result_and_comparison(demo: SimpleNamespace) -> None:
 @pytest.mark.slow
 def test_demo_finds_the_planted_types_at_the_right_levels(demo: SimpleNamespace) -> None:
     """Accuracy of the shipped model on the demo study: every graded endplate has its planted type."""
-    _, planted = _demo_settings(load_synth_config(DEMO_CONFIG))
+    _, planted = _demo_settings(load_synth_settings(DEMO_CONFIG))
     expected = {spec.endplate: spec.mixed or str(spec.modic_type) for spec in parse_modic(planted)}
     found = {
         e["endplate"]: e["mixed"] or str(e["modic_type"]) for level in demo.report["levels"] for e in level["endplates"]

@@ -13,9 +13,11 @@ import pytest
 from modic.errors import AnalysisError
 from modic.io.study import load_study
 from modic.io.volume import Volume, lps_to_ras
-from modic.pipeline import Models, StudyAnalysis, analyze_images, load_analysis_config
+from modic.pipeline import Models, analyze_images
+from modic.results import StudyAnalysis
 from modic.report import dicom_seg, dicom_sr, figures
 from modic.report.json_report import build_report
+from modic.settings import load_settings
 from modic.synth import generate_study, write_study
 
 
@@ -24,7 +26,7 @@ def analysis(tmp_path_factory: pytest.TempPathFactory) -> StudyAnalysis:
     root = tmp_path_factory.mktemp("report_writers")
     study = generate_study(seed=5, config="tiny", modic="L5 superior:1/2")
     write_study(study, root / "input", formats=("dicom",))
-    config = load_analysis_config()
+    config = load_settings()
     return analyze_images(load_study(root / "input" / "dicom"), models=Models.load(config, device="cpu"), config=config)
 
 

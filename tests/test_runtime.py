@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from modic.runtime import apply_runtime_settings, tune_allocator
+from modic.settings import RuntimeSettings
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt exists only on Linux")
@@ -26,6 +27,6 @@ def test_allocator_is_tuned_on_linux_and_arrays_still_work() -> None:
 def test_zero_keeps_the_allocator_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr("modic.runtime.tune_allocator", lambda *, keep_freed_mb: calls.append(keep_freed_mb))
-    apply_runtime_settings({"keep_freed_memory_mb": 0})
-    apply_runtime_settings({"keep_freed_memory_mb": 512})
+    apply_runtime_settings(RuntimeSettings(keep_freed_memory_mb=0))
+    apply_runtime_settings(RuntimeSettings(keep_freed_memory_mb=512))
     assert calls == [512]

@@ -7,24 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_segmentation_support import FAKE_CASES, SMOKE_CONFIG, write_lumbar_seg
+from helpers.segmentation import FAKE_CASES, SMOKE_CONFIG, write_lumbar_seg
 
-from modic.config import load_yaml
 from modic.errors import ConfigError, InputError
 from modic.segmentation.classes import N_CLASSES, SegClass
-from modic.segmentation.data import (
-    LumbarSegCase,
-    SegCase,
-    extract_slab,
-    load_lumbar_seg,
-    read_cases_csv,
-    sample_specs,
-    semantic_from_instances,
-    synthetic_cases,
-)
-from modic.segmentation.losses import MarginalDiceCELoss
-from modic.segmentation.train import case_weights
-from modic.segmentation.transforms import training_transforms
+from modic.datasets.lumbar_seg import LumbarSegCase, read_cases_csv, semantic_from_instances
+from modic.training.segmentation_data import SegCase, extract_slab, load_lumbar_seg, sample_specs, synthetic_cases
+from modic.training.losses import MarginalDiceCELoss
+from modic.training.segmentation import case_weights
+from modic.training.settings import load_train_config
+from modic.training.transforms import training_transforms
 
 BG, VB, DISC, S1 = (int(c) for c in SegClass)
 
@@ -240,7 +232,7 @@ def test_sample_specs_follows_weights_and_foreground_fraction() -> None:
 
 
 def test_extract_slab_averages_adjacent_slices_and_keeps_the_centre_label() -> None:
-    from modic.segmentation.data import SlabSpec
+    from modic.training.segmentation_data import SlabSpec
 
     case = _toy_case("a", "VB1", [5])
     sample = extract_slab(case, SlabSpec(case=0, centre=5, thickness=3))
@@ -265,7 +257,7 @@ def test_case_weights_give_each_source_its_share() -> None:
 
 
 def test_training_transforms_crop_to_size_and_keep_labels_discrete() -> None:
-    aug = load_yaml(SMOKE_CONFIG)["augmentation"]
+    aug = load_train_config(SMOKE_CONFIG).settings.augmentation
     transforms = training_transforms(aug, lower=0.5, upper=99.5)
     transforms.set_random_state(seed=0)
     case = _toy_case("a", "VB1", [5], n_slices=8)
@@ -277,7 +269,7 @@ def test_training_transforms_crop_to_size_and_keep_labels_discrete() -> None:
         out = transforms({"image": torch.from_numpy(image), "label": torch.from_numpy(label),
                           "labelled": torch.from_numpy(case.labelled)})
         out = out[0] if isinstance(out, list) else out
-        crop = int(aug["crop_size"])
+        crop = aug.crop_size
         assert tuple(out["image"].shape) == (1, crop, crop)
         assert tuple(out["label"].shape) == (1, crop, crop)
         assert set(np.unique(np.asarray(out["label"]))) <= {BG, VB, DISC}

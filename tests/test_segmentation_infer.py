@@ -17,7 +17,8 @@ from modic.io.resample import resample_to
 from modic.io.volume import Volume
 from modic.segmentation.bundle import default_bundle_path, load_bundle
 from modic.segmentation.classes import N_CLASSES, SegClass
-from modic.segmentation.infer import SegmentationModel, fuse_probabilities
+from modic.segmentation.infer import SegmentationModel
+from modic.segmentation.probabilities import fuse_probabilities
 from modic.synth import generate_study
 
 SEED = 11

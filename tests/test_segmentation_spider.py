@@ -12,21 +12,22 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_segmentation_support import SPIDER_AFFINE, fake_spider_arrays, synthetic_smoke_config, write_spider_t2space
+from helpers.segmentation import SPIDER_AFFINE, fake_spider_arrays, synthetic_smoke_config, write_spider_t2space
 
 from modic.errors import InputError
 from modic.io.volume import Volume
 from modic.evaluation.segmentation_spider import PatientResult, labelled_discs, summarise
 from modic.segmentation.classes import SegClass
-from modic.segmentation.data import load_spider_t2space
-from modic.segmentation.spider_t2space import (
+from modic.training.segmentation_data import load_spider_t2space
+from modic.datasets.spider_t2space import (
     canal_front_by_row,
     is_spider_t2space_layout,
     read_patients,
     semantic_labels,
     vertebral_body_mask,
 )
-from modic.segmentation.train import load_cases, train
+from modic.settings import load_settings
+from modic.training.segmentation import load_cases, train
 
 
 def test_body_is_the_vertebra_anterior_to_the_canal_in_every_slice() -> None:
@@ -155,7 +156,7 @@ def test_specks_of_disc_label_are_not_counted_as_discs() -> None:
     image, mask = fake_spider_arrays()
     mask[5, 20, 2] = 2  # one stray voxel above the top disc
     volume = Volume(image, SPIDER_AFFINE, {})
-    components, count = labelled_discs(mask, volume, levels={"min_disc_volume_mm3": 250})
+    components, count = labelled_discs(mask, volume, levels=load_settings({"levels": {"min_disc_volume_mm3": 250}}).levels)
     assert count == 3
     assert components[5, 20, 2] == 0
     assert set(np.unique(components[mask == 2]).tolist()) == {0, 1, 2, 3}

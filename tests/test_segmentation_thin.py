@@ -13,9 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from modic.analysis_config import load_analysis_config, validate
 from modic.bundles import build_network
 from modic.errors import ConfigError
 from modic.io.volume import Volume
@@ -23,6 +21,7 @@ from modic.pipeline import Models, study_models_info
 from modic.report.dicom_seg import model_id, segmentation_used
 from modic.segmentation.bundle import PreprocessSettings, save_bundle
 from modic.segmentation.infer import SegmentationModel
+from modic.settings import load_settings
 
 NETWORK_DEF = {"_target_": "UNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 4,
                "channels": [4, 8], "strides": [2], "num_res_units": 0}
@@ -70,9 +69,9 @@ def test_shared_forward_passes_keep_each_stack_with_its_model(
     volumes = [sagittal_volume(slices=5, spacing_mm=4.0, seed=1), sagittal_volume(slices=7, spacing_mm=1.0, seed=2),
                sagittal_volume(slices=5, spacing_mm=4.5, seed=3), sagittal_volume(slices=6, spacing_mm=1.2, seed=4)]
     inputs = [routed.network_input(volume) for volume in volumes]
-    batched = routed.logits_on_grids([stack for stack, _ in inputs], [grid for _, grid in inputs])
+    batched = routed.probabilities_on_grids([stack for stack, _ in inputs], [grid for _, grid in inputs])
     for (stack, grid), result, owner in zip(inputs, batched, (main, thin, main, thin)):
-        torch.testing.assert_close(result, owner.logits_on_grid(stack, grid), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(result, owner.probabilities_on_grid(stack, grid), atol=1e-5, rtol=1e-4)
 
 
 def test_the_thin_model_applies_its_own_calibration(
@@ -100,7 +99,7 @@ def test_stacks_and_grids_must_pair_up(models: tuple[SegmentationModel, Segmenta
     _, _, routed = models
     stack, grid = routed.network_input(sagittal_volume(slices=3, spacing_mm=1.0))
     with pytest.raises(ValueError, match="2 stacks but 1 grids"):
-        routed.logits_on_grids([stack, stack], [grid])
+        routed.probabilities_on_grids([stack, stack], [grid])
 
 
 def _bundle(path: Path, seed: int) -> Path:
@@ -110,9 +109,9 @@ def _bundle(path: Path, seed: int) -> Path:
 
 
 def test_models_load_the_thin_bundle_unless_a_bundle_is_given(tmp_path: Path) -> None:
-    config = load_analysis_config()
-    config["segmentation"].update(bundle=str(_bundle(tmp_path / "main", 1)),
-                                  thin_slice_bundle=str(_bundle(tmp_path / "thin", 2)), thin_slice_max_spacing_mm=1.5)
+    config = load_settings({"segmentation": {"bundle": str(_bundle(tmp_path / "main", 1)),
+                                             "thin_slice_bundle": str(_bundle(tmp_path / "thin", 2)),
+                                             "thin_slice_max_spacing_mm": 1.5}})
     loaded = Models.load(config, device="cpu")
     assert loaded.segmenter.thin_slice_model is not None
     assert loaded.segmenter.thin_slice_max_spacing_mm == 1.5
@@ -121,7 +120,7 @@ def test_models_load_the_thin_bundle_unless_a_bundle_is_given(tmp_path: Path) ->
     assert loaded.info["segmentation"]["thin_slice"]["max_spacing_mm"] == 1.5
     explicit = Models.load(config, device="cpu", bundle=tmp_path / "main")
     assert explicit.segmenter.thin_slice_model is None and "thin_slice" not in explicit.info["segmentation"]
-    config["segmentation"]["thin_slice_bundle"] = None
+    config = config.merged({"segmentation": {"thin_slice_bundle": None}})
     assert Models.load(config, device="cpu").segmenter.thin_slice_model is None
 
 
@@ -130,16 +129,14 @@ def test_models_load_the_thin_bundle_unless_a_bundle_is_given(tmp_path: Path) ->
     ("thin_slice_max_spacing_mm", 0, "a number between 0.1 and 10"),
 ])
 def test_thin_slice_settings_are_checked(key: str, value: object, expected: str) -> None:
-    config = yaml.safe_load(yaml.safe_dump(load_analysis_config()))
-    config["segmentation"][key] = value
     with pytest.raises(ConfigError, match=f"'segmentation.{key}' is {value!r}; expected {expected}"):
-        validate(config, where="test.yaml")
+        load_settings({"segmentation": {key: value}})
 
 
 def test_each_study_records_whether_the_thin_bundle_segmented_it(tmp_path: Path) -> None:
-    config = load_analysis_config()
-    config["segmentation"].update(bundle=str(_bundle(tmp_path / "main", 1)),
-                                  thin_slice_bundle=str(_bundle(tmp_path / "thin", 2)), thin_slice_max_spacing_mm=2.0)
+    config = load_settings({"segmentation": {"bundle": str(_bundle(tmp_path / "main", 1)),
+                                             "thin_slice_bundle": str(_bundle(tmp_path / "thin", 2)),
+                                             "thin_slice_max_spacing_mm": 2.0}})
     loaded = Models.load(config, device="cpu")
     cases = {(6, 1.0): True, (6, 4.0): False, (1, 1.0): False}
     for (slices, spacing_mm), used in cases.items():
@@ -149,8 +146,7 @@ def test_each_study_records_whether_the_thin_bundle_segmented_it(tmp_path: Path)
         assert info["segmentation"]["thin_slice"]["used"] is used
         assert info["segmentation"]["bundle"] == "main" and info["segmentation"]["thin_slice"]["bundle"] == "thin"
     assert "used" not in loaded.info["segmentation"]["thin_slice"]
-    config["segmentation"]["thin_slice_bundle"] = None
-    alone = Models.load(config, device="cpu")
+    alone = Models.load(config.merged({"segmentation": {"thin_slice_bundle": None}}), device="cpu")
     assert study_models_info(alone, sagittal_volume(slices=6, spacing_mm=1.0)) == alone.info
 
 

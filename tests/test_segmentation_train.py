@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_segmentation_support import (
+from helpers.segmentation import (
     SMOKE_CONFIG,
     max_abs_difference,
     read_metrics,
@@ -22,12 +22,13 @@ from test_segmentation_support import (
     write_lumbar_seg,
 )
 
-import modic.segmentation.train as seg_train
+import modic.training.segmentation as seg_train
 from modic.cli import main
 from modic.errors import ConfigError, ModicError
 from modic.segmentation.bundle import load_bundle
 from modic.segmentation.classes import N_CLASSES
-from modic.segmentation.train import load_cases, load_train_config, train
+from modic.training.segmentation import load_cases, train
+from modic.training.settings import load_train_config
 
 
 def _checkpoint(path: Path) -> dict:
@@ -61,7 +62,7 @@ def test_smoke_run_logs_resumes_and_exports_a_bundle(tmp_path: Path) -> None:
     assert result["bundle"] == str(bundle_dir) and result["best"] == {"epoch": 2}
 
     loaded = load_bundle(bundle_dir)
-    assert loaded.settings == config.settings
+    assert loaded.settings == config.settings.preprocessing
     assert state_dicts_equal(loaded.network.state_dict(), _checkpoint(out / "best.pt")["model"])
     assert loaded.network(torch.zeros(1, 1, 32, 32)).shape == (1, N_CLASSES, 32, 32)
     metadata = loaded.metadata
@@ -156,8 +157,10 @@ def test_fine_tuning_refuses_weights_of_another_network(tmp_path: Path) -> None:
     start = tmp_path / "start_bundle"
     train(synthetic_smoke_config(tmp_path, training__epochs=1), output_dir=tmp_path / "start", device="cpu",
           export_bundle=start)
+    # network_def is a table: an override replaces it whole, as lists and tables of every settings file are
+    network_def = {**load_train_config(SMOKE_CONFIG).settings.network_def, "channels": [8, 16, 32]}
     wider = synthetic_smoke_config(tmp_path, training__epochs=1, training__initial_weights=str(start),
-                                   network_def__channels=[8, 16, 32])
+                                   network_def=network_def)
     with pytest.raises(ConfigError, match="does not fit network_def"):
         train(wider, output_dir=tmp_path / "wider", device="cpu")
     coarser = synthetic_smoke_config(tmp_path, training__epochs=1, training__initial_weights=str(start),

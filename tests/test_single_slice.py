@@ -1,7 +1,7 @@
 """The single-slice path: ``modic analyze-slice``, :mod:`modic.io.slice_pair` and ``analyze_images`` on a slice pair.
 
 The mid-sagittal T1 and T2 slices of one synthetic study with planted Modic
-changes (the "kissing" study of ``test_classification``: type 1 at L4
+changes (the "kissing" study of :mod:`helpers.synthetic`: type 1 at L4
 inferior, type 2 at L5 superior) are written as 8-bit PNG pictures and as
 single-slice NIfTI files. The command line runs once on each pair (module
 fixture), in-process through :func:`modic.cli.main`; the Python API path runs
@@ -24,20 +24,22 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from test_bad_input_support import assert_clean_failure, run_cli
-from test_classification import PLANTED, SYNTH_CONFIG, planted_specs, write_synth_config
-from test_segmentation_support import REPO_ROOT
+from helpers.bad_input import assert_clean_failure, run_cli
+from helpers.synthetic import PLANTED, SYNTH_CONFIG, planted_specs, write_synth_config
+from helpers.segmentation import REPO_ROOT
 
 from modic.cli import main
 from modic.io.formats import read_slice, write_nifti
 from modic.io.slice_pair import load_slice_pair
 from modic.io.volume import Volume
-from modic.pipeline import Models, StudyAnalysis, analyze_images, is_slice_pair, load_analysis_config
+from modic.pipeline import Models, analyze_images, is_slice_pair
+from modic.results import StudyAnalysis
+from modic.settings import load_settings
 from modic.synth import generate_study, to_study_images
 
 pytestmark = pytest.mark.timeout(300)
 
-CONFIG = load_analysis_config()
+CONFIG = load_settings()
 SEED, CHANGES = PLANTED["kissing"]
 LEVELS = ["L3-L4", "L4-L5", "L5-S1"]
 EXPECTED = {
@@ -209,7 +211,7 @@ def test_t1_slice_alone(pair: SimpleNamespace, models: Models) -> None:
     analysis = analyze_images(images, models=models, config=CONFIG)
     assert "missing_t2" in [flag.code for flag in analysis.warnings]
     assert analysis_grades(analysis) == {**EXPECTED, "L4 inferior": "None"}
-    cap = float(CONFIG["classification"]["rules"]["single_sequence_confidence"])
+    cap = float(CONFIG.classification.rules.single_sequence_confidence)
     grades = {g.endplate: g for level in analysis.levels for g in level.endplates}
     assert all(g.confidence <= cap for g in grades.values())
     assert grades["L4 inferior"].confidence == 0.0

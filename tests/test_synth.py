@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -14,14 +15,14 @@ import pytest
 from pydicom.fileset import FileSet
 
 from modic.cli import main
-from modic.errors import UsageError
+from modic.errors import ConfigError, UsageError
 from modic.io.volume import Volume, lps_to_ras
 from modic.synth import (
     ModicSpec,
     Variant,
     available_transfer_syntaxes,
     generate_study,
-    load_synth_config,
+    load_synth_settings,
     parse_modic,
     write_study,
 )
@@ -64,6 +65,22 @@ def test_same_seed_gives_identical_arrays_and_bytes(tmp_path):
     tree_a, tree_b = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert tree_a.keys() == tree_b.keys()
     assert all(tree_a[k] == tree_b[k] for k in tree_a), [k for k in tree_a if tree_a[k] != tree_b[k]]
+
+
+def test_seed_gives_the_recorded_arrays():
+    """Digests of one tiny study recorded before the generator's config became typed settings.
+
+    A change here means generated studies changed for a given seed and config:
+    if that is intended, bump ``GENERATOR_VERSION`` and record the new digests.
+    """
+    study = generate_study(seed=3, config=TINY)
+    assert study.t1.array.shape == (128, 128, 9)
+    assert hashlib.sha256(study.t1.array.tobytes()).hexdigest() == (
+        "314ebd806687a1c60a7c83b921078a39f4c7b45014289584f5dade80ca90dc62"
+    )
+    assert hashlib.sha256(study.t2.array.tobytes()).hexdigest() == (
+        "8fac41ad7ba4d8bf08bec5ae684319e8989a66a678caa2cfe155cd4a0cdba150"
+    )
 
 
 def test_different_seeds_differ():
@@ -299,9 +316,8 @@ def test_dicom_passes_dciodvfy(written):
 
 
 def test_configurable_patient_identifiers(tmp_path):
-    config = load_synth_config(TINY)
-    config["patient"].update(name="DOE^JANE", id="PRIV-{seed}", accession_number="ACC-SECRET", study_uid="1.2.3.4.5")
-    study = generate_study(seed=9, config=config)
+    patient = {"name": "DOE^JANE", "id": "PRIV-{seed}", "accession_number": "ACC-SECRET", "study_uid": "1.2.3.4.5"}
+    study = generate_study(seed=9, config={"extends": TINY, "patient": patient})
     write_study(study, tmp_path / "s", formats=("dicom",))
     ds = pydicom.dcmread(next(p for p in (tmp_path / "s" / "dicom").rglob("IM*")))
     assert (str(ds.PatientName), ds.PatientID, ds.AccessionNumber, ds.StudyInstanceUID) == (
@@ -343,6 +359,73 @@ def test_write_refuses_existing_folder(study, written):
         write_study(study, written)
 
 
+# Settings -------------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_settings_are_typed_and_shipped_configs_extend_default():
+    tiny = load_synth_settings(TINY)
+    default = load_synth_settings()
+    assert tiny.name == "tiny" and default.name == "default"
+    assert tiny.series.t1.matrix.options == (128,) and tiny.series.t1.matrix.weights is None
+    assert tiny.anatomy == default.anatomy, "tiny changes only series and render settings"
+    assert default.anatomy.lumbar[0].height == 26.5 and default.anatomy.sacral[0].ala_width == 108.0
+    assert default.anatomy.lumbar[0].ala_width == 0.0, "ala_width may be left out"
+    assert default.series.stir.ti == ((1.5, (140.0, 160.0)), (3.0, (200.0, 230.0)))
+    assert default.demo is None and load_synth_settings("demo").demo.seed == 2024
+    assert load_synth_settings(tiny) is tiny
+
+
+def test_partial_override_is_merged_over_default(tmp_path):
+    path = _write(tmp_path / "mine.yaml", "study_key: 'MINE{seed}'\nrender: {abdomen_step: 2.5}\n")
+    mine = load_synth_settings(path)
+    default = load_synth_settings()
+    assert mine.study_key == "MINE{seed}" and mine.render.abdomen_step == 2.5
+    assert mine.render.bias == default.render.bias and mine.series == default.series
+    over_tiny = load_synth_settings({"extends": TINY, "modic": {"levels": {2: 1.0}}})
+    assert over_tiny.series == load_synth_settings(TINY).series
+    assert over_tiny.modic.levels.weight() == {2: 1.0}, "weight tables are replaced whole, not merged"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("render: {abdomen_stepp: 2.0}\n", "unknown key 'render.abdomen_stepp'; did you mean 'render.abdomen_step'?"),
+        ("anatomy: {lumbar: [{height: 26, depth: 40, width: 51, wedge_deg: 6}, {height: 0, depth: 40, "
+         "width: 49, wedge_deg: 3}]}\n", "'anatomy.lumbar[1].height' is 0; expected a number from 1.0"),
+        ("anatomy: {lumbar: [{heigth: 26}]}\n", "unknown key 'anatomy.lumbar[0].heigth'; did you mean "
+         "'anatomy.lumbar[0].height'?"),
+        ("modic: {probability: 1.5}\n", "'modic.probability' is 1.5; expected a number from 0.0 to 1.0"),
+        ("series: {t1: {n_slices: [9.5, 12]}}\n", "'series.t1.n_slices' is [9.5, 12]; expected an integer or a "
+         "[low, high] pair of integers"),
+        ("study_key: 'S{sed}'\n", "'study_key' is 'S{sed}'; expected a text whose only placeholder is {seed}"),
+        ("patient: {birth_date: ['19991231', '19400101']}\n", "'patient.birth_date' is ['19991231', '19400101']"),
+        ("series: {t1: {kind: ir}}\n", "'series.t1' has kind 'ir' but no 'ti'"),
+        ("extends: tinyy\n", "'tinyy' is neither a YAML file nor a shipped config in configs/synth/"),
+    ],
+)
+def test_config_errors_are_one_line_naming_file_and_key(tmp_path, text, message):
+    path = _write(tmp_path / "bad.yaml", text)
+    with pytest.raises(ConfigError) as raised:
+        load_synth_settings(path)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+    if "neither" not in message:
+        assert str(raised.value).startswith(f"config {path}: ")
+
+
+def test_extends_loop_is_refused(tmp_path):
+    first = tmp_path / "first.yaml"
+    second = _write(tmp_path / "second.yaml", f"extends: {first}\n")
+    _write(first, f"extends: {second}\n")
+    with pytest.raises(ConfigError, match="'extends' chain loops back"):
+        load_synth_settings(first)
+
+
 # CLI ------------------------------------------------------------------------------------------
 
 
@@ -359,6 +442,17 @@ def test_cli_writes_n_studies(tmp_path):
     before = (studies[0] / "truth.json").stat().st_mtime_ns
     assert main(args) == 0, "existing studies are skipped"
     assert (studies[0] / "truth.json").stat().st_mtime_ns == before
+
+
+def test_cli_takes_a_partial_config_and_refuses_a_misspelt_key(tmp_path, capsys):
+    mine = _write(tmp_path / "mine.yaml", "extends: tiny\nstudy_key: 'MINE{seed:03d}'\n")
+    assert main(["synth", str(tmp_path / "out"), "--seed", "4", "--config", str(mine), "--modic", ""]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["MINE004"]
+    bad = _write(tmp_path / "bad.yaml", "extends: tiny\nstudy_kye: 'X{seed}'\n")
+    capsys.readouterr()
+    assert main(["synth", str(tmp_path / "out2"), "--config", str(bad)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "unknown key 'study_kye'; did you mean 'study_key'?" in error and len(error.splitlines()) == 1
 
 
 def test_cli_usage_errors(tmp_path):

@@ -365,7 +365,7 @@ def run_cross_study(
 
     Up to ``prefetch`` (default ``2 * workers``) studies are read ahead, so the
     network always gets the slices of every study that is ready, batched
-    together (:meth:`~modic.segmentation.infer.SegmentationModel.logits_on_grids`,
+    together (:meth:`~modic.segmentation.infer.SegmentationModel.probabilities_on_grids`,
     mixed precision on CUDA); workers then map the probabilities back, grade
     and write each study. Results equal the per-study path up to
     floating-point rounding. Runs on the CPU too (``--pipeline cross-study``),

@@ -28,8 +28,10 @@ from modic.batch.manifest import MANIFEST_NAME, ManifestWriter, attempt_counts, 
 from modic.batch.sources import StudySource, discover
 from modic.batch.summary import final_table, finished_reports, prevalence, summary_rows, write_summary
 from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
-from modic.config import load_shipped
-from modic.errors import ConfigError, InputError, OutputError, UsageError
+from modic.classification.factory import with_method
+from modic.errors import InputError, OutputError, OutputFolderError, UsageError
+from modic.runtime import resolve_device
+from modic.settings import BatchSettings, load_settings
 
 log = logging.getLogger("modic.batch")
 
@@ -55,12 +57,14 @@ class BatchOptions:
         retry_failed: run only the studies whose last attempt failed.
         keep_identifiers: keep identifiers in report.json and the manifest.
         dicom: write DICOM SEG and SR for DICOM input.
-        config: analysis config file (default: the shipped one).
+        config: YAML of the settings to change, merged onto the shipped ones (``--config``).
+        method: grading method ``rules``, ``learned`` or ``patch`` in place of the settings'
+            ``classification.method`` (default: the settings').
         model: segmentation bundle for every volume (default: the config's, with its thin-slice bundle).
-        batch_size: slices per forward pass (default: the analysis config's).
+        batch_size: slices per forward pass (default: ``segmentation.batch_size`` of the settings).
         retries: extra tries of a study whose worker died or hit an unexpected error.
         study_timeout: seconds a worker may spend on one study before it is killed and the study
-            recorded as failed (default: ``study_timeout_s`` of ``configs/batch.yaml``); local executor only.
+            recorded as failed (default: ``batch.study_timeout_s`` of the settings); local executor only.
         progress_bar: show a tqdm bar (default: when stderr is a terminal); else log lines.
     """
 
@@ -75,6 +79,7 @@ class BatchOptions:
     keep_identifiers: bool = False
     dicom: bool = True
     config: Path | None = None
+    method: str | None = None
     model: str | None = None
     batch_size: int | None = None
     retries: int = 2
@@ -106,27 +111,25 @@ class BatchResult:
 
 def run_batch(options: BatchOptions) -> BatchResult:
     """Process every study of ``options.root`` into ``options.out``; see :class:`BatchOptions`."""
-    from modic.pipeline import load_analysis_config, resolve_device
-
     _validate(options)
     started = time.perf_counter()
     out = options.out.resolve()
     if out.exists() and not out.is_dir():
-        raise UsageError(f"output '{options.out}' exists and is not a folder; choose another -o")
+        raise OutputFolderError(f"output '{options.out}' exists and is not a folder", remedy="other", folder=str(options.out))
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = open(out / LOCK_NAME, "a+")  # noqa: SIM115 - held for the whole run by _exclusive
     except OSError as exc:
         raise OutputError(
             f"cannot write into the output folder '{options.out}': {exc.strerror or type(exc).__name__}; "
-            "check the permissions and free space there, or choose another -o"
+            "check the permissions and free space there, or choose another output folder"
         ) from None
     with _exclusive(lock, out=out):
         removed = remove_stale_temporaries(out, every_owner=True)
         if removed:
             log.info("removed %d unfinished temporary output(s) left by an interrupted run", removed)
-        config = load_analysis_config(options.config)
-        sources = discover(options.root)
+        config = with_method(load_settings(options.config), options.method)
+        sources = discover(options.root, io_config=config.io)
         if not sources:
             raise InputError(
                 f"no DICOM study found under '{options.root}'; give the folder holding the cohort's studies"
@@ -170,7 +173,7 @@ def run_batch(options: BatchOptions) -> BatchResult:
         reports = finished_reports(out)
         failures = [r for r in last_attempts(read_manifest(manifest_path)).values() if r["status"] == "failed"]
         summary = write_summary(out, summary_rows(reports, failures, sources=recorder.labels(sources)))
-        table = final_table(recorder.counts, prevalence(reports, config["levels"]["graded"]), finished=len(reports))
+        table = final_table(recorder.counts, prevalence(reports, config.levels.graded), finished=len(reports))
     return BatchResult(
         counts=recorder.counts,
         failed=recorder.failed,
@@ -209,10 +212,14 @@ def _validate(options: BatchOptions) -> None:
         raise UsageError(f"--batch-size {options.batch_size} must be at least 1")
     root, out = options.root.resolve(), options.out.resolve()
     if root.is_dir() and (out == root or root in out.parents):
-        raise UsageError(f"output folder '{options.out}' is inside the input '{options.root}'; choose an -o outside it")
+        raise OutputFolderError(
+            f"output folder '{options.out}' is inside the input '{options.root}'", remedy="outside_input",
+            folder=str(options.out),
+        )
     if root.is_dir() and out in root.parents:
-        raise UsageError(
-            f"output folder '{options.out}' holds the input '{options.root}'; choose an -o outside the input"
+        raise OutputFolderError(
+            f"output folder '{options.out}' holds the input '{options.root}'", remedy="outside_input",
+            folder=str(options.out),
         )
 
 
@@ -270,20 +277,17 @@ def _execute(
         run_dask(sources, job, emit, scheduler=options.scheduler, workers=options.workers, retries=options.retries)
     elif pipeline == "cross-study":
         run_cross_study(sources, job, emit, workers=options.workers, retries=options.retries,
-                        time_limit=study_time_limit(options))
+                        time_limit=study_time_limit(options, settings=job.config.batch))
     else:
         run_local(sources, job, emit, workers=options.workers, retries=options.retries,
-                  time_limit=study_time_limit(options))
+                  time_limit=study_time_limit(options, settings=job.config.batch))
 
 
-def study_time_limit(options: BatchOptions) -> float:
-    """Seconds a worker may spend on one study: ``--study-timeout``, else ``study_timeout_s`` of configs/batch.yaml."""
+def study_time_limit(options: BatchOptions, *, settings: BatchSettings) -> float:
+    """Seconds a worker may spend on one study: ``--study-timeout``, else ``batch.study_timeout_s`` of the settings."""
     if options.study_timeout is not None:
         return float(options.study_timeout)
-    value = load_shipped("batch.yaml").get("study_timeout_s")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"configs/batch.yaml: 'study_timeout_s' is {value!r}; expected a positive number of seconds")
-    return float(value)
+    return float(settings.study_timeout_s)
 
 
 class _Recorder:
@@ -347,8 +351,8 @@ def _exclusive(lock: IO[str], *, out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(
-                f"another modic batch is writing into '{out}'; wait for it to finish or choose another -o"
+            raise OutputFolderError(
+                f"another modic batch is writing into '{out}'", remedy="wait", folder=str(out)
             ) from None
         try:
             yield

@@ -26,6 +26,7 @@ from modic.errors import InputError, ModicError, UsageError
 from modic.io.dicom_scan import FolderScan, StudyIndex, scan_folder
 from modic.io.study import StudyImages
 from modic.report.privacy import study_key
+from modic.settings import IoSettings
 
 log = logging.getLogger("modic.batch")
 
@@ -74,7 +75,7 @@ class StudySource:
         return "dicom" if self.index is not None else "files"
 
 
-def discover(root: str | Path, *, io_config: Mapping[str, Any] | None = None) -> list[StudySource]:
+def discover(root: str | Path, *, io_config: IoSettings | None = None) -> list[StudySource]:
     """Every study under the folder ``root``, or every study a cohort CSV ``root`` lists.
 
     Raises:
@@ -95,7 +96,7 @@ def key_of_uid(study_uid: str) -> str:
     return study_key(StudyImages(t1=None, t2=None, t2_native=None, decisions=[], study_uid=study_uid, series={}))
 
 
-def _dicom_sources(folder: Path, *, prefix: str, io_config: Mapping[str, Any] | None) -> list[StudySource]:
+def _dicom_sources(folder: Path, *, prefix: str, io_config: IoSettings | None) -> list[StudySource]:
     """The studies under ``folder``, then its unusable subfolders (:func:`_unusable_folders`).
 
     Labels start with ``prefix`` (and ``study i/n`` when there are several).
@@ -190,7 +191,7 @@ def _dicom_source(study: StudyIndex, *, prefix: str) -> StudySource:
     )
 
 
-def read_cohort_csv(path: str | Path, *, io_config: Mapping[str, Any] | None = None) -> list[StudySource]:
+def read_cohort_csv(path: str | Path, *, io_config: IoSettings | None = None) -> list[StudySource]:
     """The studies of a cohort CSV (UTF-8, header row; relative paths are relative to the CSV's folder).
 
     Columns: ``study`` (a DICOM folder; every study in it is processed) or
@@ -241,7 +242,7 @@ def read_cohort_csv(path: str | Path, *, io_config: Mapping[str, Any] | None = N
 
 
 def _row_sources(
-    base: Path, values: Mapping[str, str], *, line: int, io_config: Mapping[str, Any] | None
+    base: Path, values: Mapping[str, str], *, line: int, io_config: IoSettings | None
 ) -> list[StudySource]:
     label = f"csv line {line}"
     row_id = values["id"]

@@ -24,22 +24,24 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modic.batch.sources import StudySource
 from modic.errors import InputError, ModicError
 from modic.report.privacy import scrub
+from modic.settings import AnalysisSettings, to_dict
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
     from modic.io.study import StudyImages
-    from modic.pipeline import Models, StudyAnalysis
-    from modic.preprocessing import NetworkGrid
+    from modic.pipeline import Models
+    from modic.results import StudyAnalysis
+    from modic.preprocessing.sagittal import NetworkGrid
     from modic.segmentation.infer import SegmentationModel
 
 log = logging.getLogger("modic.batch")
@@ -53,7 +55,7 @@ class BatchJob:
     """What every worker needs to analyse a study the way ``modic analyze`` does (picklable)."""
 
     out: Path
-    config: Mapping[str, Any]
+    config: AnalysisSettings
     bundle: str | None = None
     device: str = "cpu"
     batch_size: int | None = None
@@ -63,7 +65,7 @@ class BatchJob:
     @property
     def models_key(self) -> str:
         """Identifies the models this job needs, to reuse them across studies in one process."""
-        text = json.dumps([self.config.get("segmentation"), self.config.get("classification"), self.bundle,
+        text = json.dumps([to_dict(self.config.segmentation), to_dict(self.config.classification), self.bundle,
                            self.device, self.batch_size], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -161,13 +163,13 @@ def process_study(source: StudySource, job: BatchJob, *, raise_unexpected: bool 
     key = source.key
     try:
         with _quiet_study_logs():
-            images = _read(source, timer)
+            images = _read(source, timer, job=job)
             key = _key(images)
             if is_complete(job.out / key):
                 return _outcome(source, "skipped", key, timings, started)
             models = worker_models(job)
             probabilities = _segment_one(images, models.segmenter, timer)
-            analysis = _analyse(images, models, job, probabilities, timings)
+            analysis = _analyze(images, models, job, probabilities, timings)
             with timer("report_s"):
                 status = _write(analysis, key, job)
         return _outcome(source, status, key, timings, started)
@@ -185,7 +187,7 @@ def prepare_study(source: StudySource, job: BatchJob, scratch: Path) -> Prepared
     key = source.key
     try:
         with _quiet_study_logs():
-            images = _read(source, timer)
+            images = _read(source, timer, job=job)
             key = _key(images)
             if is_complete(job.out / key):
                 return _outcome(source, "skipped", key, timings, started)
@@ -217,7 +219,7 @@ def segment_prepared(segmenter: SegmentationModel, prepared: Sequence[PreparedSt
     stacks = [stack for study in prepared for stack in study.stacks]
     grids = [grid for study in prepared for grid in study.grids]
     started = time.perf_counter()
-    results = segmenter.logits_on_grids(stacks, grids)
+    results = segmenter.probabilities_on_grids(stacks, grids)
     elapsed = time.perf_counter() - started
     total = sum(int(stack.shape[0]) for stack in stacks) or 1
     grouped: list[list[torch.Tensor]] = []
@@ -241,7 +243,7 @@ def finish_study(prepared: PreparedStudy, on_grid: Sequence[torch.Tensor], job: 
             models = worker_models(job)
             with timer("segment_s"):
                 probabilities = [models.segmenter.to_volume_grid(p, grid) for p, grid in zip(on_grid, prepared.grids)]
-            analysis = _analyse(images, models, job, probabilities, timings)
+            analysis = _analyze(images, models, job, probabilities, timings)
             with timer("report_s"):
                 status = _write(analysis, prepared.key, job)
         return _outcome(source, status, prepared.key, timings, started)
@@ -260,15 +262,17 @@ def failed_outcome(source: StudySource, message: str, job: BatchJob, *, key: str
     )
 
 
-def _read(source: StudySource, timer: _Timer) -> StudyImages:
+def _read(source: StudySource, timer: _Timer, *, job: BatchJob) -> StudyImages:
     from modic.io.study import load_study, load_study_index
 
     if source.error is not None:
         raise InputError(source.error)
     with timer("read_s"):
+        settings = job.config
+        inputs = {"config": settings.io, "selection": settings.series_selection, "checks": settings.input_checks}
         if source.index is not None:
-            return load_study_index(source.index)
-        return load_study(t1=source.t1, t2=source.t2)
+            return load_study_index(source.index, **inputs)
+        return load_study(t1=source.t1, t2=source.t2, **inputs)
 
 
 def _key(images: StudyImages) -> str:
@@ -284,10 +288,10 @@ def _segment_one(images: StudyImages, segmenter: SegmentationModel, timer: _Time
     with timer("preprocess_s"):
         inputs = [segmenter.network_input(volume) for volume in segmentation_inputs(images)]
     with timer("segment_s"):
-        return [segmenter.to_volume_grid(segmenter.logits_on_grid(stack, grid), grid) for stack, grid in inputs]
+        return [segmenter.to_volume_grid(segmenter.probabilities_on_grid(stack, grid), grid) for stack, grid in inputs]
 
 
-def _analyse(
+def _analyze(
     images: StudyImages, models: Models, job: BatchJob, probabilities: Sequence[np.ndarray], timings: dict[str, float]
 ) -> StudyAnalysis:
     from modic.pipeline import analyze_images

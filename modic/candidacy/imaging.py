@@ -18,9 +18,9 @@ from typing import Any
 
 from modic.errors import SchemaError
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
+from modic.results import UNDETERMINED
 
 MODIC_TYPES = (0, 1, 2, 3)
-UNDETERMINED = "undetermined"
 MISSING_SEQUENCE_CODES = {"missing_t1": "T1", "missing_t2": "T2"}
 """Report warning codes saying that a sequence Modic typing needs was not read."""
 _MIXED = re.compile(r"^([0-3])/([0-3])$")

@@ -3,11 +3,15 @@
 A policy is data, not code: a new payer rule or trial protocol is a new YAML
 file written with the generic criterion kinds of :mod:`modic.candidacy.criteria`.
 The format is documented in ``docs/candidacy.md``; every mistake in a policy
-file is a ConfigError that names the file and the field.
+file is a one-line ConfigError that names the file and the field, and a
+misspelt key gets the closest spelling (:func:`modic.settings.unknown_key_error`).
+The ``level_uncertainty`` section is built by the settings builder, so its
+``warning_codes`` must be :class:`~modic.settings.WarningCode` values.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Mapping
@@ -18,6 +22,9 @@ from typing import Any
 from modic.candidacy.criteria import ImagingModic, Kind, build_kind
 from modic.config import load_yaml, resolve_config
 from modic.errors import ConfigError
+from modic.settings.build import Layer, build, unknown_key_error
+from modic.settings.enums import WarningCode
+from modic.settings.fields import Rejected, flag, setting
 
 REQUIRED = "required"
 EXCLUSION = "exclusion"
@@ -28,7 +35,6 @@ _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 _POLICY_KEYS = ("name", "version", "description", "sources", "level_uncertainty", "criteria")
 _SOURCE_KEYS = ("id", "citation", "url")
 _CRITERION_KEYS = ("id", "description", "role", "kind", "params", "sources")
-_UNCERTAINTY_KEYS = ("warning_codes", "downgrade_eligible")
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,29 @@ class Criterion:
     sources: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class LevelUncertainty:
-    """Report warnings that make level naming uncertain, and whether they withhold 'eligible'."""
+def _warning_codes(value: Any) -> tuple[WarningCode, ...]:
+    """A list (maybe empty) of report warning codes, as :class:`WarningCode` members."""
+    members = {code.value: code for code in WarningCode}
+    if not isinstance(value, list):
+        raise Rejected(f"a list of report warning codes, each one of {', '.join(members)}")
+    for item in value:
+        if item not in members:
+            close = difflib.get_close_matches(str(item), list(members), n=1)
+            hint = f"did you mean '{close[0]}' for {item!r}?" if close else f"{item!r} is none of them"
+            raise Rejected(f"a list of report warning codes ({hint}), each one of {', '.join(members)}")
+    return tuple(members[v] for v in value)
 
-    warning_codes: tuple[str, ...]
-    downgrade_eligible: bool
+
+@dataclass(frozen=True, kw_only=True)
+class LevelUncertainty:
+    """Report warnings that make level naming uncertain, and whether they withhold 'eligible'.
+
+    The codes are :class:`WarningCode` members (``str`` enums), so they compare
+    equal to the ``code`` texts of a report's warnings.
+    """
+
+    warning_codes: tuple[WarningCode, ...] = setting(_warning_codes)
+    downgrade_eligible: bool = flag()
 
 
 @dataclass(frozen=True)
@@ -75,23 +98,26 @@ class Policy:
     sha256: str = ""
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "policy", sha256: str = "") -> Policy:
-        """Validate a policy loaded from YAML; errors start with ``source`` (the file)."""
-        _known_keys(data, _POLICY_KEYS, where=source)
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, file: str = "(mapping given in Python)", sha256: str = ""
+    ) -> Policy:
+        """Validate a policy loaded from YAML; errors start with ``config <file>:``."""
+        source = f"config {file}"
+        _known_keys(data, _POLICY_KEYS, file=file)
         name = _text(data, "name", where=source)
         version = _text(data, "version", where=source, hint='; quote it, e.g. version: "1.0"')
         description = _text(data, "description", where=source)
-        sources = _sources(_required(data, "sources", where=source), where=f"{source}, sources")
+        sources = _sources(_required(data, "sources", where=source), where=f"{source}, sources", file=file)
         source_ids = {item.id for item in sources}
-        uncertainty = _uncertainty(
-            _required(data, "level_uncertainty", where=source), where=f"{source}, level_uncertainty"
-        )
+        _required(data, "level_uncertainty", where=source)
+        uncertainty = build(LevelUncertainty, [Layer(data, file)], path=("level_uncertainty",), see="docs/candidacy.md")
         raw_criteria = _required(data, "criteria", where=source)
         if not isinstance(raw_criteria, list) or not raw_criteria:
             raise ConfigError(f"{source}, criteria: must be a non-empty list, not {raw_criteria!r}")
         criteria: list[Criterion] = []
         for index, entry in enumerate(raw_criteria):
-            criterion = _criterion(entry, where=f"{source}, criteria[{index}]", source_ids=source_ids)
+            criterion = _criterion(entry, where=f"{source}, criteria[{index}]", source_ids=source_ids,
+                                   file=file, key=f"criteria[{index}]")
             if any(existing.id == criterion.id for existing in criteria):
                 raise ConfigError(
                     f"{source}, criteria[{index}], id: '{criterion.id}' is used twice; ids must be unique"
@@ -138,13 +164,13 @@ def load_policy(name_or_path: str | Path = "default") -> Policy:
     path = resolve_config(name_or_path, folder=POLICY_FOLDER)
     data = load_yaml(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Policy.from_mapping(data, source=f"policy '{path}'", sha256=digest)
+    return Policy.from_mapping(data, file=str(path), sha256=digest)
 
 
-def _criterion(entry: Any, *, where: str, source_ids: set[str]) -> Criterion:
+def _criterion(entry: Any, *, where: str, source_ids: set[str], file: str, key: str) -> Criterion:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: {entry!r} must be a mapping with {', '.join(_CRITERION_KEYS)}")
-    _known_keys(entry, _CRITERION_KEYS, where=where)
+    _known_keys(entry, _CRITERION_KEYS, file=file, prefix=f"{key}.")
     identifier = _identifier(entry, "id", where=where)
     where = f"{where} (id '{identifier}')"
     description = _text(entry, "description", where=where)
@@ -164,7 +190,7 @@ def _criterion(entry: Any, *, where: str, source_ids: set[str]) -> Criterion:
     return Criterion(id=identifier, description=description, role=role, kind=kind, sources=tuple(cited))
 
 
-def _sources(raw: Any, *, where: str) -> tuple[Source, ...]:
+def _sources(raw: Any, *, where: str, file: str) -> tuple[Source, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}: must be a non-empty list of {{id, citation, url}} entries, not {raw!r}")
     sources: list[Source] = []
@@ -172,7 +198,7 @@ def _sources(raw: Any, *, where: str) -> tuple[Source, ...]:
         place = f"{where}[{index}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{place}: {entry!r} must be a mapping with id, citation and optionally url")
-        _known_keys(entry, _SOURCE_KEYS, where=place)
+        _known_keys(entry, _SOURCE_KEYS, file=file, prefix=f"sources[{index}].")
         identifier = _identifier(entry, "id", where=place)
         if any(existing.id == identifier for existing in sources):
             raise ConfigError(f"{place}, id: '{identifier}' is used twice; source ids must be unique")
@@ -183,25 +209,11 @@ def _sources(raw: Any, *, where: str) -> tuple[Source, ...]:
     return tuple(sources)
 
 
-def _uncertainty(raw: Any, *, where: str) -> LevelUncertainty:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be a mapping with warning_codes and downgrade_eligible, not {raw!r}")
-    _known_keys(raw, _UNCERTAINTY_KEYS, where=where)
-    codes = _required(raw, "warning_codes", where=where)
-    if not isinstance(codes, list) or not all(isinstance(c, str) and _IDENTIFIER.match(c) for c in codes):
-        raise ConfigError(
-            f"{where}, warning_codes: {codes!r} must be a list of report warning codes such as s1_not_found"
-        )
-    downgrade = _required(raw, "downgrade_eligible", where=where)
-    if not isinstance(downgrade, bool):
-        raise ConfigError(f"{where}, downgrade_eligible: {downgrade!r} must be true or false")
-    return LevelUncertainty(warning_codes=tuple(codes), downgrade_eligible=downgrade)
-
-
-def _known_keys(data: Mapping[str, Any], accepted: tuple[str, ...], *, where: str) -> None:
+def _known_keys(data: Mapping[str, Any], accepted: tuple[str, ...], *, file: str, prefix: str = "") -> None:
+    """Refuse a key the policy format does not have, suggesting the closest spelling."""
     for key in data:
         if key not in accepted:
-            raise ConfigError(f"{where}: unknown key '{key}'; accepted: {', '.join(accepted)}")
+            raise unknown_key_error(file=file, key=str(key), known=accepted, prefix=prefix, see="docs/candidacy.md")
 
 
 def _required(data: Mapping[str, Any], key: str, *, where: str) -> Any:

@@ -10,15 +10,14 @@ T2 low).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from modic.arrays import bounding_box
 from modic.levels import EndplateRegion, SpineAnatomy
+from modic.settings import VoxelSettings
 
 FEATURE_NAMES: tuple[str, ...] = (
     "t1_ratio_median", "t1_ratio_p25", "t1_ratio_p75", "t1_low_fraction", "t1_high_fraction", "t1_reference_cv",
@@ -112,10 +111,10 @@ def endplate_features(
     *,
     t1: np.ndarray | None,
     t2: np.ndarray | None,
-    settings: Mapping[str, Any],
+    settings: VoxelSettings,
     reference: np.ndarray | None = None,
 ) -> EndplateFeatures:
-    """Features of ``region`` from T1/T2 arrays on the anatomy's grid (``settings``: config ``voxels``).
+    """Features of ``region`` from T1/T2 arrays on the anatomy's grid (``settings``: ``classification.voxels``).
 
     ``reference`` is the reference marrow mask to measure against
     (:func:`modic.classification.reference.reference_marrow`); None: the
@@ -127,7 +126,7 @@ def endplate_features(
     all_references = anatomy.reference_map > 0
     window = _window(band | reference)
     band_w, reference_w, all_w = band[window], reference[window], all_references[window]
-    filter_size = int(settings["median_filter"])
+    filter_size = int(settings.median_filter)
 
     def sequence(image: np.ndarray | None, low: float, high: float) -> tuple[SignalStats | None, np.ndarray | None]:
         if image is None:
@@ -159,8 +158,8 @@ def endplate_features(
         )
         return stats, relative
 
-    t1_stats, t1_rel = sequence(t1, float(settings["t1_low"]), float(settings["t1_high"]))
-    t2_stats, t2_rel = sequence(t2, float(settings["t2_low"]), float(settings["t2_high"]))
+    t1_stats, t1_rel = sequence(t1, float(settings.t1_low), float(settings.t1_high))
+    t2_stats, t2_rel = sequence(t2, float(settings.t2_low), float(settings.t2_high))
     masks = pattern_masks(t1_rel, t2_rel, band_w, settings)
     n_band = int(band_w.sum())
     fractions = {k: float(m[band_w].mean()) if n_band else 0.0 for k, m in masks.items()}
@@ -181,7 +180,7 @@ def endplate_features(
 
 
 def pattern_masks(
-    t1_rel: np.ndarray | None, t2_rel: np.ndarray | None, band: np.ndarray, settings: Mapping[str, Any]
+    t1_rel: np.ndarray | None, t2_rel: np.ndarray | None, band: np.ndarray, settings: VoxelSettings
 ) -> dict[int, np.ndarray]:
     """Voxels showing each Modic pattern. With one sequence only, only what it can show is marked.
 
@@ -191,11 +190,11 @@ def pattern_masks(
     and high T1 as type 2; with T2 alone, nothing separates the types reliably
     and no mask is returned.
     """
-    t1_low, t1_high = float(settings["t1_low"]), float(settings["t1_high"])
-    t2_low, t2_high, t2_iso = float(settings["t2_low"]), float(settings["t2_high"]), float(settings["t2_iso_min"])
+    t1_low, t1_high = float(settings.t1_low), float(settings.t1_high)
+    t2_low, t2_high, t2_iso = float(settings.t2_low), float(settings.t2_high), float(settings.t2_iso_min)
     if t1_rel is not None and t2_rel is not None:
         return {
-            1: band & (t1_rel < float(settings["type1_t1_low"])) & (t2_rel > t2_high),
+            1: band & (t1_rel < float(settings.type1_t1_low)) & (t2_rel > t2_high),
             2: band & (t1_rel > t1_high) & (t2_rel >= t2_iso),
             3: band & (t1_rel < t1_low) & (t2_rel < t2_low),
         }

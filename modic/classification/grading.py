@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from scipy import ndimage
@@ -14,69 +14,16 @@ from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.presence import PresenceModels, noisy_or, presence_vector
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
+from modic.levels.endplates import body_frame
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
-
-
-UNDETERMINED = "undetermined"
-"""How reports write the type of an endplate or level that the images cannot decide (``modic_type`` None)."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A classifier's verdict on one endplate.
-
-    ``scores`` are per-type pattern fractions (rules) or probabilities (learned);
-    ``modic_type`` None means undetermined (:func:`evidence_limited`).
-    """
-
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    scores: dict[int, float]
-    note: str | None = None
+from modic.results import Decision, EndplateGrade, LevelGrade
+from modic.settings import ClassificationSettings
 
 
 class EndplateClassifier(Protocol):
     name: str
 
     def decide(self, features: EndplateFeatures) -> Decision: ...
-
-
-@dataclass(frozen=True)
-class EndplateGrade:
-    """The reading of one endplate; ``modic_type`` None when the images cannot decide it (``note`` says why)."""
-
-    endplate: str
-    level: str
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    scores: dict[int, float]
-    method: str
-    region_fraction: float
-    height_fraction: float
-    features: EndplateFeatures
-    note: str | None = None
-    presence_probability: float | None = None
-
-
-@dataclass(frozen=True)
-class LevelGrade:
-    """The reading of one disc level: the most significant type of its two endplates.
-
-    ``modic_type`` is None (undetermined) when no endplate shows a change and
-    at least one could not be typed. ``presence_probability`` is the
-    calibrated probability that the level is changed (either endplate) and
-    ``changed`` the presence model's verdict; both None without a presence model.
-    """
-
-    level: str
-    modic_type: int | None
-    mixed: str | None
-    confidence: float
-    endplates: tuple[EndplateGrade, ...]
-    presence_probability: float | None = None
-    changed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +45,7 @@ def grade_study(
     t1: np.ndarray | None,
     t2: np.ndarray | None,
     classifier: EndplateClassifier,
-    config: Mapping[str, Any],
+    config: ClassificationSettings,
     presence: PresenceModels | None = None,
 ) -> list[LevelGrade]:
     """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None).
@@ -106,8 +53,8 @@ def grade_study(
     With ``presence`` models, each level's calibrated change probability
     gates the classifier's types (:func:`gate_by_presence`).
     """
-    significance = [int(v) for v in config["level_significance"]]
-    strong = float(config["strong_pattern_fraction"])
+    significance = [int(v) for v in config.level_significance]
+    strong = config.strong_pattern_fraction
     levels = []
     # Both endplates of a vertebra share its reference marrow: choose it once.
     references: dict[int, tuple[np.ndarray, str]] = {}
@@ -119,15 +66,15 @@ def grade_study(
                 continue
             if region.reference_label not in references:
                 references[region.reference_label] = reference_marrow(
-                    anatomy, region, t1=t1, t2=t2, max_half_difference=config["voxels"]["reference_half_difference"]
+                    anatomy, region, t1=t1, t2=t2, max_half_difference=config.voxels.reference_half_difference
                 )
             reference, part = references[region.reference_label]
             features = endplate_features(
-                anatomy, region, t1=t1, t2=t2, settings=config["voxels"], reference=reference
+                anatomy, region, t1=t1, t2=t2, settings=config.voxels, reference=reference
             )
             features = replace(features, reference_part=part)
             if getattr(classifier, "needs_patches", False):
-                grid = PatchGrid.from_mapping(config["patches"])
+                grid = PatchGrid.from_settings(config.patches)
                 patches = endplate_patches(anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
                 features = replace(features, patches=patches)
             measured.append((name, features, classifier.decide(features)))
@@ -197,7 +144,11 @@ def gate_by_presence(
     ``strong_fraction`` it reads as type 2, the prior of a changed level (type
     1's pattern needs both sequences to deviate and stands). When no endplate
     shows a type, the endplate with the higher probability is given type 2,
-    with a note saying so.
+    with a note saying so, when both sequences were read: that prior-based
+    call was validated on T1+T2 pairs only (with one sequence the level keeps
+    its ``changed`` verdict and probability, and the endplates their types).
+    With one sequence a gated endplate is no more confident than the
+    classifier was (its single-sequence cap).
     """
     p = reading.level_probability
 
@@ -210,7 +161,8 @@ def gate_by_presence(
             gated.append(decision)
         elif not reading.changed:
             note = f"presence probability {p:.2f} is under {reading.threshold:.2f}: no change"
-            gated.append(Decision(0, None, round(1.0 - p, 4), decision.scores, note=note))
+            confidence = 1.0 - p if band.t1 is not None and band.t2 is not None else min(1.0 - p, decision.confidence)
+            gated.append(Decision(0, None, round(confidence, 4), decision.scores, note=note))
         elif decision.modic_type == 3:
             share = band.pattern_fractions.get(3, 0.0)
             note = (f"presence probability {p:.2f}: changed; the type 3 pattern covers {share:.2f} of the band, "
@@ -218,7 +170,8 @@ def gate_by_presence(
             gated.append(Decision(2, None, round(p, 4), decision.scores, note=note))
         else:
             gated.append(decision)
-    if reading.changed and not any(d.modic_type for d in gated):
+    both_sequences = all(band.t1 is not None and band.t2 is not None for band in features)
+    if reading.changed and both_sequences and not any(d.modic_type for d in gated):
         ranked = [i for i in np.argsort([-(x if np.isfinite(x) else -1) for x in reading.endplate_probabilities])]
         for index in ranked:
             if gated[index].modic_type == 0:
@@ -286,8 +239,10 @@ def extent(
 ) -> tuple[float, float]:
     """Fraction of the band, and of the body height from the endplate, showing the type's pattern.
 
-    Height is measured along the spine axis over the pattern voxels of the
-    band (the band itself reaches ``depth`` into the body).
+    The height fraction is how far the pattern voxels reach from the endplate
+    along the spine axis, over the vertebral body height
+    (:attr:`modic.levels.endplates.BodyFrame.height_mm`, the one definition);
+    the band itself reaches ``depth_mm`` into the body.
     """
     if not modic_type or modic_type not in features.pattern_masks:
         return 0.0, 0.0
@@ -300,11 +255,10 @@ def extent(
     vertebra_value = VERTEBRAE_CAUDAL_FIRST.index(region.vertebra) + 1
     body = anatomy.vertebra_map == vertebra_value
     axis = anatomy.spine_axes.get(region.vertebra, np.array([0.0, 0.0, 1.0]))
-    t_body = anatomy.geometry.world_coordinates(np.argwhere(body)) @ axis
-    t_affected = anatomy.geometry.world_coordinates(np.argwhere(affected)) @ axis
-    low, high = np.percentile(t_body, [2, 98])
-    reach = (high - t_affected.min()) if region.side == "superior" else (t_affected.max() - low)
-    return band_fraction, float(np.clip(reach / max(high - low, 1e-6), 0.0, 1.0))
+    frame = body_frame(body, anatomy.geometry, axis)
+    t_affected = (anatomy.geometry.world_coordinates(np.argwhere(affected)) - frame.centre) @ frame.axis
+    reach = (frame.t_high - t_affected.min()) if region.side == "superior" else (t_affected.max() - frame.t_low)
+    return band_fraction, float(np.clip(reach / max(frame.height_mm, 1e-6), 0.0, 1.0))
 
 
 def _largest_components(mask: np.ndarray, keep_fraction: float = 0.1) -> np.ndarray:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modic.classification.features import FEATURE_NAMES, EndplateFeatures
-from modic.classification.grading import Decision
 from modic.errors import ModelError
+from modic.resources import resolve_bundle
+from modic.results import Decision
+from modic.settings import ClassificationSettings
 
-DEFAULT_BUNDLE = "modic_grade"
 MODEL_FILE = "model.skops"
 TRUSTED_TYPES = (
     "numpy.dtype",
@@ -61,14 +62,12 @@ class LearnedClassifier:
         return Decision(modic_type, mixed, round(confidence, 4), scores, note=note)
 
 
-def bundle_path(config: Mapping[str, Any]) -> Path:
-    from modic.bundles import resolve_bundle
-
-    return resolve_bundle(config.get("learned_bundle", DEFAULT_BUNDLE))
+def bundle_path(config: ClassificationSettings) -> Path:
+    return resolve_bundle(config.learned_bundle, kind="grading")
 
 
-def load_learned(config: Mapping[str, Any]) -> tuple[LearnedClassifier, dict[str, Any]]:
-    """Load the learned model bundle named by ``config['learned_bundle']`` (default: the shipped one)."""
+def load_learned(config: ClassificationSettings) -> tuple[LearnedClassifier, dict[str, Any]]:
+    """Load the learned model bundle named by ``config.learned_bundle``."""
     import skops.io as sio
 
     root = bundle_path(config)
@@ -100,7 +99,7 @@ def load_learned(config: Mapping[str, Any]) -> tuple[LearnedClassifier, dict[str
     classifier = LearnedClassifier(
         model,
         classes=metadata["classes"],
-        mixed_fraction=float(config["rules"]["mixed_fraction"]),
+        mixed_fraction=float(config.rules.mixed_fraction),
         version=str(metadata.get("version")),
     )
     info = {

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from modic.classification.features import EndplateFeatures
-from modic.classification.grading import Decision
 from modic.classification.patches import PatchGrid
+from modic.bundles import read_bundle
 from modic.errors import ModelError
-
-DEFAULT_BUNDLE = "modic_patch"
+from modic.resources import resolve_bundle
+from modic.results import Decision
+from modic.settings import ClassificationSettings, to_dict
 
 
 class PatchClassifier:
@@ -85,18 +86,16 @@ class PatchClassifier:
         return Decision(modic_type, mixed, round(float(confidence), 4), {"changed": round(changed, 4)}, note=note)
 
 
-def load_patch_classifier(config: Mapping[str, Any]) -> tuple[PatchClassifier, dict[str, Any]]:
-    """Load the patch bundle named by ``config['patch_bundle']`` (default: the shipped one)."""
-    from modic.bundles import read_bundle, resolve_bundle
-
-    root = resolve_bundle(config.get("patch_bundle", DEFAULT_BUNDLE))
+def load_patch_classifier(config: ClassificationSettings) -> tuple[PatchClassifier, dict[str, Any]]:
+    """Load the patch bundle named by ``config.patch_bundle``."""
+    root = resolve_bundle(config.patch_bundle, kind="grading")
     bundle = read_bundle(root)
     metadata, settings = bundle.metadata, bundle.settings
-    grid = PatchGrid.from_mapping(config["patches"])
+    grid = PatchGrid.from_settings(config.patches)
     trained = settings.get("patches")
     if not isinstance(trained, Mapping) or PatchGrid.from_mapping(trained) != grid:
         raise ModelError(
-            f"patch model in '{root}' was trained with patches {trained}, but the config asks for {dict(config['patches'])}; "
+            f"patch model in '{root}' was trained with patches {trained}, but the config asks for {to_dict(config.patches)}; "
             "use the trained geometry or retrain (modic train grade)"
         )
     rules = settings.get("rules", {})
@@ -106,7 +105,7 @@ def load_patch_classifier(config: Mapping[str, Any]) -> tuple[PatchClassifier, d
         threshold=float(settings.get("threshold", 0.5)),
         keep_types=tuple(int(t) for t in rules.get("keep_types", (1, 3))),
         keep_fraction=float(rules.get("keep_fraction", 0.5)),
-        mixed_fraction=float(config["rules"]["mixed_fraction"]),
+        mixed_fraction=float(config.rules.mixed_fraction),
         version=str(metadata.get("version")),
     )
     info = {"method": "patch", "bundle": root.name, "version": metadata.get("version"),

@@ -20,13 +20,14 @@ from scipy import ndimage
 
 from modic.levels import EndplateRegion, SpineAnatomy
 from modic.levels.endplates import LATERAL
+from modic.settings import PatchSettings
 
 CHANNELS = ("t1_relative", "t2_relative", "band")
 
 
 @dataclass(frozen=True)
 class PatchGrid:
-    """Patch geometry (``configs/analysis.yaml``, ``classification.patches``)."""
+    """Patch geometry (``classification.patches`` of the settings, or a bundle's ``patches``)."""
 
     rows: int
     cols: int
@@ -42,6 +43,17 @@ class PatchGrid:
             spacing_mm=float(data["spacing_mm"]),
             disc_side_mm=float(data["disc_side_mm"]),
             max_relative=float(data["max_relative"]),
+        )
+
+    @classmethod
+    def from_settings(cls, patches: PatchSettings) -> PatchGrid:
+        """The grid of ``classification.patches`` in the analysis settings."""
+        return cls(
+            rows=int(patches.rows),
+            cols=int(patches.cols),
+            spacing_mm=float(patches.spacing_mm),
+            disc_side_mm=float(patches.disc_side_mm),
+            max_relative=float(patches.max_relative),
         )
 
 

@@ -13,24 +13,23 @@ the distance of the deciding fraction from its threshold.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 from modic.classification.features import EndplateFeatures
-from modic.classification.grading import Decision
+from modic.results import Decision
+from modic.settings import RuleSettings
 
 
 class RuleClassifier:
-    """Threshold rules on pattern fractions (config section ``rules``)."""
+    """Threshold rules on pattern fractions (``classification.rules`` of the settings)."""
 
     name = "rules"
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        self.min_fraction = float(settings["min_fraction"])
-        self.minimum = {1: float(settings["type1_min_fraction"]), 2: self.min_fraction, 3: self.min_fraction}
-        self.mixed_fraction = float(settings["mixed_fraction"])
-        self.scale = float(settings["confidence_scale"])
-        self.single_cap = float(settings["single_sequence_confidence"])
+    def __init__(self, settings: RuleSettings) -> None:
+        self.min_fraction = float(settings.min_fraction)
+        self.minimum = {1: float(settings.type1_min_fraction), 2: self.min_fraction, 3: self.min_fraction}
+        self.mixed_fraction = float(settings.mixed_fraction)
+        self.scale = float(settings.confidence_scale)
+        self.single_cap = float(settings.single_sequence_confidence)
 
     def decide(self, features: EndplateFeatures) -> Decision:
         fractions = features.pattern_fractions

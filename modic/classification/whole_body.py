@@ -11,13 +11,12 @@ read as normal without a word.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from modic.classification.grading import LevelGrade
-from modic.levels import Flag
+from modic.results import Flag, LevelGrade
+from modic.settings import VoxelSettings, WholeBodySettings
 
 MIN_BODIES = 3
 """Fewest bodies with a measured reference needed to compare one against the others."""
@@ -36,7 +35,9 @@ def reference_signals(levels: Sequence[LevelGrade]) -> dict[str, dict[str, float
     return signals
 
 
-def body_pattern(t1: float | None, t2: float | None, *, voxels: Mapping[str, Any], whole_body: Mapping[str, Any]) -> str | None:
+def body_pattern(
+    t1: float | None, t2: float | None, *, voxels: VoxelSettings, whole_body: WholeBodySettings
+) -> str | None:
     """The Modic pattern of a body's marrow relative to the other bodies, or None.
 
     Whole bodies differ more than the bands of one body do (coil shading along
@@ -45,11 +46,11 @@ def body_pattern(t1: float | None, t2: float | None, *, voxels: Mapping[str, Any
     type 1 pair (T1 low with T2 high) is what shading cannot make, and keeps
     the voxel thresholds (``voxels``).
     """
-    t1_high, t2_high, low = float(whole_body["t1_high"]), float(whole_body["t2_high"]), float(whole_body["low"])
+    t1_high, t2_high, low = whole_body.t1_high, whole_body.t2_high, whole_body.low
     if t1 is not None and t2 is not None:
-        if t1 < float(voxels["type1_t1_low"]) and t2 > float(voxels["t2_high"]):
+        if t1 < voxels.type1_t1_low and t2 > voxels.t2_high:
             return "type 1 (T1 low, T2 high)"
-        if t1 > t1_high and t2 >= float(voxels["t2_iso_min"]):
+        if t1 > t1_high and t2 >= voxels.t2_iso_min:
             return "type 2 (T1 high, T2 iso to high)"
         if t1 < low and t2 < low:
             return "type 3 (T1 and T2 low)"
@@ -64,7 +65,7 @@ def body_pattern(t1: float | None, t2: float | None, *, voxels: Mapping[str, Any
 
 
 def whole_body_flags(
-    levels: Sequence[LevelGrade], *, voxels: Mapping[str, Any], whole_body: Mapping[str, Any]
+    levels: Sequence[LevelGrade], *, voxels: VoxelSettings, whole_body: WholeBodySettings
 ) -> list[Flag]:
     """A ``whole_body_change`` warning for each body whose marrow shows a Modic pattern against the others.
 

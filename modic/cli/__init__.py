@@ -63,13 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Modic changes on sagittal lumbar spine MRI. Research use only, not a medical device.",
     )
     parser.add_argument("--version", action="version", version=f"modic {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    _add_global_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"modic.cli.{name}").add_parser(subparsers)
+    for command in _subcommands(parser):
+        _add_global_flags(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """``--debug`` and ``-q/--quiet``: before the command, or after it (``default`` SUPPRESS there, so that a flag
+    given before the command is not reset by the command's parser)."""
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="only print warnings and errors")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command and sub-command parser under ``parser`` (``modic evaluate seg`` included)."""
+    found = []
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public walk of its sub-parsers
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in dict.fromkeys(action.choices.values()):
+                found.extend([child, *_subcommands(child)])
+    return found
 
 
 def _configure_logging(*, debug: bool, quiet: bool) -> None:

@@ -8,14 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from modic import RESEARCH_NOTICE
-from modic.cli.options import add_model_option
+from modic.cli.options import add_input, add_method_option, add_model_option, input_of, output_flags
+from modic.errors import UsageError
+from modic.settings import AnalysisSettings, load_settings
 
 log = logging.getLogger("modic")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    study = subparsers.add_parser("analyze", help="analyse one study (DICOM folder or T1/T2 files)")
-    study.add_argument("study", nargs="?", type=Path, help="DICOM study folder (any layout)")
+    study = subparsers.add_parser(
+        "analyze",
+        help="analyse one study (DICOM folder or T1/T2 files)",
+        description=(
+            "Find the vertebrae, discs and endplates of one sagittal lumbar spine MRI study, grade the Modic change "
+            "of every endplate and write the report (report.json, levels.csv, pictures, report.html, NIfTI label "
+            "maps and, for DICOM input, DICOM SEG and SR) into a new output folder. Research use only."
+        ),
+    )
+    add_input(study, "study", metavar="STUDY", help="DICOM study folder (any layout)", required=False)
     study.add_argument("--t1", type=Path, help="T1 NIfTI/MHA file instead of a DICOM folder")
     study.add_argument("--t2", type=Path, help="T2 NIfTI/MHA file instead of a DICOM folder")
     study.add_argument("--t1-uid", help="SeriesInstanceUID of the T1 to use (overrides the automatic choice)")
@@ -23,7 +33,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _outputs(study)
     study.set_defaults(handler=run_study)
 
-    single = subparsers.add_parser("analyze-slice", help="analyse one sagittal T1/T2 slice pair (PNG, DICOM or NIfTI)")
+    single = subparsers.add_parser(
+        "analyze-slice",
+        help="analyse one sagittal T1/T2 slice pair (PNG, DICOM or NIfTI)",
+        description=(
+            "Grade the Modic changes on one mid-sagittal T1/T2 slice pair (pictures or single-slice files) and "
+            "write the same report as 'modic analyze'. Research use only."
+        ),
+    )
     single.add_argument("--t1", type=Path, help="T1 slice (PNG/JPEG/TIFF: head at the top, anterior on the left)")
     single.add_argument("--t2", type=Path, help="T2 slice of the same position")
     single.add_argument("--spacing", nargs=2, type=float, metavar=("ROW_MM", "COL_MM"),
@@ -39,8 +56,11 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--clinical", type=Path, help="clinical facts YAML: also run the ablation candidacy check")
     parser.add_argument("--policy", default="default", help="candidacy policy name in configs/candidacy/ or a YAML file")
-    parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
+    parser.add_argument("--config", type=Path,
+                        help="YAML with only the settings to change (thresholds, reading limits, series choice), "
+                        "merged onto the shipped ones in configs/")
     add_model_option(parser)
+    add_method_option(parser)
     parser.add_argument("--keep-identifiers", action="store_true",
                         help="keep patient identifiers in report.json (off by default)")
     parser.add_argument("--no-dicom", action="store_true", help="do not write DICOM SEG and SR")
@@ -51,26 +71,31 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
 def run_study(args: argparse.Namespace) -> int:
     from modic.io.study import load_study
 
+    args.study = input_of(args, "study")
     if args.study is None and args.t1 is None and args.t2 is None:
-        from modic.errors import UsageError
-
         raise UsageError("give a DICOM study folder, or --t1/--t2 files")
     output = _checked_output(args)
-    images = load_study(args.study, t1=args.t1, t2=args.t2, t1_uid=args.t1_uid, t2_uid=args.t2_uid)
-    return _analyse_and_write(images, args, output=output)
+    settings = _settings(args)
+    images = load_study(
+        args.study, t1=args.t1, t2=args.t2, t1_uid=args.t1_uid, t2_uid=args.t2_uid,
+        config=settings.io, selection=settings.series_selection, checks=settings.input_checks,
+    )
+    return _analyze_and_write(images, args, output=output, config=settings)
 
 
 def run_slice(args: argparse.Namespace) -> int:
     from modic.io.slice_pair import load_slice_pair
 
     output = _checked_output(args)
+    settings = _settings(args)
     images = load_slice_pair(
         t1=args.t1,
         t2=args.t2,
         spacing=tuple(args.spacing) if args.spacing else None,
         t2_spacing=tuple(args.t2_spacing) if args.t2_spacing else None,
+        config=settings.io,
     )
-    return _analyse_and_write(images, args, output=output)
+    return _analyze_and_write(images, args, output=output, config=settings)
 
 
 def _checked_output(args: argparse.Namespace) -> Path:
@@ -78,14 +103,21 @@ def _checked_output(args: argparse.Namespace) -> Path:
     from modic.report.writer import check_output_folder
 
     inputs = [getattr(args, name, None) for name in ("study", "t1", "t2", "clinical", "config")]
-    return check_output_folder(args.output, overwrite=args.overwrite, inputs=inputs)
+    with output_flags():
+        return check_output_folder(args.output, overwrite=args.overwrite, inputs=inputs)
 
 
-def _analyse_and_write(images: Any, args: argparse.Namespace, *, output: Path) -> int:
-    from modic.pipeline import Models, analyze_images, load_analysis_config
-    from modic.report.writer import write_outputs
+def _settings(args: argparse.Namespace) -> AnalysisSettings:
+    """The shipped settings with ``--config`` merged on top and ``--method`` in place of the grading method."""
+    from modic.classification.factory import with_method
 
-    config = load_analysis_config(args.config)
+    return with_method(load_settings(args.config), args.method)
+
+
+def _analyze_and_write(images: Any, args: argparse.Namespace, *, output: Path, config: AnalysisSettings) -> int:
+    from modic.pipeline import Models, analyze_images
+    from modic.report.writer import write_report
+
     clinical = policy = None
     if args.clinical:
         from modic.candidacy import load_clinical, load_policy
@@ -100,14 +132,11 @@ def _analyse_and_write(images: Any, args: argparse.Namespace, *, output: Path) -
 
         draft = build_report(analysis, keep_identifiers=args.keep_identifiers)
         candidacy = evaluate_candidacy(draft, clinical, policy).to_dict()
-    report = write_outputs(
-        analysis,
-        output,
-        keep_identifiers=args.keep_identifiers,
-        candidacy=candidacy,
-        dicom=not args.no_dicom,
-        overwrite=args.overwrite,
-    )
+    with output_flags():
+        report = write_report(
+            analysis, output, overwrite=args.overwrite, keep_identifiers=args.keep_identifiers,
+            dicom=not args.no_dicom, candidacy=candidacy,
+        )
     print(summary_text(report))
     print(f"outputs: {args.output}")
     return 0

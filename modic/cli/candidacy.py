@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from modic import atomic
+from modic.cli.options import add_input, input_of
 from modic.errors import UsageError
 
 
@@ -32,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "evidence, and the vertebral bodies to target. Research use only, not a medical device."
         ),
     )
-    parser.add_argument("report", metavar="REPORT.json", type=Path, help="report.json written by modic analyze")
+    add_input(parser, "report", metavar="REPORT.json", help="report.json written by modic analyze")
     parser.add_argument("--clinical", required=True, type=Path, metavar="PATIENT.yaml", help="clinical facts YAML file")
     parser.add_argument(
         "--policy",
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from modic.candidacy import evaluate_candidacy, load_clinical, load_policy
     from modic.report.schema import read_report
 
+    args.report = input_of(args, "report")
     if args.output is not None and args.output.exists():
         for given in (args.report, args.clinical, Path(args.policy)):
             if given.exists() and os.path.samefile(given, args.output):

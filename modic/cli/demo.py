@@ -14,9 +14,14 @@ import argparse
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from modic.cli.options import output_flags
 from modic.errors import ConfigError
+from modic.settings import load_settings
+
+if TYPE_CHECKING:
+    from modic.synth.config import SynthSettings
 
 log = logging.getLogger("modic.cli.demo")
 
@@ -45,18 +50,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from modic.cli.analyze import summary_text
     from modic.io.study import load_study
-    from modic.pipeline import Models, analyze_images, load_analysis_config
+    from modic.pipeline import Models, analyze_images
     from modic.report.writer import check_output_folder, write_outputs
-    from modic.synth import generate_study, load_synth_config, write_study
+    from modic.synth import generate_study, load_synth_settings, write_study
 
-    out = check_output_folder(Path(args.output), overwrite=args.overwrite)
-    synth_config = load_synth_config(DEMO_CONFIG)
+    with output_flags():
+        out = check_output_folder(Path(args.output), overwrite=args.overwrite)
+    synth_config = load_synth_settings(DEMO_CONFIG)
     seed, planted = _demo_settings(synth_config)
     log.info("generating the synthetic demo study (seed %d) into %s", seed, out / "input")
     study = generate_study(seed=seed, config=synth_config, modic=planted)
     write_study(study, out / "input", formats=("dicom",), overwrite=args.overwrite)
 
-    config = load_analysis_config()
+    config = load_settings()
     images = load_study(out / "input" / "dicom")
     models = Models.load(config, device=args.device)
     analysis = analyze_images(images, models=models, config=config)
@@ -70,17 +76,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_settings(config: Mapping[str, Any]) -> tuple[int, list[Any]]:
-    section = config.get("demo")
-    source = config.get("source", DEMO_CONFIG)
-    if not isinstance(section, Mapping) or "seed" not in section or "modic" not in section:
-        raise ConfigError(f"{source}: needs a 'demo' section with 'seed' and 'modic' (the changes to plant)")
-    seed = section["seed"]
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"{source}: demo.seed {seed!r} must be a non-negative integer")
-    if not isinstance(section["modic"], list):
-        raise ConfigError(f"{source}: demo.modic must be a list of changes like {{endplate: 'L4 inferior', type: 1}}")
-    return seed, list(section["modic"])
+def _demo_settings(config: SynthSettings) -> tuple[int, list[Mapping[str, Any]]]:
+    """The seed and the changes to plant of the ``demo`` section (checked when the settings were loaded)."""
+    if config.demo is None:
+        raise ConfigError(
+            f"synth config '{config.name}' has no 'demo' section; add demo: {{seed: ..., modic: [...]}} "
+            "(the seed and the changes to plant)"
+        )
+    return config.demo.seed, list(config.demo.modic)
 
 
 def _type_text(modic_type: int, mixed: str | None) -> str:

@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from modic import atomic
-from modic.cli.options import add_model_option
+from modic.cli.options import add_method_option, add_model_option
+from modic.settings import load_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="measure the pipeline on a labelled dataset")
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="measure the pipeline on a labelled dataset",
+        description=(
+            "Run the analysis on a labelled dataset (or on synthetic studies with planted changes) and write the "
+            "measured agreement as a metrics JSON file; the table is printed."
+        ),
+    )
     targets = parser.add_subparsers(dest="target", metavar="TARGET", parser_class=type(parser))
     targets.required = True
 
@@ -20,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "seg", help="segmentation Dice and level identification (lumbar_seg or spider_t2space layout)"
     )
     seg.add_argument(
-        "--data",
+        "-i", "--input", "--data",
+        dest="data",
         required=True,
         type=Path,
         help="folder with images/, labels/ and cases.csv (a cases.csv keyed by 'patient' is read as spider_t2space)",
@@ -34,10 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(spider_t2space layout, presence only)",
     )
     spider.add_argument(
-        "--data", required=True, type=Path,
+        "-i", "--input", "--data", dest="data", required=True, type=Path,
         help="folder with images/ and gradings.csv, plus series.csv (spider_midsag) or cases.csv (spider_t2space)",
     )
     _common(spider)
+    add_method_option(spider)
     spider.set_defaults(handler=run_spider)
 
     synthetic = targets.add_parser("synthetic", help="Modic grading on synthetic studies with planted changes")
@@ -45,12 +55,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("--seed", type=int, default=900000, help="seed of the first study (default: 900000)")
     synthetic.add_argument("--synth-config", default="default", help="generator config name or file (default: default)")
     _common(synthetic)
+    add_method_option(synthetic)
     synthetic.set_defaults(handler=run_synthetic)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
-    parser.add_argument("--config", type=Path, help="analysis config (default: configs/analysis.yaml)")
+    parser.add_argument("-o", "--output", "--out", dest="out", required=True, type=Path,
+                        help="metrics JSON file to write")
+    parser.add_argument("--config", type=Path,
+                        help="YAML with only the settings to change, merged onto the shipped configs/ (see modic analyze)")
     add_model_option(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 
@@ -58,16 +71,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run_seg(args: argparse.Namespace) -> int:
     from modic.evaluation.segmentation import evaluate_folder
     from modic.evaluation.segmentation_spider import evaluate_spider_t2space
-    from modic.pipeline import Models, load_analysis_config
-    from modic.segmentation.spider_t2space import is_spider_t2space_layout
+    from modic.datasets.spider_t2space import is_spider_t2space_layout
+    from modic.pipeline import Models
 
-    config = load_analysis_config(args.config)
+    config = load_settings(args.config)
     models = Models.load(config, device=args.device, bundle=args.model)
     if is_spider_t2space_layout(args.data):
-        metrics = evaluate_spider_t2space(args.data, model=models.segmenter, levels=config["levels"])
+        metrics = evaluate_spider_t2space(args.data, model=models.segmenter, levels=config.levels)
         table = _spider_seg_table(metrics)
     else:
-        metrics = evaluate_folder(args.data, model=models.segmenter, levels=config["levels"])
+        metrics = evaluate_folder(args.data, model=models.segmenter, levels=config.levels)
         table = _seg_table(metrics)
     metrics["model"] = models.info["segmentation"]
     _write(args.out, metrics)
@@ -76,10 +89,11 @@ def run_seg(args: argparse.Namespace) -> int:
 
 
 def run_spider(args: argparse.Namespace) -> int:
+    from modic.classification.factory import with_method
     from modic.evaluation.spider import evaluate_spider, format_summary
-    from modic.pipeline import Models, load_analysis_config
+    from modic.pipeline import Models
 
-    config = load_analysis_config(args.config)
+    config = with_method(load_settings(args.config), args.method)
     models = Models.load(config, device=args.device, bundle=args.model)
     metrics = evaluate_spider(args.data, models=models, config=config)
     metrics["model"] = models.info
@@ -89,13 +103,14 @@ def run_spider(args: argparse.Namespace) -> int:
 
 
 def run_synthetic(args: argparse.Namespace) -> int:
+    from modic.classification.factory import with_method
     from modic.errors import UsageError
     from modic.evaluation.synthetic import evaluate_synthetic, format_summary
-    from modic.pipeline import Models, load_analysis_config
+    from modic.pipeline import Models
 
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
-    config = load_analysis_config(args.config)
+    config = with_method(load_settings(args.config), args.method)
     models = Models.load(config, device=args.device, bundle=args.model)
     metrics = evaluate_synthetic(n=args.n, seed=args.seed, synth_config=args.synth_config, models=models, config=config)
     metrics["model"] = models.info

@@ -13,6 +13,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from modic.cli.options import add_input, input_of
 from modic.errors import SeriesSelectionError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "localizer/derived) and show which sagittal T1 and T2 would be analysed, and why."
         ),
     )
-    parser.add_argument("study", metavar="STUDY", help="DICOM study folder (any layout, DICOMDIR allowed)")
+    add_input(parser, "study", metavar="STUDY", help="DICOM study folder (any layout, DICOMDIR allowed)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON (decision log included)")
     parser.add_argument(
         "--t1-uid", metavar="UID", help="SeriesInstanceUID to use as T1 instead of the automatic choice"
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from modic.io.series_select import select_series
     from modic.io.study import scan_decision, single_study
 
+    args.study = input_of(args, "study")
     scan = scan_folder(args.study)
     if not scan.studies:
         single_study(scan)

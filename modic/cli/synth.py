@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
+from modic.cli.options import add_output, output_of
 from modic.errors import UsageError
 
 log = logging.getLogger("modic.cli.synth")
@@ -26,10 +26,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "and write each to OUT/<study key>/ with its ground truth."
         ),
     )
-    parser.add_argument("out", metavar="OUT", help="output folder (created)")
+    add_output(parser, "out", metavar="OUT", help="output folder (created)")
     parser.add_argument("--n", type=int, default=1, help="number of studies (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first study; study i uses seed+i (default 0)")
-    parser.add_argument("--config", default="default", help="shipped synth config name (default, tiny) or a YAML file")
+    parser.add_argument(
+        "--config",
+        default="default",
+        help="shipped synth config name (default, tiny, demo) or a YAML file holding only the settings to change "
+        "(merged over default, or over the shipped config it names in 'extends')",
+    )
     parser.add_argument("--format", default="dicom,nifti", help="comma-separated: dicom, nifti (default both)")
     parser.add_argument(
         "--extra-series",
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from modic.atomic import cannot_write, remove_stale_temporaries
-    from modic.synth import generate_study, load_synth_config, parse_modic, write_study
+    from modic.synth import generate_study, load_synth_settings, parse_modic, write_study
     from modic.synth.study import study_key
     from modic.synth.writer import resolve_transfer_syntax
 
@@ -68,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed {args.seed} must be a non-negative integer")
     formats = _split(args.format)
     extra = _split(args.extra_series)
-    config = load_synth_config(args.config)
+    config = load_synth_settings(args.config)
     modic = None if args.modic is None else parse_modic(args.modic)
     syntax = resolve_transfer_syntax(args.transfer_syntax)
     if "dicom" not in formats and (extra or args.shuffle or args.dicomdir or args.readme):
         raise UsageError("--extra-series, --shuffle, --dicomdir and --readme need 'dicom' in --format")
-    out = Path(args.out)
+    out = output_of(args, "out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

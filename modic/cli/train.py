@@ -10,28 +10,43 @@ log = logging.getLogger("modic")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a model from a config in configs/")
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model from a training settings file in configs/",
+        description=(
+            "Train the segmentation network (seg), the learned grading models (grade) or the presence models "
+            "(presence) from a training settings file, write checkpoints and metrics into a run folder and, with "
+            "--export (presence: -o), the model bundle."
+        ),
+    )
     models = parser.add_subparsers(dest="model", metavar="MODEL", parser_class=type(parser))
     models.required = True
     seg = models.add_parser("seg", help="vertebra/disc/S1 segmentation network")
     seg.add_argument("--config", required=True, help="training YAML, e.g. configs/seg/train.yaml")
-    seg.add_argument("--output", help="run folder for checkpoints and metrics (default: the config's output_dir)")
-    seg.add_argument("--lumbar-seg", metavar="DIR", help="dataset folder in the lumbar_seg layout (overrides data.lumbar_seg)")
+    seg.add_argument("-o", "--output",
+                     help="run folder for checkpoints and metrics (default: the one the settings file names)")
+    seg.add_argument("--lumbar-seg", metavar="DIR",
+                     help="dataset folder in the lumbar_seg layout (default: the one the settings file names)")
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     seg.add_argument("--export", metavar="BUNDLE_DIR", help="write the best model as a MONAI bundle here")
-    seg.add_argument("--epochs", type=int, help="override training.epochs")
+    seg.add_argument("--epochs", type=int, help="number of training epochs (default: the settings file's)")
     seg.set_defaults(handler=run_seg)
 
     grade = models.add_parser("grade", help="learned Modic grading model (cross-validated on radiologists' gradings)")
     grade.add_argument("--config", required=True, help="training YAML, e.g. configs/grade/train.yaml")
-    grade.add_argument("--output", help="run folder (default: the config's output_dir)")
+    grade.add_argument("-o", "--output", help="run folder (default: the one the settings file names)")
     grade.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     grade.add_argument("--export", metavar="BUNDLE_DIR", help="write the model bundle here")
     grade.add_argument("--fresh", action="store_true", help="recompute samples instead of reusing the cached ones")
     grade.set_defaults(handler=run_grade)
 
     presence = models.add_parser(
-        "presence", help="calibrated change-presence models (cross-validated on radiologists' gradings)"
+        "presence", help="calibrated change-presence models (cross-validated on radiologists' gradings)",
+        description=(
+            "Measure every graded SPIDER patient with the pipeline, cross-validate the presence models by patient "
+            "(penalty, T2 training source and thresholds chosen on training folds), refit them on all patients and "
+            "write the bundle with its cross-validated figures and calibration tables."
+        ),
     )
     presence.add_argument("--config", required=True, help="training YAML, e.g. configs/presence/train.yaml")
     presence.add_argument("-o", "--output", required=True, help="bundle folder to write, e.g. models/modic_presence")
@@ -40,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_seg(args: argparse.Namespace) -> int:
-    from modic.segmentation.train import load_train_config, train
+    from modic.training.segmentation import train
+    from modic.training.settings import load_train_config
 
     overrides = {}
     if args.lumbar_seg:
@@ -54,16 +70,15 @@ def run_seg(args: argparse.Namespace) -> int:
 
 
 def run_presence(args: argparse.Namespace) -> int:
-    from modic.pipeline import load_analysis_config
     from modic.training.presence import train_presence
 
-    report = train_presence(args.config, output=args.output, device=args.device, analysis_config=load_analysis_config())
+    report = train_presence(args.config, output=args.output, device=args.device)
     print(json.dumps(report, indent=2, default=float))
     return 0
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from modic.classification.training import train_grade
+    from modic.training.grading import train_grade
 
     result = train_grade(
         args.config, output_dir=args.output, device=args.device, export_bundle=args.export, reuse_samples=not args.fresh

@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from modic.datasets.lumbar_seg import LumbarSegCase, load_case, read_cases_csv
 from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
-from modic.segmentation.data import LumbarSegCase, load_nifti_volume, read_cases_csv
 from modic.segmentation.infer import SegmentationModel
+from modic.settings import LevelsSettings
 
 MIN_MATCH_IOU = 0.1
 
@@ -69,7 +70,7 @@ class CaseResult:
 
 
 def evaluate_case(
-    model: SegmentationModel, root: Path, case: LumbarSegCase, *, levels: Mapping[str, Any]
+    model: SegmentationModel, root: Path, case: LumbarSegCase, *, levels: LevelsSettings
 ) -> CaseResult:
     """Segment and score one case (see module docstring)."""
     import time
@@ -79,20 +80,13 @@ def evaluate_case(
     return score_probabilities(case, image, truth, model.predict_probabilities(image), levels=levels, started=started)
 
 
-def load_case(root: Path, case: LumbarSegCase) -> tuple[Volume, np.ndarray]:
-    """The image of ``case`` and its instance labels (``int32``)."""
-    image = load_nifti_volume(root / "images" / f"{case.case}.nii.gz")
-    truth = np.rint(load_nifti_volume(root / "labels" / f"{case.case}.nii.gz").array).astype(np.int32)
-    return image, truth
-
-
 def score_probabilities(
     case: LumbarSegCase,
     image: Volume,
     truth: np.ndarray,
     probabilities: np.ndarray,
     *,
-    levels: Mapping[str, Any],
+    levels: LevelsSettings,
     started: float,
 ) -> CaseResult:
     """Instances, level names and scores of one case from its class probabilities (see module docstring)."""
@@ -179,7 +173,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate_folder(
-    root: str | Path, *, model: SegmentationModel, levels: Mapping[str, Any], progress: bool = True
+    root: str | Path, *, model: SegmentationModel, levels: LevelsSettings, progress: bool = True
 ) -> dict[str, Any]:
     """Metrics over every case of ``root`` (JSON-ready)."""
     from tqdm import tqdm

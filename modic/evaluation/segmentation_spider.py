@@ -7,7 +7,7 @@ the manual mask:
 * ``dice_vertebral_body``: predicted vertebral bodies (every bone instance except
   the one named S1, since the sacrum is unlabelled) against the vertebra-label
   voxels anterior to the spinal canal (the rule of
-  :func:`modic.segmentation.spider_t2space.vertebral_body_mask`). As for the
+  :func:`modic.datasets.spider_t2space.vertebral_body_mask`). As for the
   ``lumbar_seg`` layout, predicted instances outside the labelled cranio-caudal
   range are counted, not penalised.
 * ``dice_disc``: predicted discs against the disc label, likewise.
@@ -24,7 +24,7 @@ reason and counts as wrong: Dice 0 and levels not named right.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,12 @@ from modic.errors import ModicError
 from modic.evaluation.segmentation import mean_or_none, score_instance_maps
 from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
-from modic.levels.instances import instances_from_settings, is_single_slice, size_setting, voxel_size
+from modic.levels.instances import instances_from_settings, is_single_slice, voxel_size
 from modic.levels.labelling import Naming, name_levels
-from modic.segmentation.data import LumbarSegCase
+from modic.datasets.lumbar_seg import LumbarSegCase
 from modic.segmentation.infer import SegmentationModel
-from modic.segmentation.spider_t2space import DISC, load_patient, read_patients, vertebral_body_mask
+from modic.datasets.spider_t2space import DISC, load_patient, read_patients, vertebral_body_mask
+from modic.settings import LevelsSettings
 
 CHECKED_DISCS = ("L5-S1", "L4-L5", "L3-L4")
 """Disc names checked for level accuracy, in the order of the labelled discs counted from the bottom."""
@@ -73,7 +74,7 @@ class PatientResult:
 
 
 def evaluate_patient(
-    model: SegmentationModel, root: Path, patient: str, *, levels: Mapping[str, Any]
+    model: SegmentationModel, root: Path, patient: str, *, levels: LevelsSettings
 ) -> PatientResult:
     """Segment and score one patient (see the module docstring); failures are returned, not raised."""
     started = time.perf_counter()
@@ -93,7 +94,7 @@ def score_patient(
     body: np.ndarray,
     probabilities: np.ndarray,
     *,
-    levels: Mapping[str, Any],
+    levels: LevelsSettings,
     started: float,
 ) -> PatientResult:
     """Scores of one patient from its class probabilities ``(C, I, J, K)`` on the image grid."""
@@ -121,11 +122,11 @@ def score_patient(
     )
 
 
-def labelled_discs(mask: np.ndarray, image: Volume, *, levels: Mapping[str, Any]) -> tuple[np.ndarray, int]:
+def labelled_discs(mask: np.ndarray, image: Volume, *, levels: LevelsSettings) -> tuple[np.ndarray, int]:
     """Connected components of the disc label, numbered from 1, without those under the smallest disc size."""
     components, count = ndimage.label(mask == DISC)
     sizes = np.bincount(components.ravel(), minlength=count + 1) * voxel_size(image)
-    keep = np.flatnonzero(sizes >= size_setting(levels, "min_disc", single_slice=False))
+    keep = np.flatnonzero(sizes >= levels.min_disc(single_slice=False))
     keep = keep[keep > 0]
     renumber = np.zeros(count + 1, dtype=np.int32)
     renumber[keep] = np.arange(1, keep.size + 1)
@@ -156,7 +157,7 @@ def disc_order_match(
 
 
 def evaluate_spider_t2space(
-    root: str | Path, *, model: SegmentationModel, levels: Mapping[str, Any], progress: bool = True
+    root: str | Path, *, model: SegmentationModel, levels: LevelsSettings, progress: bool = True
 ) -> dict[str, Any]:
     """Metrics over every patient of a spider_t2space-layout folder (JSON-ready)."""
     from tqdm import tqdm

@@ -24,16 +24,18 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from modic.errors import InputError, ModicError
+from modic.io.slice_pair import load_slice_pair
+from modic.io.study import StudyImages
 from modic.levels.anatomy import LEVEL_WARNING_CODES
-
-if TYPE_CHECKING:
-    from modic.io.study import StudyImages
-    from modic.pipeline import StudyAnalysis
+from modic.io.study import load_study
+from modic.pipeline import analyze_images
+from modic.results import StudyAnalysis
+from modic.settings import AnalysisSettings
 
 IVD_LABEL_TO_LEVEL = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"}
 LEVELS = ("L3-L4", "L4-L5", "L5-S1")
@@ -116,8 +118,6 @@ def load_patient_images(
     root: Path, patient: str, spacings: Mapping[tuple[str, str], tuple[float, float]]
 ) -> StudyImages:
     """The T1/T2 slice pair of ``patient`` (either picture may be absent), with its ``series.csv`` spacing."""
-    from modic.io.slice_pair import load_slice_pair
-
     if (patient, "t1") not in spacings and (patient, "t2") not in spacings:
         raise InputError(f"series.csv has no PixelSpacing for patient {patient}")
     t1 = root / "images" / f"{patient}_t1.png"
@@ -130,17 +130,15 @@ def load_patient_images(
     )
 
 
-def analyse_patient(
+def analyze_patient(
     root: Path,
     patient: str,
     truth: Mapping[str, int],
     spacings: Mapping[tuple[str, str], tuple[float, float]],
     *,
     models: Any,
-    config: Mapping[str, Any],
+    config: AnalysisSettings,
 ) -> PatientGrading:
-    from modic.pipeline import analyze_images
-
     try:
         analysis = analyze_images(load_patient_images(root, patient, spacings), models=models, config=config)
     except ModicError as exc:
@@ -148,13 +146,10 @@ def analyse_patient(
     return patient_grading(patient, truth, analysis)
 
 
-def analyse_t2space_patient(
-    root: Path, patient: str, truth: Mapping[str, int], *, models: Any, config: Mapping[str, Any]
+def analyze_t2space_patient(
+    root: Path, patient: str, truth: Mapping[str, int], *, models: Any, config: AnalysisSettings
 ) -> PatientGrading:
     """The 3D path on one spider_t2space patient's T2 volume (``images/<patient>.nii.gz``) alone."""
-    from modic.io.study import load_study
-    from modic.pipeline import analyze_images
-
     path = root / "images" / f"{patient}.nii.gz"
     try:
         if not path.is_file():
@@ -182,7 +177,7 @@ def patient_grading(patient: str, truth: Mapping[str, int], analysis: StudyAnaly
     )
 
 
-def evaluate_spider(root: str | Path, *, models: Any, config: Mapping[str, Any], progress: bool = True) -> dict[str, Any]:
+def evaluate_spider(root: str | Path, *, models: Any, config: AnalysisSettings, progress: bool = True) -> dict[str, Any]:
     """Grade every patient of a spider_midsag or spider_t2space folder and score it (module docstring)."""
     from tqdm import tqdm
 
@@ -194,9 +189,9 @@ def evaluate_spider(root: str | Path, *, models: Any, config: Mapping[str, Any],
     for patient, levels in tqdm(sorted(truth.items(), key=lambda kv: _sort_key(kv[0])), desc="patients",
                                 unit="patient", disable=None if progress else True):
         if t2space:
-            results.append(analyse_t2space_patient(root, patient, levels, models=models, config=config))
+            results.append(analyze_t2space_patient(root, patient, levels, models=models, config=config))
         else:
-            results.append(analyse_patient(root, patient, levels, spacings, models=models, config=config))
+            results.append(analyze_patient(root, patient, levels, spacings, models=models, config=config))
     metrics = grading_metrics(results, types=not t2space)
     return {"layout": "spider_t2space" if t2space else "spider_midsag", **metrics}
 

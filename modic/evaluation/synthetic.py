@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from modic.errors import ModicError
-from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
+from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
+from modic.pipeline import analyze_images
+from modic.settings import AnalysisSettings
+from modic.synth import generate_study, to_study_images
 from modic.synth.lesions import MIXED_TYPES
 
 TYPES = (0, 1, 2, 3)
@@ -44,7 +47,7 @@ def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
             named_right = region.any() and int(np.bincount(instances[region]).argmax()) == value
             decided = named_right and grade.modic_type is not None  # an undetermined endplate counts as missed
             predicted[grade.endplate] = scored_type(grade.modic_type, grade.mixed) if decided else MISSED
-    graded = [e for level in analysis.config["levels"]["graded"] for e in _endplates(level)]
+    graded = [e for level in analysis.config.levels.graded for e in _endplates(level)]
     return [(name, truth[name], predicted.get(name, MISSED)) for name in graded if name in truth]
 
 
@@ -54,19 +57,14 @@ def scored_type(modic_type: int, mixed: str | None) -> int:
 
 
 def _endplates(level: str) -> tuple[str, str]:
-    from modic.levels.names import level_endplates
-
     return level_endplates(level)
 
 
 def evaluate_synthetic(
-    *, n: int, seed: int, synth_config: str, models: Any, config: Mapping[str, Any], progress: bool = True
+    *, n: int, seed: int, synth_config: str, models: Any, config: AnalysisSettings, progress: bool = True
 ) -> dict[str, Any]:
     """Generate ``n`` studies from ``seed`` and score every graded endplate (see module docstring)."""
     from tqdm import tqdm
-
-    from modic.pipeline import analyze_images
-    from modic.synth import generate_study, to_study_images
 
     outcomes: list[tuple[int, str, int, int]] = []
     failed: list[dict[str, Any]] = []
@@ -78,7 +76,7 @@ def evaluate_synthetic(
             failed.append({"seed": study_seed, "reason": str(exc)})
             truth = {e["name"]: int(e["modic_type"]) for e in study.truth["endplates"]}
             outcomes += [(study_seed, name, t, MISSED) for name, t in truth.items()
-                         if name in {e for lv in config["levels"]["graded"] for e in _endplates(lv)}]
+                         if name in {e for lv in config.levels.graded for e in _endplates(lv)}]
             continue
         outcomes += [(study_seed, *o) for o in endplate_outcomes(study, analysis)]
     return summarise(outcomes, failed)

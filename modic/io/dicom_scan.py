@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,8 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID
 from tqdm import tqdm
 
-from modic.config import load_shipped
 from modic.errors import InputError
+from modic.settings import IoSettings, shipped_settings
 
 log = logging.getLogger("modic.io.dicom_scan")
 
@@ -415,7 +415,7 @@ def series_label(number: int | None, description: str, series_uid: str) -> str:
     return f"{shown} '{description}' ({series_uid})" if series_uid else f"{shown} '{description}'"
 
 
-def scan_studies(root: str | Path, *, config: Mapping[str, Any] | None = None) -> list[StudyIndex]:
+def scan_studies(root: str | Path, *, config: IoSettings | None = None) -> list[StudyIndex]:
     """All studies under ``root``, one :class:`StudyIndex` per StudyInstanceUID.
 
     Skipped files are logged; use :func:`scan_folder` to get them as data.
@@ -426,7 +426,7 @@ def scan_studies(root: str | Path, *, config: Mapping[str, Any] | None = None) -
     return list(scan.studies)
 
 
-def scan_folder(root: str | Path, *, config: Mapping[str, Any] | None = None) -> FolderScan:
+def scan_folder(root: str | Path, *, config: IoSettings | None = None) -> FolderScan:
     """Read the headers of every file under ``root`` and group the images by study and series.
 
     Raises:
@@ -437,8 +437,8 @@ def scan_folder(root: str | Path, *, config: Mapping[str, Any] | None = None) ->
         raise InputError(f"study folder '{root}' does not exist; give the folder exported from the PACS")
     if not root.is_dir():
         raise InputError(f"'{root}' is not a folder; give the folder holding the study's DICOM files")
-    settings = config if config is not None else load_shipped("io.yaml")
-    follow = bool(settings.get("scan", {}).get("follow_symlinks", True))
+    settings = config if config is not None else shipped_settings().io
+    follow = settings.scan.follow_symlinks
 
     skipped: list[SkippedFile] = []
     files = list(_walk_files(root, follow_symlinks=follow, skipped=skipped))
@@ -448,7 +448,7 @@ def scan_folder(root: str | Path, *, config: Mapping[str, Any] | None = None) ->
         if isinstance(result, SkippedFile):
             skipped.append(result)
             continue
-        frames = _frame_headers(result, max_voxels=int(settings.get("memory", {}).get("max_voxels", 1 << 28)))
+        frames = _frame_headers(result, max_voxels=int(settings.memory.max_voxels))
         if isinstance(frames, SkippedFile):
             skipped.append(frames)
         else:

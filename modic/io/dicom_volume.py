@@ -12,7 +12,7 @@ one-line :class:`~modic.errors.InputError` naming the series and the values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,10 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from modic.config import load_shipped
 from modic.errors import InputError, MissingCodecError
 from modic.io.dicom_scan import FrameHeader, SeriesIndex, expand_frames, frame_number, header_int, printable, series_label
 from modic.io.volume import Volume, lps_to_ras
+from modic.settings import IoSettings, shipped_settings
 
 log = logging.getLogger("modic.io.dicom_volume")
 
@@ -83,16 +83,16 @@ class LoadedSeries:
     flags: tuple[tuple[str, str], ...] = ()
 
 
-def io_config(config: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-    """``configs/io.yaml`` unless a mapping with the same layout is given."""
-    return config if config is not None else load_shipped("io.yaml")
+def io_config(config: IoSettings | None = None) -> IoSettings:
+    """``config``, or the shipped io settings (``configs/io.yaml``) when None."""
+    return config if config is not None else shipped_settings().io
 
 
 def series_geometry(
     instances: Sequence[Dataset],
     *,
     label: str,
-    config: Mapping[str, Any] | None = None,
+    config: IoSettings | None = None,
     min_slices: int | None = None,
     single_slice_thickness: float | None = None,
 ) -> SeriesGeometry:
@@ -101,7 +101,7 @@ def series_geometry(
     Args:
         instances: header datasets of the series (any order).
         label: how messages name the series (see :func:`series_label`).
-        config: ``configs/io.yaml`` layout; the shipped file by default.
+        config: the io settings (``io``); the shipped ones by default.
         min_slices: fewest distinct slice positions accepted (default
             ``geometry.min_slices``).
         single_slice_thickness: slice thickness (mm) used for the third
@@ -113,8 +113,8 @@ def series_geometry(
             spacing or matrix, too few slices, non-uniform or non-collinear
             slice positions.
     """
-    geo = dict(io_config(config)["geometry"])
-    needed = int(geo["min_slices"]) if min_slices is None else min_slices
+    geo = io_config(config).geometry
+    needed = int(geo.min_slices) if min_slices is None else min_slices
     if not instances:
         raise InputError(f"{label} has no images")
     stacks = frame_stacks(instances)
@@ -131,18 +131,18 @@ def series_geometry(
                 f"{label}: PixelSpacing {_fmt(spacing)} in {_name(ds)} is not a pair of positive numbers; "
                 "the file's geometry is corrupt, re-export the series"
             )
-    _check_orientation(orientations[0], instances[0], label=label, tolerance=float(geo["orthonormality_tolerance"]))
+    _check_orientation(orientations[0], instances[0], label=label, tolerance=float(geo.orthonormality_tolerance))
 
     first = orientations[0]
     for ds, orientation in zip(instances, orientations):
         difference = float(np.max(np.abs(np.subtract(orientation, first))))
-        if difference > float(geo["orientation_tolerance"]):
+        if difference > float(geo.orientation_tolerance):
             raise InputError(
                 f"{label} mixes slice orientations: ImageOrientationPatient {_fmt(orientation)} in {_name(ds)} "
                 f"differs from {_fmt(first)} in {_name(instances[0])}; choose a series acquired in one plane"
             )
     for ds, spacing in zip(instances, spacings):
-        if float(np.max(np.abs(np.subtract(spacing, spacings[0])))) > float(geo["pixel_spacing_tolerance_mm"]):
+        if float(np.max(np.abs(np.subtract(spacing, spacings[0])))) > float(geo.pixel_spacing_tolerance_mm):
             raise InputError(
                 f"{label} mixes pixel spacings: PixelSpacing {_fmt(spacing)} in {_name(ds)} "
                 f"differs from {_fmt(spacings[0])} in {_name(instances[0])}; choose another series"
@@ -165,7 +165,7 @@ def series_geometry(
 
     kept: list[int] = []
     duplicates: list[tuple[int, int]] = []
-    dup_tolerance = float(geo["duplicate_position_tolerance_mm"])
+    dup_tolerance = float(geo.duplicate_position_tolerance_mm)
     for index in order:
         if kept and abs(along[index] - along[kept[-1]]) <= dup_tolerance:
             duplicates.append((int(kept[-1]), int(index)))
@@ -183,7 +183,7 @@ def series_geometry(
     if len(kept) > 1:
         mean_step = float(np.mean(steps))
         allowed = max(
-            float(geo["slice_spacing_tolerance_mm"]), float(geo["slice_spacing_tolerance_fraction"]) * mean_step
+            float(geo.slice_spacing_tolerance_mm), float(geo.slice_spacing_tolerance_fraction) * mean_step
         )
         worst = int(np.argmax(np.abs(steps - mean_step)))
         if abs(float(steps[worst]) - mean_step) > allowed:
@@ -196,10 +196,10 @@ def series_geometry(
         step_vector = (stack[-1] - stack[0]) / (len(kept) - 1)
         deviation = stack - (stack[0] + np.outer(np.arange(len(kept)), step_vector))
         worst_deviation = float(np.max(np.linalg.norm(deviation, axis=1)))
-        if worst_deviation > float(geo["collinearity_tolerance_mm"]):
+        if worst_deviation > float(geo.collinearity_tolerance_mm):
             raise InputError(
                 f"{label}: slice origins (ImagePositionPatient) do not lie on a straight line "
-                f"(largest deviation {worst_deviation:.4g} mm, tolerance {geo['collinearity_tolerance_mm']} mm); "
+                f"(largest deviation {worst_deviation:.4g} mm, tolerance {geo.collinearity_tolerance_mm} mm); "
                 "the series mixes stacks, choose another series"
             )
         slice_spacing = float(np.linalg.norm(step_vector))
@@ -266,7 +266,7 @@ def _sortable(key: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:
 def load_series(
     series: SeriesIndex,
     *,
-    config: Mapping[str, Any] | None = None,
+    config: IoSettings | None = None,
     min_slices: int | None = None,
     single_slice_thickness: float | None = None,
 ) -> LoadedSeries:
@@ -341,12 +341,12 @@ def load_series(
     return LoadedSeries(volume=volume, headers=tuple(headers), warnings=tuple(warnings), flags=tuple(flags))
 
 
-def check_memory(series: SeriesIndex, *, config: Mapping[str, Any] | None = None) -> None:
+def check_memory(series: SeriesIndex, *, config: IoSettings | None = None) -> None:
     """Raise the memory-guard InputError for ``series`` without reading pixels."""
     settings = io_config(config)
     rows, columns = _matrix(series.first, label=series.label)
     voxels = rows * columns * len(series.instances)
-    limit = int(settings["memory"]["max_voxels"])
+    limit = int(settings.memory.max_voxels)
     if voxels > limit:
         raise InputError(
             f"{series.label} is {rows} x {columns} x {len(series.instances)} = {voxels:,} voxels, above the memory "

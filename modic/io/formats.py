@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from modic.errors import InputError, UsageError
 from modic.io.dicom_scan import SeriesIndex, header_int, printable, series_label
 from modic.io.dicom_volume import decode_pixels, io_config, load_series
 from modic.io.volume import Volume, lps_to_ras
+from modic.settings import IoSettings
 
 log = logging.getLogger("modic.io.formats")
 
@@ -38,8 +38,8 @@ _RASTER_ROW_DIRECTION_LPS = np.array([0.0, 1.0, 0.0])
 _RASTER_COLUMN_DIRECTION_LPS = np.array([0.0, 0.0, -1.0])
 
 
-def read_volume(path: str | Path) -> Volume:
-    """A 3D volume from a NIfTI (.nii, .nii.gz) or ITK (.mha, .mhd, .nrrd) file.
+def read_volume(path: str | Path, *, config: IoSettings | None = None) -> Volume:
+    """A 3D volume from a NIfTI (.nii, .nii.gz) or ITK (.mha, .mhd, .nrrd) file (``config``: the io settings).
 
     Raises:
         UsageError: unsupported file type.
@@ -48,16 +48,16 @@ def read_volume(path: str | Path) -> Volume:
     path = Path(path)
     kind = _kind(path)
     if kind == "nifti":
-        return read_nifti(path)
+        return read_nifti(path, config=config)
     if kind == "itk":
-        return read_itk(path)
+        return read_itk(path, config=config)
     raise UsageError(
         f"'{path}' is not a NIfTI or MHA/MHD/NRRD file; give a .nii, .nii.gz, .mha, .mhd or .nrrd file "
         "(or a DICOM folder)"
     )
 
 
-def read_nifti(path: str | Path, *, config: Mapping[str, Any] | None = None) -> Volume:
+def read_nifti(path: str | Path, *, config: IoSettings | None = None) -> Volume:
     """A NIfTI image as a float32 Volume (scaling applied, affine from sform/qform as nibabel chooses).
 
     The voxel count of the header is checked against ``memory.max_voxels`` of
@@ -112,7 +112,7 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
     return path
 
 
-def read_itk(path: str | Path, *, config: Mapping[str, Any] | None = None) -> Volume:
+def read_itk(path: str | Path, *, config: IoSettings | None = None) -> Volume:
     """An MHA/MHD/NRRD image (via SimpleITK) as a float32 Volume with a RAS affine.
 
     The voxel count of the header is checked against ``memory.max_voxels`` of
@@ -160,7 +160,7 @@ def read_slice(
     path: str | Path,
     *,
     spacing: tuple[float, float] | None = None,
-    config: Mapping[str, Any] | None = None,
+    config: IoSettings | None = None,
 ) -> Volume:
     """One sagittal slice as a Volume of shape ``(I, J, 1)``.
 
@@ -171,7 +171,7 @@ def read_slice(
             columns. Required for raster images (they carry no geometry); for
             DICOM it is used only when PixelSpacing is absent, for NIfTI/MHA
             it is ignored (the header wins).
-        config: ``configs/io.yaml`` layout.
+        config: the io settings (``io``; the shipped ones by default).
 
     Returns:
         A Volume whose ``array[i, j, 0]`` is the pixel at column ``i``, row
@@ -189,7 +189,7 @@ def read_slice(
     if spacing is not None:
         spacing = _valid_spacing(spacing)
     suffix = path.name.lower()
-    raster = tuple(str(s).lower() for s in settings["single_slice"]["raster_extensions"])
+    raster = tuple(str(s).lower() for s in settings.single_slice.raster_extensions)
     if suffix.endswith(raster):
         if spacing is None:
             raise UsageError(
@@ -215,7 +215,7 @@ def read_slice(
     )
 
 
-def _dicom_slice(path: Path, *, spacing: tuple[float, float] | None, settings: Mapping[str, Any]) -> Volume:
+def _dicom_slice(path: Path, *, spacing: tuple[float, float] | None, settings: IoSettings) -> Volume:
     import pydicom
 
     try:
@@ -366,8 +366,8 @@ def _dicom_thickness(header: Any, *, default: float) -> float:
     return default
 
 
-def _default_thickness(settings: Mapping[str, Any]) -> float:
-    return float(settings["single_slice"]["default_thickness_mm"])
+def _default_thickness(settings: IoSettings) -> float:
+    return float(settings.single_slice.default_thickness_mm)
 
 
 def _valid_spacing(spacing: Any) -> tuple[float, float]:
@@ -408,10 +408,10 @@ def _as_3d(data: np.ndarray, *, path: Path) -> np.ndarray:
     return data
 
 
-def _check_voxels(shape: tuple[int, ...], *, path: Path, config: Mapping[str, Any] | None) -> None:
+def _check_voxels(shape: tuple[int, ...], *, path: Path, config: IoSettings | None) -> None:
     """The memory guard of DICOM series (``memory.max_voxels``), from a file header, before reading voxels."""
     voxels = int(np.prod(shape, dtype=object)) if shape else 0
-    limit = int(io_config(config)["memory"]["max_voxels"])
+    limit = int(io_config(config).memory.max_voxels)
     if voxels > limit:
         raise InputError(
             f"'{path}' is {' x '.join(str(n) for n in shape)} = {voxels:,} voxels by its header, above the memory "

@@ -15,14 +15,13 @@ already the same the moving volume is returned unchanged (no interpolation).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
 
-from modic.config import load_shipped
 from modic.io.volume import Volume
+from modic.settings import IoSettings, shipped_settings
 
 Interpolation = Literal["linear", "nearest"]
 _ORDER = {"linear": 1, "nearest": 0}
@@ -33,7 +32,7 @@ def same_grid(a: Volume, b: Volume, *, tolerance_mm: float | None = None) -> boo
 
     The tolerance defaults to ``resample.grid_tolerance_mm`` in ``configs/io.yaml``.
     """
-    tolerance = tolerance_mm if tolerance_mm is not None else _settings(None)["resample"]["grid_tolerance_mm"]
+    tolerance = tolerance_mm if tolerance_mm is not None else _settings(None).resample.grid_tolerance_mm
     return a.shape == b.shape and bool(np.allclose(a.affine, b.affine, rtol=0.0, atol=tolerance))
 
 
@@ -43,7 +42,7 @@ def resample_to(
     *,
     interpolation: Interpolation = "linear",
     tolerance_mm: float | None = None,
-    config: Mapping[str, Any] | None = None,
+    config: IoSettings | None = None,
 ) -> Volume:
     """``moving`` sampled on the grid of ``reference``.
 
@@ -52,8 +51,8 @@ def resample_to(
         reference: volume whose shape and affine the result takes.
         interpolation: ``"linear"`` for images, ``"nearest"`` for labels.
         tolerance_mm: grids closer than this are treated as identical; default
-            from ``configs/io.yaml`` (or ``config``).
-        config: ``configs/io.yaml`` layout (the shipped file by default).
+            from ``config``.
+        config: the io settings (``io``; the shipped ones by default).
 
     Returns:
         ``moving`` itself when the grids are identical; otherwise a new Volume
@@ -64,7 +63,7 @@ def resample_to(
     if interpolation not in _ORDER:
         raise ValueError(f"interpolation must be 'linear' or 'nearest', not {interpolation!r}")
     settings = _settings(config)
-    tolerance = tolerance_mm if tolerance_mm is not None else float(settings["resample"]["grid_tolerance_mm"])
+    tolerance = tolerance_mm if tolerance_mm is not None else float(settings.resample.grid_tolerance_mm)
     if same_grid(moving, reference, tolerance_mm=tolerance):
         return moving
     voxel_to_voxel = np.linalg.inv(moving.affine) @ reference.affine
@@ -72,10 +71,10 @@ def resample_to(
     if interpolation == "linear" and not np.issubdtype(source.dtype, np.floating):
         source = source.astype(np.float32)
     matrix, offset = voxel_to_voxel[:3, :3], voxel_to_voxel[:3, 3]
-    resample = settings["resample"]
-    edge = float(resample["edge_tolerance_voxels"])
+    resample = settings.resample
+    edge = float(resample.edge_tolerance_voxels)
     if interpolation == "linear" and _axis_aligned(
-        matrix, reference.shape, tolerance_voxels=float(resample["axis_aligned_tolerance_voxels"])
+        matrix, reference.shape, tolerance_voxels=float(resample.axis_aligned_tolerance_voxels)
     ):
         resampled = _separable_linear(source, np.diag(matrix), offset, reference.shape, edge=edge)
     else:
@@ -156,5 +155,5 @@ def _separable_linear(
     return result
 
 
-def _settings(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return config if config is not None else load_shipped("io.yaml")
+def _settings(config: IoSettings | None) -> IoSettings:
+    return config if config is not None else shipped_settings().io

@@ -45,10 +45,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydicom.uid import UID
 
-from modic.config import load_shipped
 from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.dicom_scan import SeriesIndex, StudyIndex, header_int
 from modic.io.dicom_volume import frame_stacks, io_config, series_geometry
+from modic.settings import IoSettings, SeriesSelectionSettings, shipped_settings
 
 log = logging.getLogger("modic.io.series_select")
 
@@ -151,16 +151,16 @@ class Selection:
         )
 
 
-def selection_config(config: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-    """``configs/series_selection.yaml`` unless a mapping with the same layout is given."""
-    return config if config is not None else load_shipped("series_selection.yaml")
+def selection_config(config: SeriesSelectionSettings | None = None) -> SeriesSelectionSettings:
+    """``config``, or the shipped series-selection settings (``configs/series_selection.yaml``) when None."""
+    return config if config is not None else shipped_settings().series_selection
 
 
 def classify_series(
     series: SeriesIndex,
     *,
-    config: Mapping[str, Any] | None = None,
-    io_settings: Mapping[str, Any] | None = None,
+    config: SeriesSelectionSettings | None = None,
+    io_settings: IoSettings | None = None,
 ) -> SeriesClassification:
     """Plane, weighting and problems of one series, from its headers."""
     cfg = selection_config(config)
@@ -169,43 +169,43 @@ def classify_series(
     first = stack[0]
     description = series.description
     text = description.lower()
-    patterns = cfg["description_patterns"]
+    patterns = cfg.description_patterns
     problems: list[str] = []
     notes: list[str] = []
 
     modality = series.modality
-    if modality not in cfg["modalities"]:
-        problems.append(f"modality '{modality}' is not one of {list(cfg['modalities'])}")
+    if modality not in cfg.modalities:
+        problems.append(f"modality '{modality}' is not one of {list(cfg.modalities)}")
     sop_class = str(first.get("SOPClassUID", "") or "")
     image_type = tuple(str(v).upper() for v in _values(first.get("ImageType")))
     all_types = {str(v).upper() for ds in series.instances for v in _values(ds.get("ImageType"))}
 
-    localizer_types = sorted(all_types & {str(v).upper() for v in cfg["image_type"]["localizer"]})
+    localizer_types = sorted(all_types & {str(v).upper() for v in cfg.image_type.localizer})
     if localizer_types:
         problems.append(f"localizer (ImageType {'/'.join(localizer_types)})")
     normals = _normals(series)
-    planes = _orientation_clusters(normals, degrees=float(cfg["plane"]["same_orientation_deg"]))
-    tolerance = float(cfg["plane"]["oblique_tolerance_deg"])
+    planes = _orientation_clusters(normals, degrees=float(cfg.plane.same_orientation_deg))
+    tolerance = float(cfg.plane.oblique_tolerance_deg)
     plane_names = ", ".join(sorted({plane_of(n, tolerance_deg=tolerance)[0] for n in planes}))
-    if _largest_angle(planes) > float(cfg["plane"]["localizer_angle_deg"]):
+    if _largest_angle(planes) > float(cfg.plane.localizer_angle_deg):
         problems.append(f"localizer ({len(planes)} slice orientations in one series: {plane_names})")
     elif len(planes) > 1:
         problems.append(
             f"{len(planes)} slice blocks with different angulations in one series ({plane_names}); not one volume"
         )
-    if _matches(text, patterns["localizer"]) and not localizer_types:
+    if _matches(text, patterns.localizer) and not localizer_types:
         problems.append(f"localizer (description '{description}')")
-    if sop_class in cfg["secondary_capture_sop_classes"]:
+    if sop_class in cfg.secondary_capture_sop_classes:
         problems.append(f"secondary capture ({UID(sop_class).name})")
-    elif image_type[:1] and image_type[0] in cfg["image_type"]["derived_value_1"]:
+    elif image_type[:1] and image_type[0] in cfg.image_type.derived_value_1:
         problems.append(f"derived image (ImageType {'/'.join(image_type)})")
-    elif len(image_type) > 1 and image_type[1] in cfg["image_type"]["derived_value_2"]:
+    elif len(image_type) > 1 and image_type[1] in cfg.image_type.derived_value_2:
         problems.append(f"secondary image (ImageType {'/'.join(image_type)})")
-    elif _matches(text, patterns["derived"]):
+    elif _matches(text, patterns.derived):
         problems.append(f"derived image (description '{description}')")
-    if sop_class in cfg["unsupported_sop_classes"]:
-        problems.append(f"unsupported SOP class: {cfg['unsupported_sop_classes'][sop_class]}")
-    elif sop_class not in cfg["image_sop_classes"] and sop_class not in cfg["secondary_capture_sop_classes"]:
+    if sop_class in cfg.unsupported_sop_classes:
+        problems.append(f"unsupported SOP class: {cfg.unsupported_sop_classes[sop_class]}")
+    elif sop_class not in cfg.image_sop_classes and sop_class not in cfg.secondary_capture_sop_classes:
         problems.append(f"SOP class '{UID(sop_class).name or sop_class}' is not an MR image")
     if series.corrupt_files:
         example = series.corrupt_files[0]
@@ -230,7 +230,7 @@ def classify_series(
         config=cfg,
     )
     notes.extend(weighting_notes)
-    contrast = bool(str(first.get("ContrastBolusAgent", "") or "").strip()) or _matches(text, patterns["contrast"])
+    contrast = bool(str(first.get("ContrastBolusAgent", "") or "").strip()) or _matches(text, patterns.contrast)
 
     rows, columns = header_int(first, "Rows"), header_int(first, "Columns")
     matrix = (rows, columns) if rows is not None and columns is not None else None
@@ -328,7 +328,7 @@ def classify_weighting(
     inversion_time: float | None,
     scanning_sequence: Sequence[str],
     scan_options: Sequence[str],
-    config: Mapping[str, Any] | None = None,
+    config: SeriesSelectionSettings | None = None,
 ) -> tuple[str, str, str | None, str | None, bool, list[str]]:
     """Weighting of a series from its description and its physics.
 
@@ -340,22 +340,22 @@ def classify_weighting(
         ``none``) and ``notes`` explain disagreements (physics wins).
     """
     cfg = selection_config(config)
-    patterns = cfg["description_patterns"]
+    patterns = cfg.description_patterns
     text = description.lower()
     notes: list[str] = []
 
-    desc_stir = _matches(text, patterns["stir"])
-    desc_fs = _matches(text, patterns["fat_suppressed"])
+    desc_stir = _matches(text, patterns.stir)
+    desc_fs = _matches(text, patterns.fat_suppressed)
     desc_base: str | None = None
-    if _matches(text, patterns["t2_star"]):
+    if _matches(text, patterns.t2_star):
         desc_base = "T2STAR"
-    elif _matches(text, patterns["t1"]):
+    elif _matches(text, patterns.t1):
         desc_base = "T1"
-    elif _matches(text, patterns["flair"]):
+    elif _matches(text, patterns.flair):
         desc_base = "FLAIR"
-    elif _matches(text, patterns["t2"]):
+    elif _matches(text, patterns.t2):
         desc_base = "T2"
-    elif _matches(text, patterns["pd"]):
+    elif _matches(text, patterns.pd):
         desc_base = "PD"
     desc_weighting = "STIR" if desc_stir else desc_base
 
@@ -366,7 +366,7 @@ def classify_weighting(
         scanning_sequence=scanning_sequence,
         config=cfg,
     )
-    fs_options = sorted(set(scan_options) & {str(v).upper() for v in cfg["physics"]["fat_sat_scan_options"]})
+    fs_options = sorted(set(scan_options) & {str(v).upper() for v in cfg.physics.fat_sat_scan_options})
 
     stir = False
     base: str | None
@@ -414,21 +414,20 @@ def physics_weighting(
     echo_time: float | None,
     inversion_time: float | None,
     scanning_sequence: Sequence[str],
-    config: Mapping[str, Any] | None = None,
+    config: SeriesSelectionSettings | None = None,
 ) -> tuple[str | None, str]:
     """Weighting implied by TR/TE/TI and the sequence type, or None, with the reason in words."""
-    phys = selection_config(config)["physics"]
+    phys = selection_config(config).physics
     sequence = {s.upper() for s in scanning_sequence}
     inversion = "IR" in sequence or (inversion_time is not None and inversion_time > 0)
     if inversion:
         if inversion_time is None or inversion_time <= 0:
             return None, "inversion recovery without InversionTime"
-        for name, key in (
-            ("STIR", "stir_inversion_time"),
-            ("T1", "t1_inversion_time"),
-            ("FLAIR", "flair_inversion_time"),
+        for name, (low, high) in (
+            ("STIR", phys.stir_inversion_time),
+            ("T1", phys.t1_inversion_time),
+            ("FLAIR", phys.flair_inversion_time),
         ):
-            low, high = phys[key]
             if low <= inversion_time <= high:
                 return name, f"inversion time {inversion_time:g} ms is {name}-like"
         return None, f"inversion time {inversion_time:g} ms is outside the STIR, T1 and FLAIR ranges"
@@ -437,11 +436,11 @@ def physics_weighting(
     if repetition_time is None or echo_time is None:
         return None, "no RepetitionTime/EchoTime"
     tr, te = repetition_time, echo_time
-    if tr <= phys["t1"]["max_repetition_time"] and te <= phys["t1"]["max_echo_time"]:
+    if tr <= phys.t1.max_repetition_time and te <= phys.t1.max_echo_time:
         return "T1", f"TR {tr:g} ms / TE {te:g} ms is T1-weighted"
-    if tr >= phys["t2"]["min_repetition_time"] and te >= phys["t2"]["min_echo_time"]:
+    if tr >= phys.t2.min_repetition_time and te >= phys.t2.min_echo_time:
         return "T2", f"TR {tr:g} ms / TE {te:g} ms is T2-weighted"
-    if tr >= phys["pd"]["min_repetition_time"] and te <= phys["pd"]["max_echo_time"]:
+    if tr >= phys.pd.min_repetition_time and te <= phys.pd.max_echo_time:
         return "PD", f"TR {tr:g} ms / TE {te:g} ms is PD-weighted"
     return None, f"TR {tr:g} ms / TE {te:g} ms is between the T1, T2 and PD ranges"
 
@@ -451,8 +450,8 @@ def select_series(
     *,
     t1_uid: str | None = None,
     t2_uid: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    io_settings: Mapping[str, Any] | None = None,
+    config: SeriesSelectionSettings | None = None,
+    io_settings: IoSettings | None = None,
 ) -> Selection:
     """Choose the sagittal T1 and T2 of ``study`` and log every decision.
 
@@ -484,8 +483,11 @@ def select_series(
             )
 
     classes = {s.series_uid: classify_series(s, config=cfg, io_settings=io_cfg) for s in study.series}
-    wanted = {"t1": set(cfg["selection"]["t1_weightings"]), "t2": set(cfg["selection"]["t2_weightings"])}
-    plane = str(cfg["selection"]["plane"])
+    wanted = {
+        "t1": {w.value for w in cfg.selection.t1_weightings},
+        "t2": {w.value for w in cfg.selection.t2_weightings},
+    }
+    plane = cfg.selection.plane.value
     overridden = {uid for uid in overrides.values() if uid}
     candidates = {
         role: [

@@ -17,6 +17,7 @@ from modic.io.formats import read_slice
 from modic.io.resample import resample_to
 from modic.io.study import SeriesInfo, StudyImages
 from modic.io.volume import Volume
+from modic.settings import IoSettings
 
 
 def load_slice_pair(
@@ -25,6 +26,7 @@ def load_slice_pair(
     t2: str | Path | None,
     spacing: tuple[float, float] | None = None,
     t2_spacing: tuple[float, float] | None = None,
+    config: IoSettings | None = None,
 ) -> StudyImages:
     """Read a T1 and/or T2 slice.
 
@@ -33,6 +35,7 @@ def load_slice_pair(
         t2: T2 slice file of the same position.
         spacing: ``(row_mm, col_mm)`` of the T1 (required for pictures).
         t2_spacing: spacing of the T2 when it differs; defaults to ``spacing``.
+        config: the io settings (``io``); the shipped ones by default.
 
     Raises:
         UsageError: no file given, missing spacing, or two pictures of
@@ -40,8 +43,8 @@ def load_slice_pair(
     """
     if t1 is None and t2 is None:
         raise UsageError("give a T1 slice (--t1), a T2 slice (--t2), or both")
-    t1_volume = read_slice(t1, spacing=spacing) if t1 is not None else None
-    t2_volume = read_slice(t2, spacing=t2_spacing or spacing) if t2 is not None else None
+    t1_volume = read_slice(t1, spacing=spacing, config=config) if t1 is not None else None
+    t2_volume = read_slice(t2, spacing=t2_spacing or spacing, config=config) if t2 is not None else None
     decisions: list[dict[str, Any]] = []
     if t1_volume is not None and t2_volume is not None and t2_spacing is None and _raster(t1_volume, t2_volume):
         if t1_volume.shape != t2_volume.shape:
@@ -59,7 +62,7 @@ def load_slice_pair(
                               f"{volume.spacing[1]:.3g} x {volume.spacing[0]:.3g} mm (row x column)"})
     t2_on_t1 = t2_volume
     if t1_volume is not None and t2_volume is not None:
-        t2_on_t1 = resample_to(t2_volume, t1_volume)
+        t2_on_t1 = resample_to(t2_volume, t1_volume, config=config)
     series = {
         role: _series_info(role, volume, path)
         for role, volume, path in (("t1", t1_volume, t1), ("t2", t2_volume, t2))

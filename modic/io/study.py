@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from modic.config import load_shipped
 from modic.errors import InputError, SeriesSelectionError, UsageError
 from modic.io.dicom_scan import FolderScan, SkippedFile, StudyIndex, scan_folder
 from modic.io.dicom_volume import check_memory, io_config, load_series
@@ -26,6 +25,7 @@ from modic.io.formats import read_volume
 from modic.io.resample import resample_to
 from modic.io.series_select import SeriesClassification, plane_of, select_series, selection_config
 from modic.io.volume import Volume
+from modic.settings import InputCheckSettings, IoSettings, SeriesSelectionSettings, shipped_settings
 
 log = logging.getLogger("modic.io.study")
 
@@ -104,8 +104,9 @@ def load_study(
     t2: str | Path | None = None,
     t1_uid: str | None = None,
     t2_uid: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    selection: Mapping[str, Any] | None = None,
+    config: IoSettings | None = None,
+    selection: SeriesSelectionSettings | None = None,
+    checks: InputCheckSettings | None = None,
 ) -> StudyImages:
     """Read the sagittal T1 and T2 of one study.
 
@@ -115,8 +116,9 @@ def load_study(
         t2: a T2 NIfTI/MHA file, instead of ``path``.
         t1_uid: SeriesInstanceUID of the T1 in ``path`` (overrides the automatic choice).
         t2_uid: SeriesInstanceUID of the T2 in ``path``.
-        config: ``configs/io.yaml`` layout (the shipped file by default).
-        selection: ``configs/series_selection.yaml`` layout.
+        config: the io settings (``io``); the shipped ones by default.
+        selection: the series-selection settings (``series_selection``).
+        checks: the input-check settings (``input_checks``).
 
     Raises:
         UsageError: a wrong combination of arguments.
@@ -126,6 +128,7 @@ def load_study(
     """
     io_cfg = io_config(config)
     sel_cfg = selection_config(selection)
+    checks = checks if checks is not None else shipped_settings().input_checks
     if path is not None and (t1 is not None or t2 is not None):
         raise UsageError("give either a DICOM study folder or T1/T2 files (--t1/--t2), not both")
     if path is None and t1 is None and t2 is None:
@@ -133,8 +136,10 @@ def load_study(
     if path is None and (t1_uid or t2_uid):
         raise UsageError("--t1-uid/--t2-uid choose series inside a DICOM study folder; give the folder too")
     if path is not None:
-        return _load_dicom_study(Path(path), t1_uid=t1_uid, t2_uid=t2_uid, io_cfg=io_cfg, sel_cfg=sel_cfg)
-    return _load_files(t1=t1, t2=t2, io_cfg=io_cfg, sel_cfg=sel_cfg)
+        return _load_dicom_study(
+            Path(path), t1_uid=t1_uid, t2_uid=t2_uid, io_cfg=io_cfg, sel_cfg=sel_cfg, checks=checks
+        )
+    return _load_files(t1=t1, t2=t2, io_cfg=io_cfg, sel_cfg=sel_cfg, checks=checks)
 
 
 def single_study(scan: FolderScan) -> StudyIndex:
@@ -164,8 +169,9 @@ def _load_dicom_study(
     *,
     t1_uid: str | None,
     t2_uid: str | None,
-    io_cfg: Mapping[str, Any],
-    sel_cfg: Mapping[str, Any],
+    io_cfg: IoSettings,
+    sel_cfg: SeriesSelectionSettings,
+    checks: InputCheckSettings,
 ) -> StudyImages:
     if root.is_file():
         raise UsageError(f"'{root}' is a file; give the DICOM study folder, or NIfTI/MHA files as T1/T2 (--t1/--t2)")
@@ -179,6 +185,7 @@ def _load_dicom_study(
         t2_uid=t2_uid,
         io_cfg=io_cfg,
         sel_cfg=sel_cfg,
+        checks=checks,
     )
 
 
@@ -187,8 +194,9 @@ def load_study_index(
     *,
     t1_uid: str | None = None,
     t2_uid: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    selection: Mapping[str, Any] | None = None,
+    config: IoSettings | None = None,
+    selection: SeriesSelectionSettings | None = None,
+    checks: InputCheckSettings | None = None,
 ) -> StudyImages:
     """Read the sagittal T1 and T2 of a study already found by :func:`~modic.io.dicom_scan.scan_studies`.
 
@@ -198,6 +206,7 @@ def load_study_index(
     """
     io_cfg = io_config(config)
     sel_cfg = selection_config(selection)
+    checks = checks if checks is not None else shipped_settings().input_checks
     corrupt = tuple(item for series in index.series for item in series.corrupt_files)
     decision = {
         "event": "index",
@@ -209,7 +218,8 @@ def load_study_index(
         f"{index.n_instances} image(s)" + (f", {len(corrupt)} corrupt file(s) skipped" if corrupt else ""),
     }
     return _load_indexed(
-        index, decisions=[decision], skipped=corrupt, t1_uid=t1_uid, t2_uid=t2_uid, io_cfg=io_cfg, sel_cfg=sel_cfg
+        index, decisions=[decision], skipped=corrupt, t1_uid=t1_uid, t2_uid=t2_uid, io_cfg=io_cfg, sel_cfg=sel_cfg,
+        checks=checks,
     )
 
 
@@ -220,8 +230,9 @@ def _load_indexed(
     skipped: tuple[SkippedFile, ...],
     t1_uid: str | None,
     t2_uid: str | None,
-    io_cfg: Mapping[str, Any],
-    sel_cfg: Mapping[str, Any],
+    io_cfg: IoSettings,
+    sel_cfg: SeriesSelectionSettings,
+    checks: InputCheckSettings,
 ) -> StudyImages:
     root = study.root
     chosen = select_series(study, t1_uid=t1_uid, t2_uid=t2_uid, config=sel_cfg, io_settings=io_cfg)
@@ -254,7 +265,7 @@ def _load_indexed(
         headers[role] = loaded.headers
         infos[role] = _dicom_series_info(role, c, volumes[role], root=root)
     return _assemble(
-        volumes, decisions, infos, io_cfg=io_cfg,
+        volumes, decisions, infos, io_cfg=io_cfg, checks=checks,
         study_uid=study.study_uid,
         t1_source_headers=headers.get("t1", ()),
         t2_source_headers=headers.get("t2", ()),
@@ -266,13 +277,14 @@ def _load_files(
     *,
     t1: str | Path | None,
     t2: str | Path | None,
-    io_cfg: Mapping[str, Any],
-    sel_cfg: Mapping[str, Any],
+    io_cfg: IoSettings,
+    sel_cfg: SeriesSelectionSettings,
+    checks: InputCheckSettings,
 ) -> StudyImages:
     decisions: list[dict[str, Any]] = []
     volumes: dict[str, Volume] = {}
     infos: dict[str, SeriesInfo] = {}
-    tolerance = float(sel_cfg["plane"]["oblique_tolerance_deg"])
+    tolerance = float(sel_cfg.plane.oblique_tolerance_deg)
     for role, given in (("t1", t1), ("t2", t2)):
         if given is None:
             message = f"no {role.upper()} file given; the analysis continues without it"
@@ -284,7 +296,7 @@ def _load_files(
                 f"--{role} '{file}' is a folder; give the DICOM study folder as the study path "
                 f"(choose the series with --{role}-uid) or a NIfTI/MHA file as --{role}"
             )
-        volume = read_volume(file)
+        volume = read_volume(file, config=io_cfg)
         plane, _ = plane_of(volume.affine[:3, 2], tolerance_deg=tolerance)
         volumes[role] = Volume(
             array=volume.array,
@@ -317,7 +329,7 @@ def _load_files(
                 "warnings": list(volume.info.get("warnings", [])),
             }
         )
-    return _assemble(volumes, decisions, infos, io_cfg=io_cfg, study_uid=None)
+    return _assemble(volumes, decisions, infos, io_cfg=io_cfg, checks=checks, study_uid=None)
 
 
 def _assemble(
@@ -325,7 +337,8 @@ def _assemble(
     decisions: list[dict[str, Any]],
     series: dict[str, SeriesInfo],
     *,
-    io_cfg: Mapping[str, Any],
+    io_cfg: IoSettings,
+    checks: InputCheckSettings,
     **provenance: Any,
 ) -> StudyImages:
     """The study's images with the T2 brought onto the T1 grid; warnings among ``decisions`` are logged.
@@ -335,7 +348,7 @@ def _assemble(
     """
     _refuse_identical(volumes, series)
     t2_native = volumes.get("t2")
-    t2 = _align(t2_native, volumes.get("t1"), decisions, io_cfg=io_cfg)
+    t2 = _align(t2_native, volumes.get("t1"), decisions, io_cfg=io_cfg, checks=checks)
     if t2 is None and t2_native is not None:
         series = {role: info for role, info in series.items() if role != "t2"}
         t2_native = None
@@ -364,12 +377,17 @@ def _shown(info: SeriesInfo) -> str:
 
 
 def _align(
-    t2: Volume | None, t1: Volume | None, decisions: list[dict[str, Any]], *, io_cfg: Mapping[str, Any]
+    t2: Volume | None,
+    t1: Volume | None,
+    decisions: list[dict[str, Any]],
+    *,
+    io_cfg: IoSettings,
+    checks: InputCheckSettings,
 ) -> Volume | None:
     """The T2 on the T1 grid (unchanged when the grids already match), with the decision logged.
 
     None when the T2 covers less than ``overlap.min_t2_coverage`` of the T1's
-    field of view (``configs/input_checks.yaml``): an image that does not
+    field of view (``checks``, ``configs/input_checks.yaml``): an image that does not
     overlap the T1 is never fused with it; the study goes on as T1-only, with
     the warning ``t2_outside_t1``.
     """
@@ -399,7 +417,7 @@ def _align(
     coverage = resample_to(t2.with_array(np.ones(t2.shape, dtype=np.float32)), t1, interpolation="nearest",
                            config=io_cfg).array
     covered = float(np.count_nonzero(coverage > 0.5)) / max(coverage.size, 1)
-    minimum = float(load_shipped("input_checks.yaml")["overlap"]["min_t2_coverage"])
+    minimum = float(checks.overlap.min_t2_coverage)
     if covered < minimum:
         message = (
             f"the T2 covers {100 * covered:.1f}% of the T1 field of view (at least {100 * minimum:g}% needed, "

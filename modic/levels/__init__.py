@@ -10,7 +10,6 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "Flag": "modic.levels.labelling",
     "SpineAnatomy": "modic.levels.anatomy",
     "Structure": "modic.levels.anatomy",
     "build_anatomy": "modic.levels.anatomy",

@@ -16,11 +16,12 @@ from modic.levels.instances import (
     class_labels,
     instances_from_settings,
     is_single_slice,
-    size_setting,
     voxel_size,
 )
-from modic.levels.labelling import Flag, Naming, check_body_sizes, name_levels
+from modic.levels.labelling import Naming, check_body_sizes, name_levels
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, endplate_parts, level_endplates
+from modic.results import Flag
+from modic.settings import DepthMode, EndplateSettings, LevelsSettings
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,13 @@ LEVEL_WARNING_CODES = frozenset(
 """Warning codes that say a level may be misnamed or a structure is missing (evaluations count them)."""
 
 
-def level_flags(naming: Naming, levels: Mapping[str, Any], *, split_bodies: int, single_slice: bool) -> list[Flag]:
+def level_flags(naming: Naming, levels: LevelsSettings, *, split_bodies: int, single_slice: bool) -> list[Flag]:
     """Every flag about the level names: the naming's own, oversized bodies, and bodies split apart.
 
     ``modic analyze`` and ``modic evaluate seg`` both call this, so the evaluation
     measures the warnings users see.
     """
-    maximum = size_setting(levels, "max_vertebra", single_slice=single_slice)
+    maximum = levels.max_vertebra(single_slice=single_slice)
     flags = naming.flags + check_body_sizes(naming.vertebrae, maximum=maximum, unit="mm2" if single_slice else "mm3")
     if split_bodies:
         flags.append(
@@ -125,16 +126,16 @@ def build_anatomy(
     probabilities: np.ndarray,
     geometry: Volume,
     *,
-    levels: Mapping[str, Any],
-    endplates: Mapping[str, Any],
+    levels: LevelsSettings,
+    endplates: EndplateSettings,
 ) -> SpineAnatomy:
     """Instances, names, flags and endplate regions from class probabilities on ``geometry``'s grid.
 
     Args:
         probabilities: ``(C, I, J, K)`` class probabilities (see :mod:`modic.segmentation.classes`).
         geometry: the volume whose grid the probabilities are on (the T1 when present).
-        levels: the ``levels`` section of ``configs/analysis.yaml``.
-        endplates: its ``endplates`` section.
+        levels: the level settings (``levels`` in ``configs/analysis.yaml``).
+        endplates: the endplate settings (``endplates`` there).
     """
     single = is_single_slice(geometry)
     semantic = class_labels(probabilities)
@@ -162,7 +163,7 @@ def build_anatomy(
     reference_map = np.zeros(geometry.shape, dtype=np.uint8)
     spine_axes: dict[str, np.ndarray] = {}
     regions = _endplate_regions(
-        graded=levels["graded"],
+        graded=levels.graded,
         naming_vertebrae=naming.vertebrae,
         naming_discs=naming.discs,
         instances_bone=instances.bone_map,
@@ -217,7 +218,7 @@ def _endplate_regions(
     instances_bone: np.ndarray,
     instances_disc: np.ndarray,
     geometry: Volume,
-    settings: Mapping[str, Any],
+    settings: EndplateSettings,
     endplate_map: np.ndarray,
     reference_map: np.ndarray,
     flags: list[Flag],
@@ -240,7 +241,7 @@ def _endplate_regions(
             window = _window(boxes[component.label - 1], geometry, settings)
             sub = _sub_volume(geometry, window)
             body = _lateral_core(instances_bone[window] == component.label, sub,
-                                 float(settings["max_lateral_fraction"]))
+                                 float(settings.max_lateral_fraction))
             disc_component = naming_discs.get(level)
             disc = instances_disc[window] == disc_component.label if disc_component is not None else None
             if vertebra not in frames:
@@ -256,7 +257,7 @@ def _endplate_regions(
             endplate_map[window][band & (endplate_map[window] == 0)] = label
             n_band = int((endplate_map[window] == label).sum())
             n_reference = int((reference_map[window] == reference_labels[vertebra]).sum())
-            if n_band < int(settings["min_band_voxels"]) or n_reference < int(settings["min_reference_voxels"]):
+            if n_band < int(settings.min_band_voxels) or n_reference < int(settings.min_reference_voxels):
                 flags.append(
                     Flag(
                         "small_region",
@@ -284,7 +285,7 @@ def _endplate_regions(
 
 
 def _lateral_core(body: np.ndarray, volume: Volume, max_fraction: float) -> np.ndarray:
-    """``body`` without voxels farther from its mid-sagittal plane than ``max_fraction`` of its AP depth.
+    """``body`` without voxels farther from its mid-sagittal plane than ``max_fraction`` of its anterior-posterior size.
 
     A lumbar body is about 1.5 times as wide as it is deep, so its half-width is
     about 0.75 of its depth; bone the network labels beyond that in far lateral
@@ -316,10 +317,10 @@ def _spine_axis(vertebra: str, named: Mapping[str, Component], component: Compon
     return axis / np.linalg.norm(axis)
 
 
-def _window(box: tuple[slice, ...], geometry: Volume, settings: Mapping[str, Any]) -> tuple[slice, ...]:
+def _window(box: tuple[slice, ...], geometry: Volume, settings: EndplateSettings) -> tuple[slice, ...]:
     """A body's bounding ``box`` grown by enough millimetres to contain its endplate bands and discs."""
-    depth = settings["depth"]
-    reach_mm = 20.0 + (float(depth["value"]) if depth["mode"] == "mm" else 0.0)
+    depth = settings.depth
+    reach_mm = 20.0 + (float(depth.value) if depth.mode is DepthMode.MM else 0.0)
     margin = np.ceil(reach_mm / np.asarray(geometry.spacing)).astype(int)
     return tuple(
         slice(int(max(b.start - m, 0)), int(min(b.stop + m, n))) for b, m, n in zip(box, margin, geometry.shape)

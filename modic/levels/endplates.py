@@ -14,15 +14,14 @@ per scanner and per bias field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from modic.arrays import bounding_box
 from modic.io.volume import Volume
+from modic.settings import EndplateSettings
 
 LATERAL = np.array([1.0, 0.0, 0.0])
 """RAS left-right axis: the normal of a sagittal plane."""
@@ -63,14 +62,37 @@ class EndplateRegion:
 
 @dataclass(frozen=True)
 class BodyFrame:
-    """A vertebral body's local frame: centre, cranio-caudal axis, AP axis, and voxel coordinates in it."""
+    """A vertebral body's local frame: centre, cranio-caudal axis, AP axis, and voxel coordinates in it.
+
+    ``t_low`` and ``t_high`` are the inferior and superior endplate surfaces at
+    the middle of the body (along ``axis``, relative to ``centre``); see
+    :attr:`height_mm`.
+    """
 
     centre: np.ndarray
     axis: np.ndarray
     ap_axis: np.ndarray
-    height_mm: float
+    t_low: float
+    t_high: float
     t: np.ndarray
     s: np.ndarray
+
+    @property
+    def height_mm(self) -> float:
+        """The vertebral body height: modic's one definition, used by every stage.
+
+        The mid-vertebral height: the distance between the superior and the
+        inferior endplate along the spine axis, through the middle of the body
+        (the central half of its anterior-posterior extent; the 2nd and 98th
+        percentiles of the voxels there, so that a stray voxel does not count).
+        It is the height radiologists measure in the middle of the body, where
+        a Modic band is measured from the endplate (the endplate band's depth
+        and the extent's height fraction are fractions of it); the body's
+        corners and a wedge shape do not inflate it, and the endplates'
+        central concavity is inside it. The synthetic generator plants its
+        bands against the same height (:attr:`modic.synth.anatomy.Vertebra.height`).
+        """
+        return self.t_high - self.t_low
 
 
 def body_frame(body: np.ndarray, volume: Volume, axis: np.ndarray) -> BodyFrame:
@@ -84,7 +106,7 @@ def body_frame(body: np.ndarray, volume: Volume, axis: np.ndarray) -> BodyFrame:
     s = (points - centre) @ ap_axis
     central = np.abs(s - np.median(s)) <= 0.25 * max(np.ptp(s), 1e-6)
     low, high = np.percentile(t[central] if central.any() else t, [2, 98])
-    return BodyFrame(centre, axis, ap_axis, float(high - low), t, s)
+    return BodyFrame(centre, axis, ap_axis, float(low), float(high), t, s)
 
 
 def endplate_band(
@@ -94,14 +116,13 @@ def endplate_band(
     volume: Volume,
     *,
     side: str,
-    settings: Mapping[str, Any],
+    settings: EndplateSettings,
 ) -> tuple[np.ndarray, float]:
     """Boolean band mask (same shape as ``body``) and the depth used in mm."""
-    depth_setting = settings["depth"]
-    depth = float(depth_setting["value"]) * (frame.height_mm if depth_setting["mode"] == "fraction" else 1.0)
-    exclude = float(settings["exclude_mm"])
+    depth = settings.depth.millimetres(body_height_mm=frame.height_mm)
+    exclude = float(settings.exclude_mm)
     spacing = np.asarray(volume.spacing)
-    inner = _inner(body, disc, spacing, float(settings["rim_mm"]))
+    inner = _inner(body, disc, spacing, float(settings.rim_mm))
     if disc is not None and disc.any():
         distance = _distance_to(disc, spacing, near=body, within_mm=exclude + depth)
         band = inner & (distance > exclude) & (distance <= exclude + depth)
@@ -118,12 +139,11 @@ def endplate_band(
     return band & inner, depth
 
 
-def reference_region(body: np.ndarray, frame: BodyFrame, volume: Volume, *, settings: Mapping[str, Any]) -> np.ndarray:
+def reference_region(body: np.ndarray, frame: BodyFrame, volume: Volume, *, settings: EndplateSettings) -> np.ndarray:
     """Central marrow of the body (see module docstring)."""
-    low_fraction, high_fraction = (float(v) for v in settings["reference_height"])
-    t_low, t_high = np.percentile(frame.t, [2, 98])
-    height = t_high - t_low
-    ap_half = 0.5 * float(settings["reference_ap"]) * np.ptp(frame.s)
+    low_fraction, high_fraction = (float(v) for v in settings.reference_height)
+    t_low, height = frame.t_low, frame.height_mm
+    ap_half = 0.5 * float(settings.reference_ap) * np.ptp(frame.s)
     chosen = (
         (frame.t >= t_low + low_fraction * height)
         & (frame.t <= t_low + high_fraction * height)
@@ -131,7 +151,7 @@ def reference_region(body: np.ndarray, frame: BodyFrame, volume: Volume, *, sett
     )
     region = np.zeros_like(body)
     region[tuple(np.argwhere(body)[chosen].T)] = True
-    return region & _inner(body, None, np.asarray(volume.spacing), float(settings["rim_mm"]))
+    return region & _inner(body, None, np.asarray(volume.spacing), float(settings.rim_mm))
 
 
 def _inner(body: np.ndarray, disc: np.ndarray | None, spacing: np.ndarray, rim_mm: float) -> np.ndarray:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -12,6 +10,7 @@ from scipy import ndimage
 from modic.arrays import bounding_box
 from modic.io.volume import Volume
 from modic.segmentation.classes import SegClass
+from modic.settings import LevelsSettings
 
 
 PROBE_INTO_BONE_MM = 2.0
@@ -387,11 +386,11 @@ def _superior_axis(volume: Volume) -> np.ndarray:
 def instances_from_settings(
     probabilities: np.ndarray,
     volume: Volume,
-    levels: Mapping[str, Any],
+    levels: LevelsSettings,
     *,
     semantic: np.ndarray | None = None,
 ) -> Instances:
-    """:func:`find_instances` with the thresholds of the ``levels`` section of ``configs/analysis.yaml``.
+    """:func:`find_instances` with the thresholds of the level settings (``levels`` in ``configs/analysis.yaml``).
 
     Area thresholds apply to single slices, volume thresholds to 3D series.
     """
@@ -399,21 +398,16 @@ def instances_from_settings(
     return find_instances(
         probabilities,
         volume,
-        min_bone=size_setting(levels, "min_vertebra", single_slice=single),
-        min_s1=size_setting(levels, "min_s1", single_slice=single),
-        min_disc=size_setting(levels, "min_disc", single_slice=single),
-        disc_separation_mm=float(levels["disc_separation_mm"]),
-        merge_factor=float(levels["merge_factor"]),
-        split_min_fraction=float(levels["split_min_fraction"]),
-        min_relative_size=float(levels["min_relative_size"]),
-        lateral_trim_fraction=float(levels["lateral_trim_fraction"]),
+        min_bone=levels.min_vertebra(single_slice=single),
+        min_s1=levels.min_s1(single_slice=single),
+        min_disc=levels.min_disc(single_slice=single),
+        disc_separation_mm=float(levels.disc_separation_mm),
+        merge_factor=float(levels.merge_factor),
+        split_min_fraction=float(levels.split_min_fraction),
+        min_relative_size=float(levels.min_relative_size),
+        lateral_trim_fraction=float(levels.lateral_trim_fraction),
         semantic=semantic,
     )
-
-
-def size_setting(levels: Mapping[str, Any], name: str, *, single_slice: bool) -> float:
-    """The ``levels`` size setting ``<name>_area_mm2`` for a single slice, ``<name>_volume_mm3`` for a 3D series."""
-    return float(levels[f"{name}_area_mm2" if single_slice else f"{name}_volume_mm3"])
 
 
 def class_labels(probabilities: np.ndarray) -> np.ndarray:

@@ -10,24 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from modic.levels.instances import Component
 from modic.levels.names import disc_name, vertebra_name
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A warning attached to the analysis: machine-readable ``code`` and a sentence for people."""
-
-    code: str
-    message: str
-    severity: str = "warning"
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "severity": self.severity, "message": self.message}
+from modic.results import Flag
+from modic.settings import LevelsSettings
 
 
 @dataclass
@@ -37,14 +26,14 @@ class Naming:
     flags: list[Flag] = field(default_factory=list)
 
 
-def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings: Mapping[str, Any]) -> Naming:
+def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings: LevelsSettings) -> Naming:
     """Assign anatomical names to bone and disc instances (see module docstring)."""
     naming = Naming()
     if not bones:
         naming.flags.append(Flag("no_vertebrae", "no vertebral body was found in the image"))
         return naming
     by_height = sorted(bones, key=lambda c: c.superior_mm)
-    s1 = _choose_s1(by_height, float(settings["s1_fraction"]), naming.flags)
+    s1 = _choose_s1(by_height, float(settings.s1_fraction), naming.flags)
     if s1 is None:
         above = by_height
         naming.flags.append(
@@ -58,7 +47,7 @@ def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings
         naming.vertebrae["S1"] = s1
         above = [c for c in by_height if c.superior_mm > s1.superior_mm and c is not s1]
         below = [c for c in by_height if c.superior_mm < s1.superior_mm]
-        _check_s1_size(s1, above, float(settings["min_s1_relative_size"]), naming.flags)
+        _check_s1_size(s1, above, float(settings.min_s1_relative_size), naming.flags)
         if below:
             naming.flags.append(
                 Flag("bone_below_s1", f"{len(below)} bony structure(s) below S1 were ignored", severity="info")
@@ -67,7 +56,7 @@ def name_levels(bones: Sequence[Component], discs: Sequence[Component], settings
         naming.vertebrae[vertebra_name(offset)] = component
 
     ordered = sorted(naming.vertebrae.items(), key=lambda item: item[1].superior_mm)
-    _check_gaps(ordered, float(settings["gap_factor"]), naming.flags)
+    _check_gaps(ordered, float(settings.gap_factor), naming.flags)
     _assign_discs(ordered, discs, naming)
     _check_transitional(naming, discs, settings)
     return naming
@@ -191,7 +180,7 @@ def _assign_discs(ordered: Sequence[tuple[str, Component]], discs: Sequence[Comp
         free.remove(chosen)
 
 
-def _check_transitional(naming: Naming, discs: Sequence[Component], settings: Mapping[str, Any]) -> None:
+def _check_transitional(naming: Naming, discs: Sequence[Component], settings: LevelsSettings) -> None:
     """Flag a formed disc directly below S1 (lumbarised S1) or a much smaller L5-S1 disc (sacralised L5).
 
     A residual S1-S2 disc, a thin remnant seen in many adults, is normal: a
@@ -205,9 +194,9 @@ def _check_transitional(naming: Naming, discs: Sequence[Component], settings: Ma
     lumbar_discs = [d.size for name, d in naming.discs.items() if name in ("L3-L4", "L4-L5", "L5-S1")]
     if s1 is not None and l5 is not None and lumbar_discs:
         axis = l5.centroid_ras - s1.centroid_ras
-        reach = float(settings["transitional_disc_distance"]) * float(np.linalg.norm(axis))
+        reach = float(settings.transitional_disc_distance) * float(np.linalg.norm(axis))
         typical_disc = float(np.median(lumbar_discs))
-        minimum = float(settings["transitional_disc_min_size"]) * typical_disc
+        minimum = float(settings.transitional_disc_min_size) * typical_disc
         below = [
             d for d in discs
             if d not in naming.discs.values()
@@ -226,7 +215,7 @@ def _check_transitional(naming: Naming, discs: Sequence[Component], settings: Ma
             )
     lumbosacral = naming.discs.get("L5-S1")
     above = naming.discs.get("L4-L5")
-    ratio = float(settings["transitional_disc_ratio"])
+    ratio = float(settings.transitional_disc_ratio)
     if lumbosacral is not None and above is not None and lumbosacral.size < ratio * above.size:
         naming.flags.append(
             Flag(

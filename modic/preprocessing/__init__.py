@@ -1,13 +1,6 @@
-"""Bring images onto the grid and intensity scale the segmentation network expects."""
+"""Bring images onto the grid and intensity scale the segmentation network expects.
 
-from modic.preprocessing.sagittal import (
-    NETWORK_AXCODES,
-    NetworkGrid,
-    from_network_grid,
-    normalize_slices,
-    sagittal_slices,
-    to_network_grid,
-)
-
-__all__ = ["NETWORK_AXCODES", "NetworkGrid", "from_network_grid", "normalize_slices", "sagittal_slices",
-           "to_network_grid"]
+:mod:`modic.preprocessing.sagittal` (torch and MONAI) makes the network's
+input; :mod:`modic.preprocessing.registration` (NumPy) aligns a T2 slice on a
+T1 slice. The package imports neither, so that the NumPy part stays light.
+"""

@@ -39,7 +39,7 @@ from modic.errors import AnalysisError
 from modic.io.dicom_scan import frame_number
 from modic.levels import SpineAnatomy
 from modic.levels.names import endplate_parts
-from modic.pipeline import StudyAnalysis
+from modic.results import StudyAnalysis
 from modic.report.figures import DISC_COLOUR, MODIC_COLOURS, UNDETERMINED_COLOUR, VERTEBRA_COLOUR
 
 SERIES_NUMBER = 9101
@@ -253,7 +253,10 @@ def algorithm_identification(analysis: StudyAnalysis) -> object:
     segmentation = segmentation_used(analysis)
     classifier = analysis.models.get("classifier", {})
     parameters = {
-        "segmentation_model": f"{segmentation.get('bundle')} {segmentation.get('version')}",
+        "segmentation_model": (
+            f"{segmentation['bundle']} {segmentation.get('version')}" if "bundle" in segmentation
+            else str(segmentation.get("source"))
+        ),
         "classifier": str(classifier.get("method")),
     }
     return hd.AlgorithmIdentificationSequence(

@@ -29,10 +29,9 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from modic import __version__, atomic
-from modic.classification.grading import UNDETERMINED
 from modic.errors import AnalysisError
 from modic.levels.names import endplate_parts
-from modic.pipeline import StudyAnalysis
+from modic.results import UNDETERMINED, StudyAnalysis
 from modic.report.dicom_seg import MANUFACTURER, endplate_tracking_id, model_id, vertebra_code
 
 SERIES_NUMBER = 9102

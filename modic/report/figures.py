@@ -32,7 +32,7 @@ from modic import RESEARCH_NOTICE, atomic
 from modic.arrays import bounding_box
 from modic.io.volume import Volume
 from modic.levels import SpineAnatomy
-from modic.pipeline import StudyAnalysis
+from modic.results import StudyAnalysis
 
 MODIC_COLOURS: dict[int, tuple[int, int, int]] = {
     0: (120, 200, 120),

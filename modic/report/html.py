@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from modic import atomic
-from modic.classification.grading import UNDETERMINED
 from modic.report.figures import MODIC_COLOURS, UNDETERMINED_COLOUR
+from modic.results import UNDETERMINED
 
 TEMPLATE_FOLDER = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"

@@ -12,22 +12,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
+from importlib import metadata
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modic import RESEARCH_NOTICE, __version__
 from modic.report.privacy import input_paths, scrub, study_key
 from modic.report.schema import SCHEMA_NAME, SCHEMA_VERSION, read_report
+from modic.results import UNDETERMINED, EndplateGrade, LevelGrade, StudyAnalysis
 
 if TYPE_CHECKING:
-    from modic.classification.grading import EndplateGrade, LevelGrade
     from modic.io.study import StudyImages
     from modic.levels import SpineAnatomy
-    from modic.pipeline import StudyAnalysis
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "build_report", "dumps", "read_report"]
 
 DIGITS = 4
+
+
+def _installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, read from its metadata: recorded without importing it."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def build_report(
@@ -38,9 +46,6 @@ def build_report(
     created: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The report dictionary of ``analysis`` (identifiers removed unless ``keep_identifiers``)."""
-    import monai
-    import torch
-
     images = analysis.images
     paths = [*input_paths(images), *_input_uids(images)]
     anatomy = analysis.anatomy
@@ -56,8 +61,8 @@ def build_report(
             "name": "modic",
             "version": __version__,
             "python": platform.python_version(),
-            "torch": torch.__version__,
-            "monai": monai.__version__,
+            "torch": _installed_version("torch"),
+            "monai": _installed_version("monai"),
         },
         "models": analysis.models,
         "study": study,
@@ -73,14 +78,19 @@ def build_report(
         "levels": [_level(level, anatomy) for level in analysis.levels],
         "warnings": [flag.as_dict() for flag in analysis.warnings],
         "input_decisions": scrub(images.decisions, paths=paths, keep_identifiers=keep_identifiers),
-        "settings": {
-            "levels": analysis.config["levels"],
-            "endplates": analysis.config["endplates"],
-            "classification": analysis.config["classification"],
-        },
+        "settings": _settings(analysis),
         "candidacy": dict(candidacy) if candidacy is not None else None,
     }
     return _rounded(report)
+
+
+REPORTED_SETTINGS = ("levels", "endplates", "classification")
+"""The sections of the analysis settings that report.json records (``settings``), as the YAML files write them."""
+
+
+def _settings(analysis: StudyAnalysis) -> dict[str, Any]:
+    effective = analysis.config.to_dict()
+    return {section: effective[section] for section in REPORTED_SETTINGS}
 
 
 def _input_uids(images: StudyImages) -> list[str]:
@@ -108,7 +118,6 @@ def _identifiers(analysis: StudyAnalysis) -> dict[str, Any]:
 
 def _type(modic_type: int | None) -> int | str:
     """A Modic type as reports write it: 0-3, or ``"undetermined"``."""
-    from modic.classification.grading import UNDETERMINED
 
     return UNDETERMINED if modic_type is None else modic_type
 

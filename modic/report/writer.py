@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from modic import atomic
-from modic.errors import OutputError, UsageError
+from modic.errors import OutputError, OutputFolderError
 from modic.io.formats import write_nifti
-from modic.pipeline import StudyAnalysis
+from modic.results import StudyAnalysis
 from modic.report import dicom_seg, dicom_sr, figures, html
 from modic.report.json_report import build_report, dumps
 from modic.report.tables import endplate_rows, to_csv
@@ -47,44 +47,49 @@ def check_output_folder(path: str | Path, *, overwrite: bool, inputs: Iterable[s
     left next to the output (:func:`modic.atomic.remove_stale_temporaries`).
 
     Returns the output as an absolute path, to be used from then on.
+
+    Raises:
+        OutputFolderError: the folder is refused (its ``remedy`` says what to change).
     """
     given = path
     path = Path(os.path.abspath(path))
     real = Path(os.path.realpath(path))
     here = Path.cwd().resolve()
     if real == here or real in here.parents:
-        raise UsageError(
-            f"output folder '{given}' is the current folder or one above it, which modic would replace as a whole; "
-            "give a new folder name, e.g. -o results"
+        raise OutputFolderError(
+            f"output folder '{given}' is the current folder or one above it, which modic would replace as a whole",
+            remedy="new_name", folder=str(given),
         )
     for item in inputs:
         if item is not None:
             _refuse_input_overlap(given, real, Path(item))
     if path.is_symlink():
-        raise UsageError(
-            f"output '{given}' is a symbolic link (to '{os.readlink(path)}'), which modic cannot replace by a "
-            "rename; give the folder it points to, or a new folder"
+        raise OutputFolderError(
+            f"output '{given}' is a symbolic link (to '{os.readlink(path)}'), which modic cannot replace by a rename",
+            remedy="link_target", folder=str(given),
         )
     if path.exists() and not path.is_dir():
-        raise UsageError(f"output '{given}' exists and is not a folder; choose another -o")
+        raise OutputFolderError(f"output '{given}' exists and is not a folder", remedy="other", folder=str(given))
     if path.is_dir() and os.path.ismount(path):
-        raise UsageError(
-            f"output folder '{given}' is a mount point, which modic cannot replace by a rename; "
-            f"give a new folder inside it, e.g. -o {Path(given) / 'results'}"
+        raise OutputFolderError(
+            f"output folder '{given}' is a mount point, which modic cannot replace by a rename",
+            remedy="inside", folder=str(given),
         )
     if path.is_dir() and any(path.iterdir()):
         if not overwrite:
-            raise UsageError(f"output folder '{given}' is not empty; choose another -o or add --overwrite")
-        atomic.refuse_foreign(path, error=UsageError)
+            raise OutputFolderError(f"output folder '{given}' is not empty", remedy="overwrite", folder=str(given))
+        atomic.refuse_foreign(path)
     ancestor = path.parent
     while not ancestor.exists() and not ancestor.is_symlink():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise UsageError(f"output folder '{given}' cannot be created: '{ancestor}' is not a folder; choose another -o")
+        raise OutputFolderError(
+            f"output folder '{given}' cannot be created: '{ancestor}' is not a folder", remedy="other", folder=str(given)
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"output folder '{given}' cannot be created: '{ancestor}' is not writable (read-only or no permission); "
-            "choose another -o"
+        raise OutputFolderError(
+            f"output folder '{given}' cannot be created: '{ancestor}' is not writable (read-only or no permission)",
+            remedy="other", folder=str(given),
         )
     _try_rename(ancestor, given=given)
     atomic.remove_stale_temporaries(path.parent)
@@ -92,15 +97,14 @@ def check_output_folder(path: str | Path, *, overwrite: bool, inputs: Iterable[s
 
 
 def _refuse_input_overlap(given: str | Path, real: Path, item: Path) -> None:
-    """UsageError when the output is, holds or lies inside the input ``item``."""
+    """OutputFolderError when the output is, holds or lies inside the input ``item``."""
     if not item.exists():
         return
     source = item.resolve()
     if real == source or real in source.parents or (source.is_dir() and source in real.parents):
         relation = "is" if real == source else "holds" if real in source.parents else "lies inside"
-        raise UsageError(
-            f"output folder '{given}' {relation} the input '{item}'; choose an -o outside the input "
-            "(modic never writes into its input)"
+        raise OutputFolderError(
+            f"output folder '{given}' {relation} the input '{item}'", remedy="outside_input", folder=str(given)
         )
 
 
@@ -116,12 +120,41 @@ def _try_rename(folder: Path, *, given: str | Path) -> None:
         raise OutputError(
             f"cannot write the output folder '{given}': creating and renaming a folder in '{folder}' failed "
             f"({exc.strerror or type(exc).__name__}); check that the file system there is writable, "
-            "or choose another -o"
+            "or choose another output folder"
         ) from None
     finally:
         if probe is not None:
             with contextlib.suppress(OSError):
                 probe.rmdir()
+
+
+def write_report(
+    analysis: StudyAnalysis,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    keep_identifiers: bool = False,
+    dicom: bool = True,
+    candidacy: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | Path | None] = (),
+) -> dict[str, Any]:
+    """Everything ``modic analyze`` writes, into ``out_dir``: the folder checked, then written atomically.
+
+    The folder is refused as :func:`check_output_folder` says (also when it
+    is, holds or lies inside one of the analysis' input files or folders, or
+    one of ``inputs``), then :func:`write_outputs` writes it. Returns the
+    report dictionary. This is what :meth:`modic.api.Analysis.write`
+    and ``modic analyze`` call.
+
+    Raises:
+        OutputFolderError: the folder is refused; nothing is written.
+        OutputError: the folder cannot be written (no permission, disk full); nothing is left behind.
+    """
+    own = [info.path for info in analysis.images.series.values() if info.path]
+    folder = check_output_folder(out_dir, overwrite=overwrite, inputs=[*own, *inputs])
+    return write_outputs(
+        analysis, folder, keep_identifiers=keep_identifiers, candidacy=candidacy, dicom=dicom, overwrite=overwrite
+    )
 
 
 def write_outputs(
@@ -148,7 +181,7 @@ def write_outputs(
         raise OutputError(
             f"cannot write the outputs to '{out_dir}': {exc.strerror or type(exc).__name__}"
             + (f" ('{exc.filename}')" if exc.filename else "")
-            + "; check the free space and permissions there, or choose another -o"
+            + "; check the free space and permissions there, or choose another output folder"
         ) from None
     return report
 

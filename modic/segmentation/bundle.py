@@ -14,19 +14,24 @@ import torch
 
 from modic.bundles import BUNDLE_FIX, read_bundle, write_bundle
 from modic.errors import ModelError
-from modic.resources import models_dir
+from modic.resources import resolve_bundle
+from modic.settings.fields import number, omissible, positive
 
 DEFAULT_BUNDLE = "spine_seg"
 
 
 @dataclass(frozen=True)
 class PreprocessSettings:
-    """How images are brought to the network (stored in the bundle's ``modic`` section)."""
+    """How images are brought to the network (stored in the bundle's ``modic`` section).
 
-    spacing_mm: float
-    percentile_lower: float
-    percentile_upper: float
-    pad_multiple: int = 16
+    Its fields carry the settings checks, so that a training config's
+    ``preprocessing`` section is built and checked by the settings builder.
+    """
+
+    spacing_mm: float = positive()
+    percentile_lower: float = number(0, 100)
+    percentile_upper: float = number(0, 100)
+    pad_multiple: int = omissible(number(1, integer=True), 16)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PreprocessSettings:
@@ -66,12 +71,13 @@ class LoadedBundle:
 
 
 def default_bundle_path() -> Path:
-    return models_dir() / DEFAULT_BUNDLE
+    return resolve_bundle(DEFAULT_BUNDLE, kind="segmentation")
 
 
-def load_bundle(path: str | Path | None = None) -> LoadedBundle:
-    """Load a segmentation bundle (default: the shipped one); errors are :class:`ModelError`."""
-    bundle = read_bundle(Path(path) if path is not None else default_bundle_path())
+def load_bundle(source: str | Path | None = None) -> LoadedBundle:
+    """Load a segmentation bundle by shipped name or folder (:func:`modic.resources.resolve_bundle`; default: the
+    shipped one); errors are :class:`ModelError`."""
+    bundle = read_bundle(resolve_bundle(source if source is not None else DEFAULT_BUNDLE, kind="segmentation"))
     inference = bundle.path / "configs" / "inference.json"
     try:
         settings = PreprocessSettings.from_mapping(bundle.settings)

@@ -26,8 +26,9 @@ from scipy import ndimage
 
 from modic.errors import AnalysisError, ConfigError
 from modic.io.volume import Volume
-from modic.preprocessing import NetworkGrid, from_network_grid, normalize_slices, sagittal_slices, to_network_grid
+from modic.preprocessing.sagittal import NetworkGrid, from_network_grid, normalize_slices, sagittal_slices, to_network_grid
 from modic.segmentation.bundle import LoadedBundle, PreprocessSettings, load_bundle
+from modic.segmentation.probabilities import fuse_probabilities
 
 CPU_PRECISIONS = ("float32", "bfloat16", "auto")
 
@@ -122,20 +123,20 @@ class SegmentationModel:
         return self.thin_slice_model
 
     @torch.no_grad()
-    def logits_on_grid(self, stack: torch.Tensor, grid: NetworkGrid) -> torch.Tensor:
+    def probabilities_on_grid(self, stack: torch.Tensor, grid: NetworkGrid) -> torch.Tensor:
         """Per-slice class probabilities ``(C, slices, rows, cols)`` for a normalised stack ``(slices, rows, cols)``."""
-        return self.logits_on_grids([stack], [grid])[0]
+        return self.probabilities_on_grids([stack], [grid])[0]
 
     @torch.no_grad()
-    def logits_on_grids(self, stacks: Sequence[torch.Tensor], grids: Sequence[NetworkGrid]) -> list[torch.Tensor]:
-        """:meth:`logits_on_grid` of several stacks (e.g. of many studies) in shared forward passes.
+    def probabilities_on_grids(self, stacks: Sequence[torch.Tensor], grids: Sequence[NetworkGrid]) -> list[torch.Tensor]:
+        """:meth:`probabilities_on_grid` of several stacks (e.g. of many studies) in shared forward passes.
 
         Each stack goes to :meth:`model_for` its grid. Slices whose padded size
         is the same share batches of ``batch_size`` whatever stack they come
         from, so a GPU sees full batches rather than one short study at a time.
         Every slice is padded exactly as on its own (the network normalises
         each slice separately), so each stack's result equals
-        :meth:`logits_on_grid` of that stack up to floating-point rounding.
+        :meth:`probabilities_on_grid` of that stack up to floating-point rounding.
         """
         if len(stacks) != len(grids):
             raise ValueError(f"{len(stacks)} stacks but {len(grids)} grids; give each stack its grid")
@@ -144,11 +145,11 @@ class SegmentationModel:
         for model in (self, self.thin_slice_model):
             members = [index for index, m in enumerate(models) if m is model]
             if members:
-                results.update(zip(members, model._logits_of_own_stacks([stacks[i] for i in members])))
+                results.update(zip(members, model._probabilities_of_own_stacks([stacks[i] for i in members])))
         return [results[index] for index in range(len(stacks))]
 
-    def _logits_of_own_stacks(self, stacks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """:meth:`logits_on_grids` with this model's own network for every stack."""
+    def _probabilities_of_own_stacks(self, stacks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """:meth:`probabilities_on_grids` with this model's own network for every stack."""
         pad = DivisiblePad(k=self.settings.pad_multiple, method="end")
         padded = [torch.as_tensor(pad(stack)).as_subclass(torch.Tensor) for stack in stacks]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -208,7 +209,7 @@ class SegmentationModel:
     def predict_probabilities(self, volume: Volume) -> np.ndarray:
         """Class probabilities ``(C, I, J, K)`` on ``volume``'s own grid."""
         stack, grid = self.network_input(volume)
-        return self.to_volume_grid(self.logits_on_grid(stack, grid), grid)
+        return self.to_volume_grid(self.probabilities_on_grid(stack, grid), grid)
 
     def predict_fused(self, volumes: Sequence[Volume]) -> np.ndarray:
         """Mean class probabilities of several co-registered volumes (e.g. T1 and T2 on the T1 grid)."""
@@ -258,16 +259,3 @@ def smooth_across_slices(
     if sigma_mm <= 0 or probabilities.shape[axis] < 2 or too_thick:
         return probabilities
     return ndimage.gaussian_filter1d(probabilities, sigma_mm / spacing_mm, axis=axis, mode="nearest")
-
-
-def fuse_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
-    """The mean class probabilities ``(C, I, J, K)`` of co-registered volumes, as :meth:`predict_fused` returns."""
-    if not probabilities:
-        raise AnalysisError("no image to segment: give a T1 or a T2")
-    shapes = {p.shape for p in probabilities}
-    if len(shapes) != 1:
-        raise AnalysisError(f"probabilities to fuse must share a grid; got shapes {sorted(shapes)}")
-    total = np.array(probabilities[0], dtype=np.float32, copy=True)
-    for p in probabilities[1:]:
-        total += p
-    return total / len(probabilities)

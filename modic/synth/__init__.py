@@ -9,7 +9,7 @@ NIfTI and ``truth.json``. The same seed and config always give the same bytes.
 """
 
 from modic.synth.anatomy import Variant
-from modic.synth.config import load_synth_config
+from modic.synth.config import SynthSettings, load_synth_settings
 from modic.synth.lesions import ModicSpec, parse_modic
 from modic.synth.study import GENERATOR_VERSION, SyntheticStudy, generate_study, to_study_images
 from modic.synth.writer import available_transfer_syntaxes, write_study
@@ -17,11 +17,12 @@ from modic.synth.writer import available_transfer_syntaxes, write_study
 __all__ = [
     "GENERATOR_VERSION",
     "ModicSpec",
+    "SynthSettings",
     "SyntheticStudy",
     "Variant",
     "available_transfer_syntaxes",
     "generate_study",
-    "load_synth_config",
+    "load_synth_settings",
     "parse_modic",
     "to_study_images",
     "write_study",

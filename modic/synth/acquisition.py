@@ -19,7 +19,16 @@ from typing import Any
 import numpy as np
 
 from modic.synth.anatomy import Anatomy, Vertebra
-from modic.synth.config import Section
+from modic.synth.config import (
+    AcquiredSeriesSettings,
+    AxialSeriesSettings,
+    LocalizerSettings,
+    PlanningSettings,
+    SagittalSeriesSettings,
+    SeriesProtocolSettings,
+    SynthSettings,
+    T2SeriesSettings,
+)
 from modic.synth.dicom_writer import PatientStudy, SeriesProtocol, deterministic_uid
 from modic.synth.tissues import Sequence
 
@@ -100,16 +109,16 @@ def rotation(angles_deg: tuple[float, float, float]) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def _small_rotation(rng: np.random.Generator, limits: list[float]) -> np.ndarray:
+def _small_rotation(rng: np.random.Generator, limits: tuple[float, ...]) -> np.ndarray:
     return rotation(tuple(float(rng.uniform(-m, m)) for m in limits))  # type: ignore[arg-type]
 
 
-def sample_pose(rng: np.random.Generator, planning: Section, anatomy: Anatomy) -> np.ndarray:
+def sample_pose(rng: np.random.Generator, planning: PlanningSettings, anatomy: Anatomy) -> np.ndarray:
     """4x4 rigid transform from the anatomy frame to world RAS (patient position in the scanner)."""
-    rot = _small_rotation(rng, planning.numbers("pose_rotation_deg", length=3))
-    offset = planning.section("pose_offset")
+    rot = _small_rotation(rng, planning.pose_rotation_deg)
+    offset = planning.pose_offset
     l3 = anatomy.vertebra("L3")
-    target = np.array([offset.draw(rng, "lr"), offset.draw(rng, "ap"), offset.draw(rng, "si")])
+    target = np.array([offset.lr.draw(rng), offset.ap.draw(rng), offset.si.draw(rng)])
     centre = np.array([0.0, l3.frame.y, l3.frame.z])
     pose = np.eye(4)
     pose[:3, :3] = rot
@@ -127,15 +136,11 @@ def _grid(
     return affine
 
 
-def _in_plane(rng: np.random.Generator, section: Section) -> tuple[float, int]:
+def _in_plane(rng: np.random.Generator, section: AcquiredSeriesSettings) -> tuple[float, int]:
     """(pixel spacing, matrix): a matrix from ``matrix`` (a list or ``{matrix: weight}``) over a field of
     view drawn from ``fov``, so spacing varies like on real scanners."""
-    value = section.raw("matrix")
-    if isinstance(value, list):
-        matrix = int(value[int(rng.integers(len(value)))])
-    else:
-        matrix = int(section.pick(rng, "matrix"))
-    return section.draw(rng, "fov") / matrix, matrix
+    matrix = int(section.matrix.pick(rng))
+    return section.fov.draw(rng) / matrix, matrix
 
 
 @dataclass(frozen=True)
@@ -145,10 +150,10 @@ class _Slices:
     spacing: float
 
 
-def _sagittal_slices(rng: np.random.Generator, section: Section) -> _Slices:
-    thickness = section.draw(rng, "slice_thickness")
-    gap = section.draw(rng, "slice_gap")
-    return _Slices(count=section.draw_int(rng, "n_slices"), thickness=thickness, spacing=thickness * (1.0 + gap))
+def _sagittal_slices(rng: np.random.Generator, section: SagittalSeriesSettings) -> _Slices:
+    thickness = section.slice_thickness.draw(rng)
+    gap = section.slice_gap.draw(rng)
+    return _Slices(count=section.n_slices.draw(rng), thickness=thickness, spacing=thickness * (1.0 + gap))
 
 
 class Planner:
@@ -156,7 +161,7 @@ class Planner:
 
     def __init__(
         self,
-        config: Section,
+        config: SynthSettings,
         anatomy: Anatomy,
         *,
         seed: int,
@@ -168,12 +173,11 @@ class Planner:
         self.seed = seed
         self.patient = patient
         self.field_strength = field_strength
-        self.planning = config.section("planning")
+        self.planning = config.planning
         self.pose = sample_pose(self._rng("pose"), self.planning, anatomy)
         self.pose_inverse = np.linalg.inv(self.pose)
-        scanner = config.section("scanner")
-        self.manufacturer = scanner.text("manufacturer")
-        self.model_name = scanner.text("model_name")
+        self.manufacturer = config.scanner.manufacturer
+        self.model_name = config.scanner.model_name
         self._plans: dict[str, SeriesPlan] = {}
 
     def _rng(self, name: str) -> np.random.Generator:
@@ -189,7 +193,7 @@ class Planner:
 
     def _make(self, name: str) -> SeriesPlan:
         rng = self._rng(name)
-        section = self.config.section("series").section(name)
+        section = self.config.series.of(name)
         if name == "derived":
             t1 = self.plan("t1")
             protocol = self._protocol(section, t1.sequence, kind="derived")
@@ -197,46 +201,46 @@ class Planner:
                 name=name, weighting=t1.weighting, protocol=protocol, sequence=t1.sequence, grids=t1.grids,
                 snr=t1.snr, max_value=t1.max_value, acquired_resolution=t1.acquired_resolution,
             )
+        assert isinstance(section, AcquiredSeriesSettings)
         sequence = self._sequence(rng, section)
-        if name == "t1":
+        if isinstance(section, T2SeriesSettings):
+            grids = (self._sagittal_like_t1(rng, section),)
+        elif isinstance(section, SagittalSeriesSettings):
             grids = (self._sagittal(rng, section, self._sagittal_centre(rng), None),)
-        elif name in ("t2", "stir", "t2fs"):
-            grids = (self._sagittal_like_t1(rng, section, name),)
-        elif name == "axial":
+        elif isinstance(section, AxialSeriesSettings):
             grids = self._axial(rng, section)
-        else:
+        elif isinstance(section, LocalizerSettings):
             grids = self._localizer(rng, section)
+        else:
+            grids = (self._sagittal_like_t1(rng, section),)
         return SeriesPlan(
             name=name,
-            weighting=section.text("weighting"),
+            weighting=section.weighting,
             protocol=self._protocol(section, sequence, kind=name),
             sequence=sequence,
             grids=grids,
-            snr=section.draw(rng, "snr"),
-            max_value=section.draw(rng, "max_value"),
-            acquired_resolution=section.draw(rng, "acquired_resolution"),
+            snr=section.snr.draw(rng),
+            max_value=section.max_value.draw(rng),
+            acquired_resolution=section.acquired_resolution.draw(rng),
         )
 
-    def _sequence(self, rng: np.random.Generator, section: Section) -> Sequence:
-        kind = section.text("kind")
+    def _sequence(self, rng: np.random.Generator, section: AcquiredSeriesSettings) -> Sequence:
         ti = None
-        if kind == "ir":
-            by_field = section.section("ti")
-            key = min(by_field.data, key=lambda f: abs(float(f) - self.field_strength))
-            ti = by_field.draw(rng, key)
+        if section.kind == "ir" and section.ti is not None:
+            ti = min(section.ti, key=lambda pair: abs(pair[0] - self.field_strength))[1].draw(rng)
         return Sequence(
-            kind=kind,
-            tr=section.draw(rng, "tr"),
-            te=section.draw(rng, "te"),
+            kind=section.kind,
+            tr=section.tr.draw(rng),
+            te=section.te.draw(rng),
             ti=ti,
-            flip_angle=section.draw(rng, "flip_angle"),
-            echo_train_length=section.draw_int(rng, "echo_train_length") if section.has("echo_train_length") else 1,
-            fat_suppression=section.draw(rng, "fat_suppression") if section.has("fat_suppression") else 0.0,
+            flip_angle=section.flip_angle.draw(rng),
+            echo_train_length=1 if section.echo_train_length is None else section.echo_train_length.draw(rng),
+            fat_suppression=0.0 if section.fat_suppression is None else section.fat_suppression.draw(rng),
             field_strength=self.field_strength,
         )
 
-    def _protocol(self, section: Section, sequence: Sequence, *, kind: str) -> SeriesProtocol:
-        number = section.integer("number", low=1)
+    def _protocol(self, section: SeriesProtocolSettings, sequence: Sequence, *, kind: str) -> SeriesProtocol:
+        number = section.number
         scanning: tuple[str, ...] = ("SE",)
         variant: tuple[str, ...] = ("SK", "SP")
         options: tuple[str, ...] = ("",)
@@ -252,7 +256,7 @@ class Planner:
         elif kind == "derived":
             image_type = ("DERIVED", "SECONDARY", "MPR")
         return SeriesProtocol(
-            description=section.text("description"),
+            description=section.description,
             number=number,
             repetition_time=round(sequence.tr, 2),
             echo_time=round(sequence.te, 2),
@@ -274,28 +278,27 @@ class Planner:
     def _sagittal_centre(self, rng: np.random.Generator) -> np.ndarray:
         """FOV centre of the sagittal series (anatomy frame): behind the L3 posterior wall, with offsets."""
         l3 = self.anatomy.vertebra("L3")
-        offset = self.planning.section("fov_offset")
-        wall = l3.frame.point(l3.half_depth, 0.0)
-        return np.array(
-            [offset.draw(rng, "lr"), wall[1] - offset.draw(rng, "ap"), wall[2] + offset.draw(rng, "si")]
-        )
+        offset = self.planning.fov_offset
+        wall = l3.frame.point(l3.half_ap, 0.0)
+        return np.array([offset.lr.draw(rng), wall[1] - offset.ap.draw(rng), wall[2] + offset.si.draw(rng)])
 
     def _sagittal(
-        self, rng: np.random.Generator, section: Section, centre: np.ndarray, slices: _Slices | None
+        self, rng: np.random.Generator, section: SagittalSeriesSettings, centre: np.ndarray, slices: _Slices | None
     ) -> GridSpec:
-        axes = _small_rotation(rng, self.planning.numbers("obliquity_deg", length=3)) @ SAGITTAL_AXES
+        axes = _small_rotation(rng, self.planning.obliquity_deg) @ SAGITTAL_AXES
         return self._sagittal_with(rng, section, centre, axes, slices)
 
     def _sagittal_with(
         self,
         rng: np.random.Generator,
-        section: Section,
+        section: AcquiredSeriesSettings,
         centre: np.ndarray,
         axes: np.ndarray,
         slices: _Slices | None,
         in_plane: tuple[float, int] | None = None,
     ) -> GridSpec:
         if slices is None:
+            assert isinstance(section, SagittalSeriesSettings)
             slices = _sagittal_slices(rng, section)
         if in_plane is None:
             in_plane = _in_plane(rng, section)
@@ -307,7 +310,7 @@ class Planner:
 
     def _fit_sacrum(self, axes: np.ndarray, centre: np.ndarray, spacing: float, matrix: int) -> np.ndarray:
         """Shift the FOV along its column axis so the sacrum is in it (or, for that variant, just below it)."""
-        margin = self.planning.number("sacrum_margin", low=0.0)
+        margin = self.planning.sacrum_margin
         down = axes[:, 1]
         half = spacing * (matrix - 1) / 2.0
         by_name = {v.name: v for v in self.anatomy.vertebrae}
@@ -320,7 +323,7 @@ class Planner:
         above = highest - margin - half
         return centre + down * min(above, 0.0) if above < 0 else centre
 
-    def _sagittal_like_t1(self, rng: np.random.Generator, section: Section, name: str) -> GridSpec:
+    def _sagittal_like_t1(self, rng: np.random.Generator, section: AcquiredSeriesSettings) -> GridSpec:
         """Same planning as T1 (same frame of reference), with the series' own matrix or slice stack."""
         t1 = self.plan("t1").grids[0]
         t1_axes = self.pose_inverse[:3, :3] @ t1.affine[:3, :3]
@@ -328,42 +331,42 @@ class Planner:
         axes = t1_axes / np.linalg.norm(t1_axes, axis=0)
         centre = (self.pose_inverse @ t1.affine @ np.append((np.array(t1.shape) - 1) / 2.0, 1.0))[:3]
         same = _Slices(count=t1.shape[2], thickness=t1.thickness, spacing=t1.slice_spacing)
-        if name == "t2":
-            slices = same if section.chance(rng, "same_slices") else None
-            in_plane = (t1_spacing, t1.shape[0]) if section.chance(rng, "same_in_plane") else None
+        if isinstance(section, T2SeriesSettings):
+            slices = same if rng.random() < section.same_slices else None
+            in_plane = (t1_spacing, t1.shape[0]) if rng.random() < section.same_in_plane else None
         else:
             slices, in_plane = same, None
         return self._sagittal_with(rng, section, centre, axes, slices, in_plane)
 
-    def _axial(self, rng: np.random.Generator, section: Section) -> tuple[GridSpec, ...]:
-        wanted = section.raw("discs")
+    def _axial(self, rng: np.random.Generator, section: AxialSeriesSettings) -> tuple[GridSpec, ...]:
+        wanted = section.discs
         discs = {d.name: d for d in self.anatomy.labelled_discs()}
         spacing, matrix = _in_plane(rng, section)
-        thickness = section.draw(rng, "slice_thickness")
-        step = thickness * (1.0 + section.draw(rng, "slice_gap"))
-        count = section.draw_int(rng, "slices_per_disc")
-        limits = self.planning.numbers("obliquity_deg", length=3)
+        thickness = section.slice_thickness.draw(rng)
+        step = thickness * (1.0 + section.slice_gap.draw(rng))
+        count = section.slices_per_disc.draw(rng)
+        limits = self.planning.obliquity_deg
         grids = []
         for name in wanted:
-            disc = discs.get(str(name))
+            disc = discs.get(name)
             if disc is None:
                 continue
             ay, az = disc.frame.axis
             normal = np.array([0.0, ay, az])
             across = np.array([-1.0, 0.0, 0.0])
             axes = np.stack([across, np.cross(normal, across), normal], axis=1)
-            axes = _small_rotation(rng, [m / 2 for m in limits]) @ axes
-            centre = disc.frame.point(disc.half_depth + 12.0, 0.0)
+            axes = _small_rotation(rng, tuple(m / 2 for m in limits)) @ axes
+            centre = disc.frame.point(disc.half_ap + 12.0, 0.0)
             affine = _grid(axes, centre, (spacing, spacing, step), (matrix, matrix, count))
             grids.append(GridSpec(affine=self.pose @ affine, shape=(matrix, matrix, count), thickness=thickness))
         if not grids:
-            raise ValueError(f"none of the axial discs {wanted!r} exists in this anatomy")
+            raise ValueError(f"none of the axial discs {list(wanted)!r} exists in this anatomy")
         return tuple(grids)
 
-    def _localizer(self, rng: np.random.Generator, section: Section) -> tuple[GridSpec, ...]:
+    def _localizer(self, rng: np.random.Generator, section: LocalizerSettings) -> tuple[GridSpec, ...]:
         """One sagittal, one coronal and one axial slice, orthogonal to the scanner (not the patient)."""
         spacing, matrix = _in_plane(rng, section)
-        thickness = section.draw(rng, "slice_thickness")
+        thickness = section.slice_thickness.draw(rng)
         l3 = self.anatomy.vertebra("L3")
         centre = (self.pose @ np.append(l3.frame.point(0.0, 0.0), 1.0))[:3]
         grids = []
@@ -374,5 +377,5 @@ class Planner:
 
 
 def _body_corners(vertebra: Vertebra) -> list[np.ndarray]:
-    a, h = vertebra.half_depth, vertebra.half_height
+    a, h = vertebra.half_ap, vertebra.half_height
     return [vertebra.frame.point(u, v) for u in (-a, a) for v in (-h, h)]

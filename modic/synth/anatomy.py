@@ -26,7 +26,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from modic.errors import UsageError
-from modic.synth.config import Section
+from modic.synth.config import (
+    DiscSettings,
+    ModicSettings,
+    PosteriorElementSettings,
+    SynthSettings,
+    VertebraSize,
+    chance,
+)
 from modic.synth.lesions import ModicSpec
 
 LOWER_SACRAL_NAMES = ("S2", "S3", "S4", "S5", "Co1", "Co2", "Co3")
@@ -126,7 +133,7 @@ class Vertebra:
     name: str
     kind: str
     frame: Frame
-    half_depth: float
+    half_ap: float
     half_width: float
     half_height: float
     wedge: float
@@ -144,6 +151,16 @@ class Vertebra:
     def labelled(self) -> bool:
         return self.label > 0
 
+    @property
+    def height(self) -> float:
+        """The vertebral body height in mm, as modic measures it (:attr:`modic.levels.endplates.BodyFrame.height_mm`).
+
+        The mid-vertebral height: superior minus inferior endplate surface at
+        the body's centre (``u = w = 0``), where each endplate dips by
+        ``concavity``. Planted Modic bands are fractions of it.
+        """
+        return float(self.top(np.float32(0.0), np.float32(0.0)) - self.bottom(np.float32(0.0), np.float32(0.0)))
+
     def top(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Local ``v`` of the superior endplate surface (wedge tilt and central concavity)."""
         return np.float32(self.half_height) - u * np.float32(math.tan(self.wedge / 2)) - self._dip(u, w)
@@ -153,7 +170,7 @@ class Vertebra:
         return np.float32(-self.half_height) + u * np.float32(math.tan(self.wedge / 2)) + self._dip(u, w)
 
     def _dip(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
-        ua = u * np.float32(1.0 / self.half_depth)
+        ua = u * np.float32(1.0 / self.half_ap)
         wb = w * np.float32(1.0 / self.half_width)
         return np.float32(self.concavity) * np.maximum(np.float32(1.0) - ua * ua - wb * wb, np.float32(0.0))
 
@@ -169,7 +186,7 @@ class Disc:
     upper: int
     frame: Frame
     height: float
-    half_depth: float
+    half_ap: float
     half_width: float
     bulge: float
     pfirrmann: int
@@ -289,32 +306,34 @@ class Anatomy:
 
 def sample_anatomy(
     rng: np.random.Generator,
-    config: Section,
+    config: SynthSettings,
     *,
     variant: Variant,
     modic: list[ModicSpec] | None,
 ) -> Anatomy:
     """Draw one patient's anatomy; ``modic`` None means random Modic placement from the config."""
-    anat = config.section("anatomy")
-    scale = anat.draw(rng, "size_scale")
-    slope = math.radians(anat.draw(rng, "sacral_slope_deg"))
-    lordosis = anat.draw(rng, "lordosis_scale")
-    kyphosis = anat.draw(rng, "kyphosis_scale")
-    sacral_curve = anat.draw(rng, "sacral_curve_scale")
-    n_above = anat.integer("levels_above_s1", low=variant.lumbar_count + 2)
-    body_cfg = anat.section("body")
-    marrow_cfg = anat.section("marrow")
-    marrow_ff = marrow_cfg.draw(rng, "fat_fraction")
-    ff_spread = marrow_cfg.number("vertebra_variation", low=0.0)
-    vein_chance = marrow_cfg.probability("basivertebral_vein")
+    anat = config.anatomy
+    scale = anat.size_scale.draw(rng)
+    slope = math.radians(anat.sacral_slope_deg.draw(rng))
+    lordosis = anat.lordosis_scale.draw(rng)
+    kyphosis = anat.kyphosis_scale.draw(rng)
+    sacral_curve = anat.sacral_curve_scale.draw(rng)
+    n_above = anat.levels_above_s1
+    body_cfg = anat.body
+    marrow_cfg = anat.marrow
+    marrow_ff = marrow_cfg.fat_fraction.draw(rng)
+    ff_spread = marrow_cfg.vertebra_variation
+    vein_chance = marrow_cfg.basivertebral_vein
 
     def jitter() -> float:
         return scale * float(rng.uniform(0.97, 1.03))
 
     # Vertebra dimensions from S1 upwards, then the lower sacral segments downwards.
-    lumbar = anat.sections("lumbar")
-    thoracic = anat.sections("thoracic")
-    sacral = anat.sections("sacral")
+    lumbar = anat.lumbar
+    thoracic = anat.thoracic
+    sacral = anat.sacral
+    if n_above < variant.lumbar_count + 2:
+        raise UsageError(f"anatomy.levels_above_s1 is {n_above}; {variant.lumbar_count + 2} or more are needed")
     if len(lumbar) < variant.lumbar_count:
         raise UsageError(f"the config lists {len(lumbar)} lumbar sizes; {variant.lumbar_count} are needed")
     if len(thoracic) < n_above - variant.lumbar_count:
@@ -322,16 +341,16 @@ def sample_anatomy(
     if len(sacral) != 1 + len(LOWER_SACRAL_NAMES):
         raise UsageError(f"the config must list {1 + len(LOWER_SACRAL_NAMES)} sacral segments (S1..S5, Co1..Co3)")
     names_up = level_names(1 + n_above)
-    specs_up: list[tuple[str, Section, float]] = []
+    specs_up: list[tuple[str, VertebraSize, float]] = []
     s1_kind = "transitional" if variant.transitional_s1 else "sacral"
     specs_up.append((s1_kind, sacral[0], sacral_curve))
     specs_up += [("lumbar", lumbar[i], lordosis) for i in range(variant.lumbar_count)]
     specs_up += [("thoracic", thoracic[i], kyphosis) for i in range(n_above - variant.lumbar_count)]
 
-    disc_cfg = anat.section("disc")
-    lumbar_discs = anat.sections("lumbar_discs")
-    pfirrmann_rows = disc_cfg.sections("pfirrmann")
-    height_factor = {int(k): v for k, v in disc_cfg.weights("height_factor").items()}
+    disc_cfg = anat.disc
+    lumbar_discs = anat.lumbar_discs
+    pfirrmann_rows = disc_cfg.pfirrmann
+    height_factor = {int(k): v for k, v in disc_cfg.height_factor.weight().items()}
 
     # Labelled discs from the bottom: (height, wedge, pfirrmann).
     disc_params: list[tuple[float, float, int]] = []
@@ -340,39 +359,38 @@ def sample_anatomy(
             d = lumbar_discs[min(i, len(lumbar_discs) - 1)]
             wedge_scale = lordosis
         elif i == variant.lumbar_count:
-            d = anat.section("thoracolumbar_disc")
+            d = anat.thoracolumbar_disc
             wedge_scale = kyphosis
         else:
-            d = anat.section("thoracic_discs")
+            d = anat.thoracic_discs
             wedge_scale = kyphosis
         grade = int(pfirrmann_rows[min(i, len(pfirrmann_rows) - 1)].pick(rng))
-        wedge = math.radians(d.number("wedge_deg")) * wedge_scale
-        disc_params.append((d.number("height", low=0.5) * jitter(), wedge, grade))
+        wedge = math.radians(d.wedge_deg) * wedge_scale
+        disc_params.append((d.height * jitter(), wedge, grade))
 
-    specs = modic if modic is not None else _random_modic(rng, config.section("modic"), names_up)
-    modic_cfg = config.section("modic")
+    specs = modic if modic is not None else _random_modic(rng, config.modic, names_up)
+    modic_cfg = config.modic
     affected_discs = {_disc_index_of(spec, names_up) for spec in specs}
     disc_heights: list[float] = []
     grades: list[int] = []
     for i, (height, _wedge, grade) in enumerate(disc_params):
         if i in affected_discs:
-            low, high = modic_cfg.range("disc_pfirrmann")
-            grade = max(grade, int(rng.integers(int(low), int(high) + 1)))
+            grade = max(grade, modic_cfg.disc_pfirrmann.draw(rng))
         grades.append(grade)
         disc_heights.append(height * height_factor.get(grade, 1.0))
 
     # Stack upwards from the S1 superior endplate (origin, tilted anteriorly by the sacral slope).
     dims_up = []
     for kind, size, wedge_scale in specs_up:
-        height = size.number("height", low=1.0) * jitter()
-        depth = size.number("depth", low=1.0) * jitter()
-        width = size.number("width", low=1.0) * jitter()
-        wedge = math.radians(size.number("wedge_deg")) * wedge_scale
+        height = size.height * jitter()
+        depth = size.depth * jitter()
+        width = size.width * jitter()
+        wedge = math.radians(size.wedge_deg) * wedge_scale
         if kind == "transitional":
-            t = anat.section("transitional_s1_scale")
-            height *= t.number("height", low=0.1)
-            depth *= t.number("depth", low=0.1)
-            wedge = math.radians(t.number("wedge_deg"))
+            t = anat.transitional_s1_scale
+            height *= t.height
+            depth *= t.depth
+            wedge = math.radians(t.wedge_deg)
         dims_up.append((kind, height, depth, width, wedge, size))
 
     frames_up: list[Frame] = []
@@ -397,8 +415,8 @@ def sample_anatomy(
         ey, ez, ephi = ey + ay * vh, ez + az * vh, ephi - vw
 
     # Stack downwards from the S1 inferior endplate through S2..Co3.
-    remnant_low, remnant_high = anat.range("sacral_remnant_height")
-    rudimentary = anat.draw(rng, "rudimentary_disc_height")
+    remnant_low, remnant_high = anat.sacral_remnant_height.low, anat.sacral_remnant_height.high
+    rudimentary = anat.rudimentary_disc_height.draw(rng)
     s1_frame = frames_up[0]
     phi_bottom = slope + s1_wedge
     by = s1_frame.y - math.sin(s1_frame.phi) * s1_height / 2
@@ -414,21 +432,21 @@ def sample_anatomy(
         lower_disc_frames.append(Frame(y=by - ay * gap / 2, z=bz - az * gap / 2, phi=phi_bottom))
         lower_disc_heights.append(gap)
         by, bz = by - ay * gap, bz - az * gap
-        height = size.number("height", low=1.0) * jitter()
-        wedge = math.radians(size.number("wedge_deg")) * sacral_curve
+        height = size.height * jitter()
+        wedge = math.radians(size.wedge_deg) * sacral_curve
         mid = phi_bottom + wedge / 2
         ay, az = math.sin(mid), math.cos(mid)
         lower_frames.append(Frame(y=by - ay * height / 2, z=bz - az * height / 2, phi=mid))
-        lower_dims.append(("sacral" if j < 4 else "coccygeal", height, size.number("depth", low=1.0) * jitter(),
-                           size.number("width", low=1.0) * jitter(), wedge, size))
+        lower_dims.append(("sacral" if j < 4 else "coccygeal", height, size.depth * jitter(),
+                           size.width * jitter(), wedge, size))
         by, bz = by - ay * height, bz - az * height
         phi_bottom += wedge
 
     # Assemble vertebrae bottom-to-top: Co3 .. S2, S1, L5, ...
-    pe = anat.section("posterior_elements")
-    canal_cfg = anat.section("canal")
-    canal_depth = canal_cfg.draw(rng, "depth")
-    canal_half = canal_cfg.draw(rng, "half_width")
+    pe = anat.posterior_elements
+    canal_cfg = anat.canal
+    canal_depth = canal_cfg.depth.draw(rng)
+    canal_half = canal_cfg.half_width.draw(rng)
     ordered: list[tuple[str, str, int, Frame, tuple]] = []
     for j in range(len(lower_frames) - 1, -1, -1):
         ordered.append((LOWER_SACRAL_NAMES[j], lower_dims[j][0], 0, lower_frames[j], lower_dims[j]))
@@ -452,7 +470,7 @@ def sample_anatomy(
     vertebrae: list[Vertebra] = []
     for index, (name, kind, label, frame, dims) in enumerate(ordered):
         _, height, depth, width, wedge, size = dims
-        ala = size.number("ala_width", low=0.0) * scale / 2 if size.has("ala_width") else 0.0
+        ala = size.ala_width * scale / 2
         if kind == "lumbar":
             n_lumbar_seen += 1
         posterior = _posterior(
@@ -476,15 +494,15 @@ def sample_anatomy(
                 name=name,
                 kind=kind,
                 frame=frame,
-                half_depth=depth / 2,
+                half_ap=depth / 2,
                 half_width=width / 2,
                 half_height=height / 2,
                 wedge=wedge,
-                concavity=body_cfg.draw(rng, "endplate_concavity") * min(1.0, height / 20.0),
-                waist=body_cfg.draw(rng, "waist"),
-                corner=min(body_cfg.draw(rng, "corner_radius"), 0.3 * height),
-                cortex=body_cfg.draw(rng, "cortex"),
-                posterior_cortex=body_cfg.draw(rng, "posterior_element_cortex"),
+                concavity=body_cfg.endplate_concavity.draw(rng) * min(1.0, height / 20.0),
+                waist=body_cfg.waist.draw(rng),
+                corner=min(body_cfg.corner_radius.draw(rng), 0.3 * height),
+                cortex=body_cfg.cortex.draw(rng),
+                posterior_cortex=body_cfg.posterior_element_cortex.draw(rng),
                 fat_fraction=float(np.clip(marrow_ff + rng.normal(0.0, ff_spread), 0.1, 0.9)),
                 posterior=posterior,
                 ala_half_width=ala,
@@ -509,18 +527,18 @@ def sample_anatomy(
         )
 
     lesions, nodes = _place_lesions(rng, modic_cfg, specs, vertebrae, discs)
-    soft_cfg = anat.section("soft_tissue")
-    soft = SoftTissue(**{f: soft_cfg.draw(rng, f) if f != "skin" else soft_cfg.number("skin", low=0.1)
+    soft_cfg = anat.soft_tissue
+    soft = SoftTissue(**{f: getattr(soft_cfg, f).draw(rng) if f != "skin" else soft_cfg.skin
                          for f in SoftTissue.__dataclass_fields__})
     canal = Canal(
-        sac_depth_fraction=canal_cfg.draw(rng, "sac_depth_fraction"),
-        anterior_epidural=canal_cfg.draw(rng, "anterior_epidural"),
-        anterior_epidural_l5s1=canal_cfg.draw(rng, "anterior_epidural_l5s1"),
-        cord_radius=canal_cfg.draw(rng, "cord_radius"),
-        conus_below=canal_cfg.draw(rng, "conus_below_top_lumbar"),
-        roots=canal_cfg.draw_int(rng, "cauda_equina_roots"),
-        root_radius=canal_cfg.draw(rng, "root_radius"),
-        ligamentum_flavum=canal_cfg.draw(rng, "ligamentum_flavum"),
+        sac_depth_fraction=canal_cfg.sac_depth_fraction.draw(rng),
+        anterior_epidural=canal_cfg.anterior_epidural.draw(rng),
+        anterior_epidural_l5s1=canal_cfg.anterior_epidural_l5s1.draw(rng),
+        cord_radius=canal_cfg.cord_radius.draw(rng),
+        conus_below=canal_cfg.conus_below_top_lumbar.draw(rng),
+        roots=canal_cfg.cauda_equina_roots.draw(rng),
+        root_radius=canal_cfg.root_radius.draw(rng),
+        ligamentum_flavum=canal_cfg.ligamentum_flavum.draw(rng),
     )
     return Anatomy(
         variant=variant,
@@ -531,9 +549,9 @@ def sample_anatomy(
         canal=canal,
         soft=soft,
         marrow=Marrow(
-            texture_amplitude=marrow_cfg.draw(rng, "texture_amplitude"),
-            texture_scale=marrow_cfg.draw(rng, "texture_scale"),
-            posterior_element_offset=marrow_cfg.number("posterior_element_fat_offset", low=-1.0, high=1.0),
+            texture_amplitude=marrow_cfg.texture_amplitude.draw(rng),
+            texture_scale=marrow_cfg.texture_scale.draw(rng),
+            posterior_element_offset=marrow_cfg.posterior_element_fat_offset,
         ),
         sacral_slope=slope,
     )
@@ -541,7 +559,7 @@ def sample_anatomy(
 
 def _posterior(
     rng: np.random.Generator,
-    pe: Section,
+    pe: PosteriorElementSettings,
     *,
     kind: str,
     name: str,
@@ -557,7 +575,7 @@ def _posterior(
     """Pedicles, laminae, spinous and articular processes sized for the vertebra's kind."""
     if kind == "coccygeal" or name == "S5":
         return None
-    rw_low, rw_high = pe.range("pedicle_radius_lateral")
+    rw_low, rw_high = pe.pedicle_radius_lateral.low, pe.pedicle_radius_lateral.high
     if kind == "lumbar":
         # L1-like pedicles are slender, L5-like ones broad.
         t = 1.0 - (lumbar_position - 1) / max(lumbar_count - 1, 1)
@@ -568,20 +586,20 @@ def _posterior(
     depth_factor = {"thoracic": 0.9, "sacral": 0.55}.get(kind, 1.0)
     canal = canal_depth * depth_factor * float(rng.uniform(0.95, 1.05))
     half = canal_half * (0.85 if kind == "thoracic" else 1.0)
-    pedicle_length = pe.draw(rng, "pedicle_length") * (0.6 if sacral else 1.0)
-    lamina = pe.draw(rng, "lamina_thickness")
+    pedicle_length = pe.pedicle_length.draw(rng) * (0.6 if sacral else 1.0)
+    lamina = pe.lamina_thickness.draw(rng)
     if kind == "thoracic":
-        angle = math.radians(pe.draw(rng, "thoracic_spinous_angle_deg"))
-        spinous_length = pe.draw(rng, "spinous_length") * 1.1
-        spinous_height = pe.draw(rng, "spinous_height") * 0.55
+        angle = math.radians(pe.thoracic_spinous_angle_deg.draw(rng))
+        spinous_length = pe.spinous_length.draw(rng) * 1.1
+        spinous_height = pe.spinous_height.draw(rng) * 0.55
     elif sacral:
-        angle = math.radians(pe.draw(rng, "spinous_angle_deg"))
-        spinous_length = pe.draw(rng, "spinous_length") * 0.3
-        spinous_height = pe.draw(rng, "spinous_height") * 0.6
+        angle = math.radians(pe.spinous_angle_deg.draw(rng))
+        spinous_length = pe.spinous_length.draw(rng) * 0.3
+        spinous_height = pe.spinous_height.draw(rng) * 0.6
     else:
-        angle = math.radians(pe.draw(rng, "spinous_angle_deg"))
-        spinous_length = pe.draw(rng, "spinous_length")
-        spinous_height = pe.draw(rng, "spinous_height")
+        angle = math.radians(pe.spinous_angle_deg.draw(rng))
+        spinous_length = pe.spinous_length.draw(rng)
+        spinous_height = pe.spinous_height.draw(rng)
     articulating = kind in ("lumbar", "thoracic", "transitional")
     superior_facet = (
         half_height + 0.8 * gap_above if (articulating or name == "S1") and has_vertebra_above else None
@@ -593,7 +611,7 @@ def _posterior(
     return Posterior(
         pedicle_offset=half + radius_lateral,
         pedicle_radius_lateral=radius_lateral,
-        pedicle_radius_vertical=pe.draw(rng, "pedicle_radius_vertical") * min(1.0, half_height / 12.0),
+        pedicle_radius_vertical=pe.pedicle_radius_vertical.draw(rng) * min(1.0, half_height / 12.0),
         pedicle_level=0.25 * half_height,
         pedicle_length=pedicle_length,
         canal_depth=canal,
@@ -603,20 +621,20 @@ def _posterior(
         lamina_bottom=-half_height - (gap_below / 2 if fused_below else 0.3 * gap_below),
         spinous_length=spinous_length,
         spinous_height=spinous_height,
-        spinous_thickness=pe.draw(rng, "spinous_thickness") * (0.8 if kind == "thoracic" else 1.0),
+        spinous_thickness=pe.spinous_thickness.draw(rng) * (0.8 if kind == "thoracic" else 1.0),
         spinous_angle=angle,
         spinous_level=-0.2 * half_height,
-        facet_radius=pe.draw(rng, "facet_radius") * (0.8 if kind == "thoracic" else 1.0),
+        facet_radius=pe.facet_radius.draw(rng) * (0.8 if kind == "thoracic" else 1.0),
         superior_facet_top=superior_facet,
         inferior_facet_bottom=inferior_facet,
-        transverse_length=pe.draw(rng, "transverse_length") * (0.0 if sacral else 1.0),
-        transverse_radius=pe.draw(rng, "transverse_radius"),
+        transverse_length=pe.transverse_length.draw(rng) * (0.0 if sacral else 1.0),
+        transverse_radius=pe.transverse_radius.draw(rng),
     )
 
 
 def _disc(
     rng: np.random.Generator,
-    cfg: Section,
+    cfg: DiscSettings,
     vertebrae: list[Vertebra],
     *,
     kind: str,
@@ -629,7 +647,7 @@ def _disc(
 ) -> Disc:
     below, above = vertebrae[lower], vertebrae[upper]
     degenerated = pfirrmann >= 4
-    bulge = cfg.draw(rng, "degenerated_bulge" if degenerated else "bulge")
+    bulge = (cfg.degenerated_bulge if degenerated else cfg.bulge).draw(rng)
     if kind != "disc":
         bulge = 0.0
     return Disc(
@@ -640,14 +658,14 @@ def _disc(
         upper=upper,
         frame=frame,
         height=height,
-        half_depth=(below.half_depth + above.half_depth) / 2,
+        half_ap=(below.half_ap + above.half_ap) / 2,
         half_width=(below.half_width + above.half_width) / 2,
         bulge=bulge,
         pfirrmann=pfirrmann,
-        nucleus_depth=cfg.draw(rng, "nucleus_depth") * (1.0 - 0.08 * (pfirrmann - 1)),
-        nucleus_height=cfg.draw(rng, "nucleus_height"),
-        nucleus_offset=cfg.draw(rng, "nucleus_offset"),
-        cleft=cfg.draw(rng, "intranuclear_cleft"),
+        nucleus_depth=cfg.nucleus_depth.draw(rng) * (1.0 - 0.08 * (pfirrmann - 1)),
+        nucleus_height=cfg.nucleus_height.draw(rng),
+        nucleus_offset=cfg.nucleus_offset.draw(rng),
+        cleft=cfg.intranuclear_cleft.draw(rng),
     )
 
 
@@ -668,25 +686,25 @@ def _disc_index_of(spec: ModicSpec, names_up: list[str]) -> int:
     return position - 1
 
 
-def _random_modic(rng: np.random.Generator, cfg: Section, names_up: list[str]) -> list[ModicSpec]:
+def _random_modic(rng: np.random.Generator, cfg: ModicSettings, names_up: list[str]) -> list[ModicSpec]:
     """Random Modic changes following the config's probabilities."""
-    if not cfg.chance(rng, "probability"):
+    if not chance(rng, cfg.probability):
         return []
-    n_levels = int(cfg.pick(rng, "levels"))
-    weights = cfg.weights("level_weights")
+    n_levels = int(cfg.levels.pick(rng))
+    weights = cfg.level_weights.weight()
     levels = [lvl for lvl in weights if _level_exists(lvl, names_up) and weights[lvl] > 0]
     p = np.array([weights[lvl] for lvl in levels])
     chosen = rng.choice(len(levels), size=min(n_levels, len(levels)), replace=False, p=p / p.sum())
     specs: list[ModicSpec] = []
     for idx in sorted(int(i) for i in chosen):
         upper, lower = levels[idx].split("-")
-        kissing = cfg.chance(rng, "kissing")
+        kissing = chance(rng, cfg.kissing)
         sides = [f"{upper} inferior", f"{lower} superior"]
         if not kissing:
             sides = [sides[int(rng.integers(2))]]
-        first = str(cfg.pick(rng, "types"))
+        first = str(cfg.types.pick(rng))
         for k, endplate in enumerate(sides):
-            kind = first if (k == 0 or rng.random() < 0.7) else str(cfg.pick(rng, "types"))
+            kind = first if (k == 0 or rng.random() < 0.7) else str(cfg.types.pick(rng))
             mixed = kind if "/" in kind else None
             modic_type = max(int(t) for t in kind.split("/"))
             specs.append(ModicSpec(endplate=endplate, modic_type=modic_type, mixed=mixed))
@@ -700,7 +718,7 @@ def _level_exists(level: str, names_up: list[str]) -> bool:
 
 def _place_lesions(
     rng: np.random.Generator,
-    cfg: Section,
+    cfg: ModicSettings,
     specs: list[ModicSpec],
     vertebrae: list[Vertebra],
     discs: list[Disc],
@@ -710,10 +728,10 @@ def _place_lesions(
     nodes: list[SchmorlNode] = []
     for spec in specs:
         vertebra = by_name[spec.vertebra]
-        depth = spec.depth_fraction if spec.depth_fraction is not None else cfg.draw(rng, "depth_fraction")
-        ap = spec.ap_fraction if spec.ap_fraction is not None else cfg.draw(rng, "ap_fraction")
-        half_window = ap * vertebra.half_depth
-        room = max(vertebra.half_depth - half_window, 0.0)
+        depth = spec.depth_fraction if spec.depth_fraction is not None else cfg.depth_fraction.draw(rng)
+        ap = spec.ap_fraction if spec.ap_fraction is not None else cfg.ap_fraction.draw(rng)
+        half_window = ap * vertebra.half_ap
+        room = max(vertebra.half_ap - half_window, 0.0)
         resolved = replace(spec, depth_fraction=round(depth, 4), ap_fraction=round(ap, 4))
         lesions.append(
             Lesion(
@@ -722,13 +740,13 @@ def _place_lesions(
                 depth_fraction=depth,
                 ap_fraction=ap,
                 ap_centre=float(rng.uniform(-room, room)) if room > 0 else 0.0,
-                lateral_fraction=cfg.draw(rng, "lateral_fraction"),
-                split=cfg.draw(rng, "mixed_split"),
-                irregularity=cfg.draw(rng, "irregularity"),
+                lateral_fraction=cfg.lateral_fraction.draw(rng),
+                split=cfg.mixed_split.draw(rng),
+                irregularity=cfg.irregularity.draw(rng),
                 phases=tuple(float(p) for p in rng.uniform(0, 2 * math.pi, size=3)),  # type: ignore[arg-type]
             )
         )
-        schmorl = spec.schmorl_node or cfg.chance(rng, "schmorl_node")
+        schmorl = spec.schmorl_node or chance(rng, cfg.schmorl_node)
         if schmorl:
             disc = next(
                 d for d in discs
@@ -741,9 +759,9 @@ def _place_lesions(
                     vertebra=vertebra.index,
                     side=spec.side,
                     disc=disc.label,
-                    u=float(rng.uniform(-0.4, 0.3)) * vertebra.half_depth,
+                    u=float(rng.uniform(-0.4, 0.3)) * vertebra.half_ap,
                     w=float(rng.uniform(-0.3, 0.3)) * vertebra.half_width,
-                    radius=cfg.draw(rng, "schmorl_radius"),
+                    radius=cfg.schmorl_radius.draw(rng),
                 )
             )
     return lesions, nodes

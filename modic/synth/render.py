@@ -20,7 +20,7 @@ from scipy import fft, ndimage
 
 from modic.io.volume import Volume
 from modic.synth.acquisition import GridSpec, SeriesPlan
-from modic.synth.config import Section
+from modic.synth.config import RenderSettings
 from modic.synth.scene import Block, Scene
 from modic.synth.tissues import TissueModel
 
@@ -48,7 +48,7 @@ class Renderer:
         self,
         scene: Scene,
         tissues: TissueModel,
-        render: Section,
+        render: RenderSettings,
         *,
         pose_inverse: np.ndarray,
         seed: int,
@@ -58,8 +58,8 @@ class Renderer:
         self.render = render
         self.pose_inverse = pose_inverse
         self.seed = seed
-        self.through = render.integer("through_slice_samples", low=1)
-        self.subpixel = render.number("in_plane_subpixel", low=0.05)
+        self.through = render.through_slice_samples
+        self.subpixel = render.in_plane_subpixel
 
     def _blocks(self, grid: GridSpec, *, labels: bool = False):  # type: ignore[no-untyped-def]
         """Blocks of sample points covering consecutive output slices (voxel centres only for ``labels``).
@@ -136,10 +136,10 @@ class Renderer:
 
         Evaluated every ``BIAS_STEP`` voxels in-plane and interpolated (the field is smooth).
         """
-        cfg = self.render.section("bias")
-        falloff = cfg.draw(rng, "coil_falloff")
-        strength = cfg.draw(rng, "coil_strength")
-        amplitude = cfg.draw(rng, "random")
+        cfg = self.render.bias
+        falloff = cfg.coil_falloff.draw(rng)
+        strength = cfg.coil_strength.draw(rng)
+        amplitude = cfg.random.draw(rng)
         coeffs = rng.uniform(-1.0, 1.0, size=6)
         ni, nj, nk = grid.shape
         to_anatomy = self.pose_inverse @ grid.affine

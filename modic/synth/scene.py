@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from modic.synth.anatomy import Anatomy, Disc, Frame, Lesion, SchmorlNode, Vertebra
-from modic.synth.config import Section
+from modic.synth.config import RenderSettings
 from modic.synth.fields import Tile2D, Tile3D, random_tile, random_tile_2d
 from modic.synth.shapes import (
     capsule_2d,
@@ -199,7 +199,7 @@ class Scene:
         self,
         anatomy: Anatomy,
         spine: SpineFrame,
-        render: Section,
+        render: RenderSettings,
         rng: np.random.Generator,
     ) -> None:
         self.anatomy = anatomy
@@ -211,7 +211,7 @@ class Scene:
         self._texture_offsets = rng.uniform(0.0, MARROW_TILE_MM, size=(n, 3))
         self._roots = self._sample_roots(rng)
         l3 = anatomy.vertebra("L3")
-        self._front_y = l3.frame.y + l3.half_depth + self.soft.abdomen_depth
+        self._front_y = l3.frame.y + l3.half_ap + self.soft.abdomen_depth
         self._front_z = l3.frame.z
         top = anatomy.top_lumbar
         self._liver_z = top.frame.z + self.soft.liver_above_top_lumbar
@@ -220,7 +220,7 @@ class Scene:
         self._bladder = (s3.y + 80.0 + self.soft.bladder_radius, lower["Co2"].frame.z - 0.3 * self.soft.bladder_radius)
         self._abdomen_cache: dict[tuple[float, ...], Tile3D] = {}
         self._corner_cache: dict[tuple[str, int], np.ndarray] = {}
-        self._bowel_softness = render.draw(rng, "bowel_edge_softness")
+        self._bowel_softness = render.bowel_edge_softness.draw(rng)
         self._s_iliac_artery = spine.s_vertebra[anatomy.vertebra("L4").index]
         self._s_iliac_vein = spine.s_vertebra[anatomy.vertebra("L5").index]
 
@@ -236,8 +236,8 @@ class Scene:
     def _tiles(self) -> dict[str, Tile3D]:
         rng = np.random.default_rng(self._rng_seed)
         r = self._render
-        marrow_step = r.number("marrow_texture_step", low=0.1)
-        abdomen_step = r.number("abdomen_step", low=0.1)
+        marrow_step = r.marrow_texture_step
+        abdomen_step = r.abdomen_step
         scale = self.anatomy.marrow.texture_scale
         fine = random_tile(rng, period_mm=(MARROW_TILE_MM,) * 3, step=(marrow_step,) * 3, sigma_mm=(scale,) * 3)
         coarse_step = MARROW_TILE_MM / 16
@@ -257,7 +257,7 @@ class Scene:
     def _planes(self) -> dict[str, Tile2D]:
         """Textures of soft tissue that change little across a sagittal slice: (y, z) tiles."""
         rng = np.random.default_rng([self._rng_seed, 1])
-        step = tuple(self._render.numbers("muscle_texture_step", length=2))
+        step = tuple(self._render.muscle_texture_step)
         return {
             "muscle": random_tile_2d(rng, period_mm=MUSCLE_TILE_MM, step=step, sigma_mm=(1.2, 9.0)),
             "septa": random_tile_2d(rng, period_mm=MUSCLE_TILE_MM, step=step, sigma_mm=(3.0, 8.0)),
@@ -531,7 +531,7 @@ class Scene:
     def _disc_shape(self, block: Block, disc: Disc) -> tuple[Box, list[np.ndarray], np.ndarray] | None:
         below = self.anatomy.vertebrae[disc.lower]
         above = self.anatomy.vertebrae[disc.upper]
-        reach_u = disc.half_depth * (1.0 + disc.bulge) + 4.0
+        reach_u = disc.half_ap * (1.0 + disc.bulge) + 4.0
         reach_w = disc.half_width * (1.0 + disc.bulge) + 4.0
         reach_v = disc.height / 2 + max(below.concavity, above.concavity) + reach_u * 0.3 + 4.0
         box = block.box_of(self._corners(("disc", disc.lower), lambda: _local_box(
@@ -544,7 +544,7 @@ class Scene:
         vertical = np.maximum(below.top(ub, w) - vb, va - above.bottom(ua, w))
         t = np.clip(v * F32(2.0 / max(disc.height, 0.5)), F32(-1.0), F32(1.0))
         grow = F32(1.0) + F32(disc.bulge) * (F32(1.0) - t * t)
-        radial = ellipse(u, w, F32(disc.half_depth) * grow, F32(disc.half_width) * grow)
+        radial = ellipse(u, w, F32(disc.half_ap) * grow, F32(disc.half_width) * grow)
         return box, [u, v, w], rounded_intersection(vertical, radial, 1.0)
 
     def _paint_disc(self, block: Block, sig: TissueSignals, canvas: Canvas, disc: Disc) -> None:
@@ -560,9 +560,9 @@ class Scene:
         mix = NUCLEUS_DEGENERATION[grade]
         nucleus_signal = F32(sig["nucleus"] + mix * (sig["nucleus_degenerated"] - sig["nucleus"]))
         annulus = F32(sig["annulus"])
-        depth = disc.half_depth * disc.nucleus_depth
+        depth = disc.half_ap * disc.nucleus_depth
         height = max(disc.height / 2 * disc.nucleus_height, 0.6)
-        dn = ellipsoid(u - F32(disc.nucleus_offset * disc.half_depth), v, w, depth, height,
+        dn = ellipsoid(u - F32(disc.nucleus_offset * disc.half_ap), v, w, depth, height,
                        disc.half_width * disc.nucleus_depth)
         weight = smooth_step(-dn, 4.0) * F32(0.35 if grade == 5 else 1.0)
         if grade >= 2:
@@ -576,14 +576,14 @@ class Scene:
         """Signed distance to the vertebral body: waisted elliptic cylinder between the endplates."""
         t = np.clip(v * F32(1.0 / vertebra.half_height), F32(-1.0), F32(1.0))
         shrink = F32(1.0) - F32(vertebra.waist) * (F32(1.0) - t * t)
-        radial = ellipse(u, w, F32(vertebra.half_depth) * shrink, F32(vertebra.half_width) * shrink)
+        radial = ellipse(u, w, F32(vertebra.half_ap) * shrink, F32(vertebra.half_width) * shrink)
         vertical = np.maximum(v - vertebra.top(u, w), vertebra.bottom(u, w) - v)
         return rounded_intersection(radial, vertical, vertebra.corner)
 
     def _body_box(self, block: Block, vertebra: Vertebra) -> Box | None:
-        reach_u = vertebra.half_depth + 3.0
+        reach_u = vertebra.half_ap + 3.0
         reach_w = vertebra.half_width + 3.0
-        reach_v = vertebra.half_height + abs(math.tan(vertebra.wedge / 2)) * vertebra.half_depth + 3.0
+        reach_v = vertebra.half_height + abs(math.tan(vertebra.wedge / 2)) * vertebra.half_ap + 3.0
         return block.box_of(self._corners(("body", vertebra.index), lambda: _local_box(
             vertebra.frame, (-reach_u, reach_u), (-reach_v, reach_v), (-reach_w, reach_w))))
 
@@ -615,8 +615,8 @@ class Scene:
         p1, p2, p3 = lesion.phases
         wobble = np.sin(u * F32(0.35) + F32(p1)) * np.cos(w * F32(0.22) + F32(p2)) + F32(0.5) * np.sin(
             u * F32(0.9) + w * F32(0.5) + F32(p3))
-        band = F32(lesion.depth_fraction * 2.0 * vertebra.half_height) * (F32(1.0) + F32(lesion.irregularity) * wobble)
-        half_ap = F32(lesion.ap_fraction * vertebra.half_depth)
+        band = F32(lesion.depth_fraction * vertebra.height) * (F32(1.0) + F32(lesion.irregularity) * wobble)
+        half_ap = F32(lesion.ap_fraction * vertebra.half_ap)
         weight = smooth_step(band - depth, 3.5)
         weight *= smooth_step(half_ap - np.abs(u - F32(lesion.ap_centre)), 3.0)
         weight *= smooth_step(F32(lesion.lateral_fraction * vertebra.half_width) - np.abs(w), 4.0)
@@ -658,8 +658,8 @@ class Scene:
         marrow = self._marrow_signal(sig, vertebra, block, box, u, v, w)
         canvas.paint(box, coverage(d + F32(vertebra.cortex), fp), marrow)
         if vertebra.basivertebral_vein:
-            a = F32(vertebra.half_depth)
-            widen = np.clip((u - F32(0.55) * a) * F32(1.0 / (0.45 * vertebra.half_depth)), F32(0.2), F32(1.0))
+            a = F32(vertebra.half_ap)
+            widen = np.clip((u - F32(0.55) * a) * F32(1.0 / (0.45 * vertebra.half_ap)), F32(0.2), F32(1.0))
             wall = a * F32(1.0 - vertebra.waist) - F32(vertebra.cortex)
             d_vein = np.maximum(ellipse(v, w, F32(1.6) * widen, F32(2.2)), slab(u, F32(0.55) * a, wall))
             canvas.paint(box, coverage(d_vein, fp), sig["vein"])
@@ -696,7 +696,7 @@ class Scene:
         canvas.paint(box, coverage(d, fp), sig["nucleus_degenerated"])
 
     def _paint_ala(self, block: Block, sig: TissueSignals, canvas: Canvas, vertebra: Vertebra) -> None:
-        a, b, h = vertebra.half_depth, vertebra.half_width, vertebra.half_height
+        a, b, h = vertebra.half_ap, vertebra.half_width, vertebra.half_height
         depth = vertebra.posterior.canal_depth if vertebra.posterior else 0.0
         wide = vertebra.ala_half_width
         box = block.box_of(self._corners(("ala", vertebra.index), lambda: _local_box(
@@ -718,7 +718,7 @@ class Scene:
         """Union of pedicles, laminae, spinous, articular and transverse processes."""
         pe = vertebra.posterior
         assert pe is not None
-        a = vertebra.half_depth
+        a = vertebra.half_ap
         aw = np.abs(w)
         back = a + pe.pedicle_length
         pedicle = rounded_intersection(
@@ -778,7 +778,7 @@ class Scene:
     def _posterior_box(self, block: Block, vertebra: Vertebra) -> Box | None:
         pe = vertebra.posterior
         assert pe is not None
-        a, h = vertebra.half_depth, vertebra.half_height
+        a, h = vertebra.half_ap, vertebra.half_height
         junction = a + pe.canal_depth + pe.lamina_thickness
         tip_u = junction + pe.spinous_length * math.cos(pe.spinous_angle) + 0.5 * pe.spinous_height + 3.0
         tip_v = pe.spinous_level - pe.spinous_length * math.sin(pe.spinous_angle) - 0.5 * pe.spinous_height - 3.0
@@ -797,7 +797,7 @@ class Scene:
         fp = block.footprint
         u, v, w = block.coords(box, vertebra.frame.to_local())
         if vertebra.kind != "coccygeal":
-            a = vertebra.half_depth
+            a = vertebra.half_ap
             level = pe.pedicle_level - pe.pedicle_radius_vertical - 3.5
             aw = np.abs(w)
             # The exiting root runs laterally and downwards under the pedicle: a tube along w.

@@ -201,8 +201,8 @@ def _profiles(
     def spinous_tip(v: Vertebra, n: float) -> float:
         p = v.posterior
         if p is None:
-            return n + v.half_depth + 3.0
-        return n + v.half_depth + p.canal_depth + p.lamina_thickness + p.spinous_length * math.cos(p.spinous_angle)
+            return n + v.half_ap + 3.0
+        return n + v.half_ap + p.canal_depth + p.lamina_thickness + p.spinous_length * math.cos(p.spinous_angle)
 
     by_index = {v.index: v for v in verts}
     s1 = anatomy.s1
@@ -217,12 +217,12 @@ def _profiles(
 
     # Bodies are waisted: at their centre the walls are (1 - waist) of the endplate depth from the axis.
     posterior_wall = profile(
-        at_vertebrae(lambda v, n: n + v.half_depth * (1.0 - v.waist))
-        + at_discs(lambda d, n: n + d.half_depth * (1.0 + d.bulge))
+        at_vertebrae(lambda v, n: n + v.half_ap * (1.0 - v.waist))
+        + at_discs(lambda d, n: n + d.half_ap * (1.0 + d.bulge))
     )
     anterior_wall = profile(
-        at_vertebrae(lambda v, n: n - v.half_depth * (1.0 - v.waist))
-        + at_discs(lambda d, n: n - d.half_depth * (1.0 + d.bulge))
+        at_vertebrae(lambda v, n: n - v.half_ap * (1.0 - v.waist))
+        + at_discs(lambda d, n: n - d.half_ap * (1.0 + d.bulge))
     )
     half_width = profile(
         at_vertebrae(lambda v, _n: v.half_width) + at_discs(lambda d, _n: d.half_width * (1.0 + d.bulge))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +19,14 @@ from modic.errors import UsageError
 from modic.io.volume import Volume
 from modic.synth.acquisition import EXTRA_SERIES, SERIES_NAMES, Planner, SeriesPlan
 from modic.synth.anatomy import Anatomy, Variant, sample_anatomy
-from modic.synth.config import Section, load_synth_config
+from modic.synth.config import (
+    PatientSettings,
+    SynthSettings,
+    SynthSource,
+    VariantSettings,
+    chance,
+    load_synth_settings,
+)
 from modic.synth.dicom_writer import PatientStudy, deterministic_uid
 from modic.synth.lesions import ModicSpec, parse_modic
 from modic.synth.render import Renderer, derive
@@ -118,7 +124,7 @@ the convention of ``classification.level_significance`` and of radiologists' lev
 def generate_study(
     *,
     seed: int,
-    config: str | Path | Mapping[str, Any] | None = None,
+    config: SynthSource = None,
     modic: str | Mapping[str, object] | Sequence[ModicSpec | Mapping[str, object]] | None = None,
     variant: Variant | Mapping[str, Any] | None = None,
 ) -> SyntheticStudy:
@@ -126,7 +132,8 @@ def generate_study(
 
     Args:
         seed: non-negative integer; the same seed and config give identical output.
-        config: a shipped config name (``"default"``, ``"tiny"``), a YAML path or a loaded mapping.
+        config: settings, a shipped config name (``"default"``, ``"tiny"``), a YAML file or a mapping
+            holding the keys to change (see :func:`~modic.synth.config.load_synth_settings`).
         modic: changes to plant (see :func:`modic.synth.lesions.parse_modic`); None draws them from the
             config, an empty list plants none.
         variant: a :class:`Variant` or a mapping with some of its fields; missing ones are drawn.
@@ -134,18 +141,17 @@ def generate_study(
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise UsageError(f"seed {seed!r} must be a non-negative integer")
     seed = int(seed)
-    cfg = load_synth_config("default" if config is None else config)
-    root = Section.root(cfg)
-    chosen = _variant(np.random.default_rng([seed, _STREAM_VARIANT]), root.section("variants"), variant)
+    root = load_synth_settings(config)
+    chosen = _variant(np.random.default_rng([seed, _STREAM_VARIANT]), root.variants, variant)
     specs = None if modic is None else parse_modic(modic)
     anatomy = sample_anatomy(np.random.default_rng([seed, _STREAM_ANATOMY]), root, variant=chosen, modic=specs)
-    render_cfg = root.section("render")
-    spine = build_spine_frame(anatomy, step=render_cfg.number("spine_frame_step", low=0.1))
-    tissues = TissueModel.from_config(root.section("tissue_model"))
+    render_cfg = root.render
+    spine = build_spine_frame(anatomy, step=render_cfg.spine_frame_step)
+    tissues = TissueModel.from_settings(root.tissue_model)
     patient_rng = np.random.default_rng([seed, _STREAM_PATIENT])
-    key = study_key(cfg, seed)
-    patient = _patient(patient_rng, root.section("patient"), seed=seed, key=key)
-    field_strength = float(root.section("scanner").pick(patient_rng, "field_strength"))
+    key = study_key(root, seed)
+    patient = _patient(patient_rng, root.patient, seed=seed, key=key)
+    field_strength = float(root.scanner.field_strength.pick(patient_rng))
     planner = Planner(root, anatomy, seed=seed, patient=patient, field_strength=field_strength)
     scene = Scene(anatomy, spine, render_cfg, np.random.default_rng([seed, _STREAM_SCENE]))
     renderer = Renderer(scene, tissues, render_cfg, pose_inverse=planner.pose_inverse, seed=seed)
@@ -166,7 +172,7 @@ def generate_study(
     truth = _truth(
         seed=seed,
         key=key,
-        config_name=str(cfg.get("name", "")),
+        config_name=root.name,
         anatomy=anatomy,
         patient=patient,
         pose=planner.pose,
@@ -178,7 +184,7 @@ def generate_study(
     return SyntheticStudy(
         seed=seed,
         key=key,
-        config_name=str(cfg.get("name", "")),
+        config_name=root.name,
         anatomy=anatomy,
         patient=patient,
         planner=planner,
@@ -190,24 +196,17 @@ def generate_study(
     )
 
 
-def study_key(config: Mapping[str, Any], seed: int) -> str:
+def study_key(config: SynthSettings, seed: int) -> str:
     """The study's key (its folder name) from the config's ``study_key`` template."""
-    return _format(Section.root(config).text("study_key"), seed)
+    return config.study_key.format(seed=seed)
 
 
-def _format(template: str, seed: int) -> str:
-    try:
-        return template.format(seed=seed)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UsageError(f"template {template!r} is invalid: only '{{seed}}' may be used ({exc})") from None
-
-
-def _variant(rng: np.random.Generator, section: Section, given: Variant | Mapping[str, Any] | None) -> Variant:
+def _variant(rng: np.random.Generator, section: VariantSettings, given: Variant | Mapping[str, Any] | None) -> Variant:
     """Draw every field (so the stream is the same whatever is given), then apply the given ones."""
     drawn = {
-        "lumbar_count": int(section.pick(rng, "lumbar_count")),
-        "transitional_s1": section.chance(rng, "transitional_s1"),
-        "sacrum_in_fov": section.chance(rng, "sacrum_in_fov"),
+        "lumbar_count": int(section.lumbar_count.pick(rng)),
+        "transitional_s1": chance(rng, section.transitional_s1),
+        "sacrum_in_fov": chance(rng, section.sacrum_in_fov),
     }
     if given is None:
         return Variant(**drawn)
@@ -220,34 +219,28 @@ def _variant(rng: np.random.Generator, section: Section, given: Variant | Mappin
     return Variant(**{**drawn, **values})
 
 
-def _date(rng: np.random.Generator, low: str, high: str) -> str:
-    try:
-        a = dt.datetime.strptime(low, "%Y%m%d").date().toordinal()
-        b = dt.datetime.strptime(high, "%Y%m%d").date().toordinal()
-    except ValueError:
-        raise UsageError(f"date range [{low!r}, {high!r}] must hold YYYYMMDD dates") from None
+def _date(rng: np.random.Generator, dates: tuple[str, str]) -> str:
+    """A uniform draw from a range of YYYYMMDD dates (checked when the settings were loaded)."""
+    a, b = (dt.datetime.strptime(date, "%Y%m%d").date().toordinal() for date in dates)
     return dt.date.fromordinal(int(rng.integers(a, b + 1))).strftime("%Y%m%d")
 
 
-def _patient(rng: np.random.Generator, section: Section, *, seed: int, key: str) -> PatientStudy:
-    birth = section.raw("birth_date")
-    study = section.raw("study_date")
-    hour = section.draw_int(rng, "study_hour")
+def _patient(rng: np.random.Generator, section: PatientSettings, *, seed: int, key: str) -> PatientStudy:
+    hour = section.study_hour.draw(rng)
     minute = int(rng.integers(0, 60))
-    study_uid = section.data.get("study_uid")
     return PatientStudy(
-        patient_name=_format(section.text("name"), seed),
-        patient_id=_format(section.text("id"), seed),
-        birth_date=_date(rng, str(birth[0]), str(birth[1])),
-        sex=str(section.pick(rng, "sex")),
-        study_uid=str(study_uid) if study_uid else str(deterministic_uid("modic.synth", key, seed)),
-        study_date=_date(rng, str(study[0]), str(study[1])),
+        patient_name=section.name.format(seed=seed),
+        patient_id=section.id.format(seed=seed),
+        birth_date=_date(rng, section.birth_date),
+        sex=str(section.sex.pick(rng)),
+        study_uid=section.study_uid or str(deterministic_uid("modic.synth", key, seed)),
+        study_date=_date(rng, section.study_date),
         study_time=f"{hour:02d}{minute:02d}00",
-        accession_number=_format(section.text("accession_number"), seed),
-        study_id=_format(section.text("study_id"), seed),
-        study_description=section.text("study_description"),
-        referring_physician=section.text("referring_physician"),
-        institution=section.text("institution"),
+        accession_number=section.accession_number.format(seed=seed),
+        study_id=section.study_id.format(seed=seed),
+        study_description=section.study_description,
+        referring_physician=section.referring_physician,
+        institution=section.institution,
         frame_of_reference_uid=str(deterministic_uid("modic.synth", key, seed, "frame")),
     )
 
@@ -278,8 +271,8 @@ def _truth(
             "kind": v.kind,
             "centroid_ras": _world(pose, v.frame.point(0.0, 0.0)),
             "voxels": int(vertebra_counts[v.label]),
-            "height_mm": round(2 * v.half_height, 2),
-            "depth_mm": round(2 * v.half_depth, 2),
+            "height_mm": round(v.height, 2),
+            "ap_mm": round(2 * v.half_ap, 2),
             "width_mm": round(2 * v.half_width, 2),
         }
         for v in anatomy.vertebrae
@@ -327,7 +320,7 @@ def _truth(
                 "extent": None if lesion is None else {
                     "depth_fraction": round(lesion.depth_fraction, 4),
                     "ap_fraction": round(lesion.ap_fraction, 4),
-                    "ap_centre_fraction": round(lesion.ap_centre / vertebra.half_depth, 4),
+                    "ap_centre_fraction": round(lesion.ap_centre / vertebra.half_ap, 4),
                     "lateral_fraction": round(lesion.lateral_fraction, 4),
                     "mixed_split": round(lesion.split, 4) if lesion.spec.mixed else None,
                 },

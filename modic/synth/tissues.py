@@ -15,59 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modic.synth.config import Section
-
-TISSUE_NAMES: tuple[str, ...] = (
-    "skin",
-    "fat",
-    "muscle",
-    "csf",
-    "cord",
-    "nerve",
-    "annulus",
-    "nucleus",
-    "nucleus_degenerated",
-    "disc_remnant",
-    "cortex",
-    "marrow",
-    "modic1",
-    "modic2",
-    "modic3",
-    "ligament",
-    "ligamentum_flavum",
-    "vein",
-    "vena_cava",
-    "artery",
-    "bowel_wall",
-    "bowel_fluid",
-    "bowel_gas",
-    "stool",
-    "mesentery",
-    "liver",
-    "urine",
-)
-"""Tissues the anatomy model paints; every one needs an entry under ``tissues`` in the config."""
-
-
-@dataclass(frozen=True)
-class Tissue:
-    """Relaxation properties at 1.5 T of a tissue's water compartment and its fat signal fraction."""
-
-    pd: float
-    t1: float
-    t2: float
-    fat_fraction: float
-
-
-@dataclass(frozen=True)
-class FatCompartment:
-    """Shared properties of fat protons at 1.5 T (``t2_fse``: apparent T2 in fast spin echo trains)."""
-
-    pd: float
-    t1: float
-    t2: float
-    t2_fse: float
-    t2_star: float
+from modic.synth.config import FatCompartment, Tissue, TissueModelSettings
 
 
 @dataclass(frozen=True)
@@ -96,30 +44,14 @@ class TissueModel:
     t2_star_factor: float
 
     @classmethod
-    def from_config(cls, section: Section) -> TissueModel:
-        fat = section.section("fat_compartment")
-        tissues = section.section("tissues")
-        parsed: dict[str, Tissue] = {}
-        for name in TISSUE_NAMES:
-            t = tissues.section(name)
-            parsed[name] = Tissue(
-                pd=t.number("pd", low=0.0),
-                t1=t.number("t1", low=1.0),
-                t2=t.number("t2", low=0.1),
-                fat_fraction=t.number("fat_fraction", low=0.0, high=1.0),
-            )
+    def from_settings(cls, settings: TissueModelSettings) -> TissueModel:
+        """The model of the config's ``tissue_model`` section (every tissue the anatomy model paints)."""
         return cls(
-            tissues=parsed,
-            fat=FatCompartment(
-                pd=fat.number("pd", low=0.0),
-                t1=fat.number("t1", low=1.0),
-                t2=fat.number("t2", low=0.1),
-                t2_fse=fat.number("t2_fse", low=0.1),
-                t2_star=fat.number("t2_star", low=0.1),
-            ),
-            water_t1_scale_3t=section.number("water_t1_scale_3t", low=0.5),
-            fat_t1_scale_3t=section.number("fat_t1_scale_3t", low=0.5),
-            t2_star_factor=section.number("t2_star_factor", low=0.01, high=1.0),
+            tissues=settings.tissues.by_name(),
+            fat=settings.fat_compartment,
+            water_t1_scale_3t=settings.water_t1_scale_3t,
+            fat_t1_scale_3t=settings.fat_t1_scale_3t,
+            t2_star_factor=settings.t2_star_factor,
         )
 
     def signals(self, sequence: Sequence) -> TissueSignals:

@@ -1,1 +1,6 @@
-"""Training of modic's models from labelled datasets; above the stages, so no stage imports it."""
+"""Training of modic's models: the segmentation network (``modic train seg``), the grading models (``modic train grade``) and the presence models (``modic train presence``).
+
+Training sits above the stages and the evaluation it reuses (it runs the
+pipeline to measure endplates and scores models with the evaluation metrics);
+no stage imports it.
+"""

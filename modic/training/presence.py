@@ -41,12 +41,13 @@ from modic.classification.presence import (
     noisy_or,
     presence_vector,
 )
-from modic.config import load_yaml
-from modic.errors import ConfigError, ModicError
+from modic.errors import ModicError
 from modic.evaluation.spider import binary_metrics, load_patient_images, read_gradings, read_spacings
 from modic.io.slice_pair import load_slice_pair
 from modic.io.study import load_study
 from modic.pipeline import Models, analyze_images
+from modic.settings import AnalysisSettings, load_settings
+from modic.training.settings import PresenceTrainSettings, load_presence_train_settings
 
 log = logging.getLogger("modic.train")
 
@@ -67,59 +68,6 @@ class LevelSample:
 
     def bag(self, variant: str) -> np.ndarray:
         return np.vstack([presence_vector(f, variant) for f in self.features])
-
-
-@dataclass(frozen=True)
-class PresenceTrainConfig:
-    """``configs/presence/train.yaml``, validated."""
-
-    name: str
-    version: str
-    seed: int
-    spider_midsag: Path
-    spider_t2space: Path
-    folds: int
-    repeats: int
-    l2: tuple[float, ...]
-    t2_sources: tuple[str, ...]
-    strong_pattern_fraction: float
-
-
-T2_SOURCES = ("t2space", "t2space+midsag")
-
-
-def load_presence_config(path: str | Path) -> PresenceTrainConfig:
-    """Read and check the training config; one-line errors name the key."""
-    data = load_yaml(path)
-    known = {"name", "version", "seed", "data", "cross_validation", "l2", "t2_sources", "strong_pattern_fraction"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; accepted: {', '.join(sorted(known))}")
-    try:
-        data_section = data["data"]
-        cv = data["cross_validation"]
-        config = PresenceTrainConfig(
-            name=str(data["name"]),
-            version=str(data["version"]),
-            seed=int(data["seed"]),
-            spider_midsag=Path(data_section["spider_midsag"]),
-            spider_t2space=Path(data_section["spider_t2space"]),
-            folds=int(cv["folds"]),
-            repeats=int(cv["repeats"]),
-            l2=tuple(float(v) for v in data["l2"]),
-            t2_sources=tuple(str(v) for v in data["t2_sources"]),
-            strong_pattern_fraction=float(data["strong_pattern_fraction"]),
-        )
-    except KeyError as exc:
-        raise ConfigError(f"{path}: missing key {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    if config.folds < 2 or config.repeats < 1 or not config.l2 or min(config.l2) < 0:
-        raise ConfigError(f"{path}: needs folds >= 2, repeats >= 1 and non-negative l2 values")
-    bad = [s for s in config.t2_sources if s not in T2_SOURCES]
-    if bad or not config.t2_sources:
-        raise ConfigError(f"{path}: t2_sources {list(config.t2_sources)} must be taken from {', '.join(T2_SOURCES)}")
-    return config
 
 
 def _stripped(features: EndplateFeatures) -> EndplateFeatures:
@@ -146,13 +94,13 @@ def _level_samples(patient: str, source: str, truth: Mapping[str, int], analysis
 
 
 def collect_samples(
-    config: PresenceTrainConfig, *, models: Models, analysis_config: Mapping[str, Any]
+    config: PresenceTrainSettings, *, models: Models, analysis_config: AnalysisSettings
 ) -> dict[str, list[LevelSample]]:
     """Level samples per source: ``midsag`` (T1+T2 pairs), ``midsag_t2`` (T2 alone) and ``t2space``."""
     from tqdm import tqdm
 
     samples: dict[str, list[LevelSample]] = {"midsag": [], "midsag_t2": [], "t2space": []}
-    root = config.spider_midsag
+    root = Path(config.data.spider_midsag)
     truth = read_gradings(root)
     spacings = read_spacings(root)
     for patient in tqdm(sorted(truth, key=_order), desc="spider_midsag patients", disable=None):
@@ -170,7 +118,7 @@ def collect_samples(
                 log.info("%s patient %s not used: %s", source, patient, exc)
                 continue
             samples[source] += _level_samples(patient, source, truth[patient], analysis)
-    root = config.spider_t2space
+    root = Path(config.data.spider_t2space)
     truth = read_gradings(root)
     with (root / "cases.csv").open(newline="", encoding="utf-8") as handle:
         patients = [row["patient"].strip() for row in csv.DictReader(handle)]
@@ -329,15 +277,17 @@ def gated_grading_scores(
     return {name: round(float(table[:, i].mean()), 4) for i, name in enumerate(names)}
 
 
-def train_presence(
-    config_path: str | Path, *, output: str | Path, device: str = "auto", analysis_config: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Collect samples, cross-validate the candidates, refit the chosen ones and write the bundle to ``output``."""
-    config = load_presence_config(config_path)
-    measuring = {**analysis_config, "classification": {**analysis_config["classification"], "presence_bundle": None}}
+def train_presence(config_path: str | Path, *, output: str | Path, device: str = "auto") -> dict[str, Any]:
+    """Collect samples, cross-validate the candidates, refit the chosen ones and write the bundle to ``output``.
+
+    Endplates are measured with the shipped analysis settings, the ``rules``
+    classifier and no presence model (the one being trained replaces it).
+    """
+    config = load_presence_train_settings(config_path)
+    measuring = load_settings({"classification": {"method": "rules", "presence_bundle": None}})
     models = Models.load(measuring, device=device)
     samples = collect_samples(config, models=models, analysis_config=measuring)
-    cv = {"folds": config.folds, "repeats": config.repeats, "seed": config.seed}
+    cv = {"folds": config.cross_validation.folds, "repeats": config.cross_validation.repeats, "seed": config.seed}
     report: dict[str, Any] = {"variants": {}, "candidates_scored": 0}
     exported: dict[str, Any] = {}
 

@@ -12,13 +12,14 @@ its dominant signal pattern; a level takes its most significant endplate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from modic.bundles import build_network
+from modic.training.settings import PatchModelSettings
 
 log = logging.getLogger("modic.train")
 
@@ -58,7 +59,7 @@ def level_bags(samples: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_network(
-    patches: np.ndarray, bags: np.ndarray, bag_labels: np.ndarray, settings: Mapping[str, Any], *, seed: int
+    patches: np.ndarray, bags: np.ndarray, bag_labels: np.ndarray, settings: PatchModelSettings, *, seed: int
 ) -> torch.nn.Module:
     """Train a fresh network on ``patches`` ``(N, C, H, W)`` grouped into ``bags`` with binary ``bag_labels``.
 
@@ -66,9 +67,9 @@ def fit_network(
     is class-balanced binary cross-entropy on bags.
     """
     torch.manual_seed(seed)
-    network = build_network(settings["network_def"])
+    network = build_network(settings.network_def)
     optimiser = torch.optim.AdamW(
-        network.parameters(), lr=float(settings["learning_rate"]), weight_decay=float(settings["weight_decay"])
+        network.parameters(), lr=float(settings.learning_rate), weight_decay=float(settings.weight_decay)
     )
     present = np.unique(bags)
     counts = np.bincount(bag_labels[present], minlength=2).astype(float)
@@ -76,9 +77,9 @@ def fit_network(
     members = {bag: np.flatnonzero(bags == bag) for bag in present}
     transform = augmentation(seed)
     rng = np.random.default_rng(seed)
-    batch = int(settings["batch_size"])
+    batch = settings.batch_size
     network.train()
-    for _ in range(int(settings["epochs"])):
+    for _ in range(settings.epochs):
         order = rng.permutation(present)
         for start in range(0, len(order), batch):
             chosen = order[start : start + batch]
@@ -104,11 +105,11 @@ def changed_probability(network: torch.nn.Module, patches: np.ndarray) -> np.nda
     return torch.softmax(logits.float(), dim=1)[:, 1].numpy()
 
 
-def endplate_types(probabilities: np.ndarray, features: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
+def endplate_types(probabilities: np.ndarray, features: np.ndarray, settings: PatchModelSettings) -> np.ndarray:
     """Predicted Modic type per endplate from the network's probability and the pattern fractions."""
-    threshold = float(settings["threshold"])
-    keep_types = [int(t) for t in settings["rules"]["keep_types"]]
-    keep_fraction = float(settings["rules"]["keep_fraction"])
+    threshold = float(settings.threshold)
+    keep_types = list(settings.rules.keep_types)
+    keep_fraction = float(settings.rules.keep_fraction)
     fractions = np.nan_to_num(features[:, PATTERN_SLICE], nan=0.0)
     types = np.zeros(len(probabilities), dtype=int)
     for i, (p, f) in enumerate(zip(probabilities, fractions)):
@@ -123,7 +124,7 @@ def endplate_types(probabilities: np.ndarray, features: np.ndarray, settings: Ma
 def cross_validate_patches(
     patches: np.ndarray,
     samples: Sequence[Any],
-    settings: Mapping[str, Any],
+    settings: PatchModelSettings,
     *,
     folds: int,
     repeats: int,

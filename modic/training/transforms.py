@@ -29,6 +29,8 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from modic.training.settings import AugmentationSettings
+
 KEYS = ("image", "label")
 
 
@@ -84,20 +86,20 @@ def intensity_normalisation(*, lower: float, upper: float) -> ScaleIntensityRang
     return ScaleIntensityRangePercentilesd(keys="image", lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
 
 
-def training_transforms(aug: Mapping[str, Any], *, lower: float, upper: float) -> Compose:
+def training_transforms(aug: AugmentationSettings, *, lower: float, upper: float) -> Compose:
     """Augmenting pipeline for 2D samples ``{"image", "label", "labelled"}`` (see the training config)."""
-    crop = int(aug["crop_size"])
-    context = int(aug.get("context_size", round(crop * 1.4)))
+    crop = aug.crop_size
+    context = aug.context_size if aug.context_size is not None else round(crop * 1.4)
     return Compose(
         [
-            RandBiasFieldd(keys="image", prob=aug["bias_field_prob"], coeff_range=tuple(aug["bias_field_coeff"])),
+            RandBiasFieldd(keys="image", prob=aug.bias_field_prob, coeff_range=aug.bias_field_coeff),
             intensity_normalisation(lower=lower, upper=upper),
             SpatialPadd(keys=KEYS, spatial_size=(context, context)),
             RandCropByPosNegLabeld(
                 keys=KEYS,
                 label_key="label",
                 spatial_size=(context, context),
-                pos=aug["positive_ratio"],
+                pos=aug.positive_ratio,
                 neg=1.0,
                 num_samples=1,
                 allow_smaller=True,
@@ -105,25 +107,25 @@ def training_transforms(aug: Mapping[str, Any], *, lower: float, upper: float) -
             RandAffined(
                 keys=KEYS,
                 mode=("bilinear", "nearest"),
-                prob=aug["affine_prob"],
-                rotate_range=aug["rotate_rad"],
-                scale_range=aug["scale"],
-                shear_range=aug["shear"],
-                translate_range=aug["translate_px"],
+                prob=aug.affine_prob,
+                rotate_range=aug.rotate_rad,
+                scale_range=aug.scale,
+                shear_range=aug.shear,
+                translate_range=aug.translate_px,
                 spatial_size=(crop, crop),
                 padding_mode="zeros",
             ),
-            RandGaussianSmoothd(keys="image", prob=aug["smooth_prob"], sigma_x=(0.25, 1.2), sigma_y=(0.25, 1.2)),
-            RandGaussianNoised(keys="image", prob=aug["noise_prob"], std=aug["noise_std"]),
-            RandAdjustContrastd(keys="image", prob=aug["gamma_prob"], gamma=tuple(aug["gamma"])),
-            RandScaleIntensityd(keys="image", prob=aug["scale_intensity_prob"], factors=aug["scale_intensity"]),
-            RandHistogramShiftd(keys="image", prob=aug["histogram_shift_prob"], num_control_points=(4, 10)),
+            RandGaussianSmoothd(keys="image", prob=aug.smooth_prob, sigma_x=(0.25, 1.2), sigma_y=(0.25, 1.2)),
+            RandGaussianNoised(keys="image", prob=aug.noise_prob, std=aug.noise_std),
+            RandAdjustContrastd(keys="image", prob=aug.gamma_prob, gamma=aug.gamma),
+            RandScaleIntensityd(keys="image", prob=aug.scale_intensity_prob, factors=aug.scale_intensity),
+            RandHistogramShiftd(keys="image", prob=aug.histogram_shift_prob, num_control_points=(4, 10)),
             RandSimulateLowResolutiond(
                 keys="image",
-                prob=float(aug.get("low_resolution_prob", 0.0)),
+                prob=aug.low_resolution_prob,
                 upsample_mode="bilinear",
-                zoom_range=tuple(aug.get("low_resolution_zoom", (0.7, 1.0))),
+                zoom_range=aug.low_resolution_zoom,
             ),
-            RandWindow8Bitd(keys="image", prob=float(aug.get("window_8bit_prob", 0.0))),
+            RandWindow8Bitd(keys="image", prob=aug.window_8bit_prob),
         ]
     )

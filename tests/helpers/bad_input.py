@@ -5,7 +5,7 @@ checked the way a user sees it: exit code, one ``modic: error:`` line that
 names the problem, no traceback, no partial output and no ``.modic-tmp-*``
 leftovers. Inputs are built from the project's synthetic generator
 (:mod:`modic.synth`, tiny config) or from the small series of
-``test_io_support``.
+:mod:`helpers.io`.
 """
 
 from __future__ import annotations

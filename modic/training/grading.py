@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 
 from modic import __version__, atomic
+from modic.bundles import write_bundle
 from modic.classification.features import FEATURE_NAMES
-from modic.classification.grading import LevelGrade
 from modic.classification.learned import MODEL_FILE
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.reference import reference_marrow
-from modic.config import load_yaml
 from modic.errors import ConfigError, ModicError
 from modic.evaluation.spider import (
     FAILED,
@@ -35,6 +34,18 @@ from modic.evaluation.spider import (
     grading_metrics,
     read_gradings,
     read_spacings,
+)
+from modic.io.slice_pair import load_slice_pair
+from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
+from modic.pipeline import Models, analyze_images
+from modic.settings import AnalysisSettings, VoxelSettings, load_settings, to_dict
+from modic.synth import generate_study, to_study_images
+from modic.training.patch_grading import cross_validate_patches, fit_network, level_bags
+from modic.training.settings import (
+    GradientBoostingSettings,
+    LogisticSettings,
+    PatchModelSettings,
+    load_grade_train_settings,
 )
 
 log = logging.getLogger("modic.train")
@@ -54,13 +65,10 @@ class EndplateSample:
 
 
 def spider_samples(
-    root: str | Path, *, models: Any, config: Mapping[str, Any]
+    root: str | Path, *, models: Any, config: AnalysisSettings
 ) -> tuple[list[EndplateSample], np.ndarray, dict[str, dict[str, int]], dict[str, str]]:
     """Endplate samples of every SPIDER patient, their patches, the level truth and the failed patients (with reasons)."""
     from tqdm import tqdm
-
-    from modic.io.slice_pair import load_slice_pair
-    from modic.pipeline import analyze_images
 
     root = Path(root)
     truth = read_gradings(root)
@@ -68,7 +76,7 @@ def spider_samples(
     samples: list[EndplateSample] = []
     patches: list[np.ndarray] = []
     failed: dict[str, str] = {}
-    grid = PatchGrid.from_mapping(config["classification"]["patches"])
+    grid = PatchGrid.from_settings(config.classification.patches)
     for patient in tqdm(sorted(truth, key=_order), desc="SPIDER patients", disable=None):
         try:
             images = load_slice_pair(
@@ -85,7 +93,7 @@ def spider_samples(
             if level.level not in truth[patient]:
                 continue
             for grade in level.endplates:
-                patches.append(_central_patch(analysis, grade.endplate, grid, voxels=config["classification"]["voxels"]))
+                patches.append(_central_patch(analysis, grade.endplate, grid, voxels=config.classification.voxels))
                 samples.append(
                     EndplateSample(
                         group=f"spider:{patient}",
@@ -100,10 +108,10 @@ def spider_samples(
     return samples, _stack(patches, grid), truth, failed
 
 
-def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: Mapping[str, Any]) -> np.ndarray:
+def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: VoxelSettings) -> np.ndarray:
     """The patch of the slice through the middle of the endplate's band (zeros when it is empty).
 
-    Normalised by the same reference marrow as at inference (``voxels``: the config's ``classification.voxels``).
+    Normalised by the same reference marrow as at inference (``voxels``: the settings' ``classification.voxels``).
     """
     region = analysis.anatomy.endplate(endplate)
     images = analysis.images
@@ -112,7 +120,7 @@ def _central_patch(analysis: Any, endplate: str, grid: PatchGrid, *, voxels: Map
     stack = None
     if region is not None:
         reference, _ = reference_marrow(
-            analysis.anatomy, region, t1=t1, t2=t2, max_half_difference=voxels["reference_half_difference"]
+            analysis.anatomy, region, t1=t1, t2=t2, max_half_difference=voxels.reference_half_difference
         )
         stack = endplate_patches(analysis.anatomy, region, t1=t1, t2=t2, grid=grid, reference=reference)
     if stack is None or not len(stack):
@@ -125,14 +133,10 @@ def _stack(patches: Sequence[np.ndarray], grid: PatchGrid) -> np.ndarray:
 
 
 def synthetic_samples(
-    *, seeds: Sequence[int], synth_config: str, models: Any, config: Mapping[str, Any]
+    *, seeds: Sequence[int], synth_config: str, models: Any, config: AnalysisSettings
 ) -> list[EndplateSample]:
     """Endplate samples of synthetic studies whose level naming matches the truth."""
     from tqdm import tqdm
-
-    from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
-    from modic.pipeline import analyze_images
-    from modic.synth import generate_study, to_study_images
 
     samples: list[EndplateSample] = []
     for seed in tqdm(list(seeds), desc="synthetic studies", disable=None):
@@ -164,9 +168,9 @@ def synthetic_samples(
     return samples
 
 
-def build_candidate(kind: str, params: Mapping[str, Any], *, seed: int) -> Any:
+def build_candidate(kind: str, params: LogisticSettings | GradientBoostingSettings, *, seed: int) -> Any:
     """An unfitted scikit-learn classifier for a candidate in the config."""
-    if kind == "logistic":
+    if kind == "logistic" and isinstance(params, LogisticSettings):
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -175,16 +179,16 @@ def build_candidate(kind: str, params: Mapping[str, Any], *, seed: int) -> Any:
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True),
             StandardScaler(),
-            LogisticRegression(C=float(params.get("C", 1.0)), max_iter=2000, class_weight="balanced"),
+            LogisticRegression(C=float(params.C), max_iter=2000, class_weight="balanced"),
         )
-    if kind == "gradient_boosting":
+    if kind == "gradient_boosting" and isinstance(params, GradientBoostingSettings):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         return HistGradientBoostingClassifier(
-            max_depth=int(params.get("max_depth", 3)),
-            learning_rate=float(params.get("learning_rate", 0.05)),
-            max_iter=int(params.get("max_iter", 150)),
-            min_samples_leaf=int(params.get("min_samples_leaf", 10)),
+            max_depth=params.max_depth,
+            learning_rate=float(params.learning_rate),
+            max_iter=params.max_iter,
+            min_samples_leaf=params.min_samples_leaf,
             class_weight="balanced",
             random_state=seed,
         )
@@ -215,7 +219,7 @@ def level_results(
 
 def cross_validate(
     kind: str,
-    params: Mapping[str, Any],
+    params: LogisticSettings | GradientBoostingSettings,
     spider: Sequence[EndplateSample],
     synthetic: Sequence[EndplateSample],
     truth: Mapping[str, Mapping[str, int]],
@@ -271,15 +275,12 @@ def _order(patient: str) -> tuple[int, str]:
 def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None, device: str = "auto",
                 export_bundle: str | Path | None = None, reuse_samples: bool = True) -> dict[str, Any]:
     """Collect samples, cross-validate rules and candidates, fit the best on everything and export it."""
-    from modic.pipeline import Models, load_analysis_config
-
-    config = load_yaml(config_path)
-    seed = int(config.get("seed", 0))
-    out = Path(output_dir or config.get("output_dir", "runs/modic_grade"))
+    config = load_grade_train_settings(config_path)
+    seed = config.seed
+    out = Path(output_dir or config.output_dir or "runs/modic_grade")
     out.mkdir(parents=True, exist_ok=True)
-    analysis_config = load_analysis_config()
-    analysis_config["classification"] = {**analysis_config["classification"], "method": "rules"}
-    significance = [int(v) for v in analysis_config["classification"]["level_significance"]]
+    analysis_config = load_settings({"classification": {"method": "rules"}})
+    significance = [int(v) for v in analysis_config.classification.level_significance]
     models = Models.load(analysis_config, device=device)
 
     cache = out / "samples.json"
@@ -293,13 +294,12 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
             patches = stored["spider"]
         log.info("reusing %d SPIDER and %d synthetic samples from %s", len(spider), len(synthetic), cache)
     else:
-        data = config["data"]
-        spider, patches, truth, failed = spider_samples(data["spider"], models=models, config=analysis_config)
-        synth = data.get("synthetic") or {}
-        start = int(synth.get("seed_start", 0))
+        data = config.data
+        spider, patches, truth, failed = spider_samples(data.spider, models=models, config=analysis_config)
+        synth = data.synthetic
         synthetic = synthetic_samples(
-            seeds=range(start, start + int(synth.get("count", 0))),
-            synth_config=str(synth.get("config", "default")),
+            seeds=range(synth.seed_start, synth.seed_start + synth.count) if synth else range(0),
+            synth_config=synth.config if synth else "default",
             models=models,
             config=analysis_config,
         )
@@ -314,20 +314,19 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
     results: dict[str, Any] = {"rules": {k: rules[k] for k in (
         "presence_balanced_accuracy", "presence_kappa", "presence_sensitivity", "presence_specificity",
         "type_kappa", "patient_sensitivity", "patient_specificity", "n_levels", "confusion_matrix")}}
-    cv = config["cross_validation"]
-    for kind, params in config["candidates"].items():
+    cv = config.cross_validation
+    candidates = config.candidates.chosen()
+    for kind, params in candidates.items():
         results[kind] = cross_validate(
-            kind, params or {}, spider, synthetic, truth, failed,
-            folds=int(cv["folds"]), repeats=int(cv["repeats"]), seed=seed, significance=significance,
+            kind, params, spider, synthetic, truth, failed,
+            folds=cv.folds, repeats=cv.repeats, seed=seed, significance=significance,
         )
         log.info("%s: %s", kind, {k: v for k, v in results[kind].items() if not isinstance(v, dict)})
-    best = max(config["candidates"], key=lambda k: (results[k]["presence_balanced_accuracy"] or 0, results[k]["presence_kappa"] or 0))
-    patch_settings = config.get("patch_model")
+    best = max(candidates, key=lambda k: (results[k]["presence_balanced_accuracy"] or 0, results[k]["presence_kappa"] or 0))
+    patch_settings = config.patch_model
     if patch_settings:
-        from modic.classification.patch_training import cross_validate_patches
-
         runs, _ = cross_validate_patches(
-            patches, spider, patch_settings, folds=int(cv["folds"]), repeats=int(cv["repeats"]), seed=seed,
+            patches, spider, patch_settings, folds=cv.folds, repeats=cv.repeats, seed=seed,
             evaluate=lambda predicted: grading_metrics(level_results(spider, predicted, truth, significance, failed)),
         )
         results["patch"] = summarise_runs(runs)
@@ -343,38 +342,37 @@ def train_grade(config_path: str | Path, *, output_dir: str | Path | None = None
                "recommended_method": method_of[ranked[0]]}
     atomic.write_text(out / "cv_metrics.json", json.dumps(summary, indent=2) + "\n")
 
-    bundle = export_bundle or (config.get("export") or {}).get("bundle_dir")
+    export = config.export
+    bundle = export_bundle or (export.bundle_dir if export else None)
     if bundle:
-        model = build_candidate(best, config["candidates"][best] or {}, seed=seed)
+        model = build_candidate(best, candidates[best], seed=seed)
         x = np.array([s.features for s in [*spider, *synthetic]])
         y = np.array([s.target for s in [*spider, *synthetic]])
         model.fit(x, y)
-        export_grade_bundle(Path(bundle), model=model, kind=best, summary=summary, config=config,
+        export_grade_bundle(Path(bundle), model=model, kind=best, summary=summary,
+                            synthetic_studies=config.data.synthetic.count if config.data.synthetic else 0,
                             segmentation=models.info["segmentation"])
         summary["bundle"] = str(bundle)
-    patch_bundle = (config.get("export") or {}).get("patch_bundle_dir")
+    patch_bundle = export.patch_bundle_dir if export else None
     if patch_settings and patch_bundle:
         export_patch_bundle(Path(patch_bundle), patches=patches, samples=spider, settings=patch_settings,
-                            summary=summary, grid=analysis_config["classification"]["patches"], seed=seed,
+                            summary=summary, grid=to_dict(analysis_config.classification.patches), seed=seed,
                             segmentation=models.info["segmentation"])
         summary["patch_bundle"] = str(patch_bundle)
     return summary
 
 
 def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[EndplateSample],
-                        settings: Mapping[str, Any], summary: Mapping[str, Any], grid: Mapping[str, Any], seed: int,
+                        settings: PatchModelSettings, summary: Mapping[str, Any], grid: Mapping[str, Any], seed: int,
                         segmentation: Mapping[str, Any]) -> None:
     """Fit the patch network on every SPIDER endplate and write it as a MONAI bundle."""
-    from modic.bundles import write_bundle
-    from modic.classification.patch_training import fit_network, level_bags
-
     bags, bag_labels = level_bags(samples)
     network = fit_network(patches, bags, bag_labels, settings, seed=seed)
     write_bundle(
         root,
         network=network,
-        network_def=settings["network_def"],
-        settings={"patches": dict(grid), "threshold": float(settings["threshold"]), "rules": dict(settings["rules"])},
+        network_def=settings.network_def,
+        settings={"patches": dict(grid), "threshold": float(settings.threshold), "rules": to_dict(settings.rules)},
         metadata={
             "version": __version__,
             "task": "Probability that a vertebral endplate's marrow shows a Modic change, from T1/T2 patches",
@@ -396,9 +394,12 @@ def export_patch_bundle(root: Path, *, patches: np.ndarray, samples: Sequence[En
     )
 
 
-def export_grade_bundle(root: Path, *, model: Any, kind: str, summary: Mapping[str, Any], config: Mapping[str, Any],
+def export_grade_bundle(root: Path, *, model: Any, kind: str, summary: Mapping[str, Any], synthetic_studies: int,
                         segmentation: Mapping[str, Any]) -> None:
-    """Write ``configs/metadata.json`` and ``models/model.skops`` of the grading bundle."""
+    """Write ``configs/metadata.json`` and ``models/model.skops`` of the grading bundle.
+
+    ``synthetic_studies``: how many synthetic studies gave the ``summary["n_synthetic_samples"]`` endplates.
+    """
     import hashlib
 
     import skops.io as sio
@@ -414,7 +415,7 @@ def export_grade_bundle(root: Path, *, model: Any, kind: str, summary: Mapping[s
             "spider": "SPIDER mid-sagittal T1/T2 pairs with radiologists' Modic gradings (van der Graaf et al., "
                       "Sci Data 2024, CC BY 4.0); level grades given to both endplates",
             "synthetic": f"{summary['n_synthetic_samples']} endplates of modic synthetic studies "
-                         f"({config['data'].get('synthetic', {}).get('count', 0)} studies)",
+                         f"({synthetic_studies} studies)",
             "n_spider_samples": summary["n_spider_samples"],
         },
         "segmentation_model_used": dict(segmentation),

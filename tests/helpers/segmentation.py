@@ -16,9 +16,9 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from modic.segmentation.train import TrainConfig, load_train_config
+from modic.training.settings import TrainConfig, load_train_config
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SMOKE_CONFIG = REPO_ROOT / "configs" / "seg" / "smoke.yaml"
 CASES_HEADER = "case,source_set,structure,n_labels,shape,levels_caudal_first\n"
 

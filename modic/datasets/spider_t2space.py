@@ -20,7 +20,7 @@ evaluation reference (:func:`vertebral_body_mask`):
     where no canal is visible, use the same border).
 
 Because the sacrum is unlabelled, not background, the S1 class counts as
-unlabelled for these cases in training (:mod:`modic.segmentation.losses`).
+unlabelled for these cases in training (:mod:`modic.training.losses`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import nibabel as nib
 import numpy as np
 
 from modic.errors import InputError
+from modic.io.formats import read_nifti
 from modic.io.volume import Volume
 from modic.segmentation.classes import N_CLASSES, SegClass
 
@@ -77,15 +78,13 @@ def load_patient(root: str | Path, patient: str) -> tuple[Volume, np.ndarray]:
     for path in (image_path, label_path):
         if not path.is_file():
             raise InputError(f"'{path}' not found: patient '{patient}' is listed in {root / 'cases.csv'}")
-    image = nib.load(str(image_path))
-    label = nib.load(str(label_path))
-    if label.shape != image.shape or not np.allclose(label.affine, image.affine, atol=1e-3):
+    volume, label = read_nifti(image_path), read_nifti(label_path)
+    if label.shape != volume.shape or not np.allclose(label.affine, volume.affine, atol=1e-3):
         raise InputError(f"'{label_path}' does not share the grid of '{image_path}'; masks must lie on the image grid")
-    mask = np.rint(np.asarray(label.dataobj)).astype(np.uint8)
+    mask = np.rint(label.array).astype(np.uint8)
     unknown = sorted(set(np.unique(mask).tolist()) - {0, VERTEBRA, DISC, CANAL})
     if unknown:
         raise InputError(f"'{label_path}' holds values {unknown}; expected 0-3 (background, vertebra, disc, canal)")
-    volume = Volume(np.asarray(image.dataobj, dtype=np.float32), image.affine.astype(float), {"source": str(image_path)})
     return volume, mask
 
 

@@ -11,14 +11,12 @@ exported as a MONAI bundle.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,77 +24,29 @@ import numpy as np
 import torch
 
 from modic import __version__, atomic
-from modic.config import load_yaml, require
 from modic.errors import ConfigError, InputError
-from modic.segmentation.bundle import PreprocessSettings, save_bundle
+from modic.segmentation.bundle import load_bundle, save_bundle
 from modic.segmentation.classes import CLASS_NAMES, N_CLASSES, SegClass
-from modic.segmentation.data import (
+from modic.training.segmentation_data import (
     SegCase,
     extract_slab,
     load_lumbar_seg,
     load_spider_t2space,
-    read_cases_csv,
     sample_specs,
     synthetic_cases,
 )
 from modic.segmentation.infer import SegmentationModel
-from modic.segmentation.spider_t2space import SOURCE as SPIDER_SOURCE
-from modic.segmentation.spider_t2space import read_patients
-from modic.segmentation.losses import MarginalDiceCELoss
+from modic.datasets.lumbar_seg import read_cases_csv
+from modic.datasets.spider_t2space import SOURCE as SPIDER_SOURCE
+from modic.datasets.spider_t2space import read_patients
+from modic.training.losses import MarginalDiceCELoss
 from modic.bundles import build_network
-from modic.segmentation.transforms import training_transforms
+from modic.training.settings import SegDataSettings, TrainConfig
+from modic.training.transforms import training_transforms
 
 log = logging.getLogger("modic.train")
 
 METRIC_FIELDS = ("epoch", "lr", "train_loss", "val_dice_vertebral_body", "val_dice_disc", "val_score", "seconds")
-RESUMABLE_SCHEDULE_KEYS = ("epochs", "validate_every")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """A parsed training config (see ``configs/seg/train.yaml`` for every key)."""
-
-    raw: dict[str, Any]
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return str(self.raw.get("name", self.path.stem))
-
-    def section(self, key: str) -> dict[str, Any]:
-        value = require(self.raw, key, where=str(self.path))
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{self.path}: '{key}' must be a mapping, not {type(value).__name__}")
-        return dict(value)
-
-    @property
-    def settings(self) -> PreprocessSettings:
-        return PreprocessSettings.from_mapping(self.section("preprocessing"))
-
-    def fingerprint(self) -> str:
-        """Hash of everything that shapes the weights except the schedule length.
-
-        ``training.epochs`` and ``training.validate_every`` are left out so that a run can be
-        shortened or extended on resume; every other change needs a new output folder.
-        """
-        raw = json.loads(json.dumps(self.raw, default=str))
-        for key in RESUMABLE_SCHEDULE_KEYS:
-            raw.get("training", {}).pop(key, None)
-        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def load_train_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    raw = load_yaml(path)
-    for dotted, value in (overrides or {}).items():
-        target = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[leaf] = value
-    config = TrainConfig(raw=raw, path=Path(path))
-    for key in ("data", "preprocessing", "network_def", "training", "augmentation"):
-        config.section(key)
-    return config
 
 
 def seed_everything(seed: int) -> None:
@@ -110,10 +60,10 @@ def seed_everything(seed: int) -> None:
 
 def load_cases(config: TrainConfig) -> tuple[list[SegCase], list[SegCase]]:
     """Training and validation cases; validation cases are real and never trained on."""
-    data = config.section("data")
-    spacing = config.settings.spacing_mm
-    folder = require(data, "lumbar_seg", where=f"{config.path}: data")
-    if not isinstance(folder, (str, Path)):
+    data = config.settings.data
+    spacing = config.settings.preprocessing.spacing_mm
+    folder = data.lumbar_seg
+    if folder is None:
         raise ConfigError(
             f"{config.path}: data.lumbar_seg must be a folder path, not {folder!r}; "
             "for synthetic-only training point it at a folder holding only a cases.csv header"
@@ -122,38 +72,37 @@ def load_cases(config: TrainConfig) -> tuple[list[SegCase], list[SegCase]]:
     if not root.is_dir():
         raise InputError(f"training data folder '{root}' not found; set data.lumbar_seg or pass --lumbar-seg DIR")
     available = [c.case for c in read_cases_csv(root)]
-    validation = [str(c) for c in data.get("validation_cases", [])]
+    validation = list(data.validation_cases)
     unknown = sorted(set(validation) - set(available))
     if unknown:
         raise ConfigError(f"{config.path}: validation cases {unknown} are not in {root / 'cases.csv'}")
-    limit = data.get("max_training_cases")
-    training_names = [c for c in available if c not in set(validation)][: limit if limit else None]
+    limit = data.max_training_cases
+    training_names = [c for c in available if c not in set(validation)][:limit]
     log.info("loading %d training and %d validation real cases from %s", len(training_names), len(validation), root)
     train = load_lumbar_seg(root, names=training_names, spacing_mm=spacing)
     val = load_lumbar_seg(root, names=validation, spacing_mm=spacing) if validation else []
     train_spider, val_spider = _spider_t2space_cases(config, data, spacing)
     train += train_spider
     val += val_spider
-    synthetic = data.get("synthetic") or {}
-    if int(synthetic.get("count", 0)) > 0:
-        start = int(synthetic.get("seed_start", 0))
-        seeds = range(start, start + int(synthetic["count"]))
-        log.info("generating %d synthetic studies (config %s)", len(seeds), synthetic.get("config", "default"))
-        train += synthetic_cases(seeds=list(seeds), config=str(synthetic.get("config", "default")), spacing_mm=spacing)
+    synthetic = data.synthetic
+    if synthetic is not None and synthetic.count > 0:
+        seeds = range(synthetic.seed_start, synthetic.seed_start + synthetic.count)
+        log.info("generating %d synthetic studies (config %s)", len(seeds), synthetic.config)
+        train += synthetic_cases(seeds=list(seeds), config=synthetic.config, spacing_mm=spacing)
     return train, val
 
 
 def _spider_t2space_cases(
-    config: TrainConfig, data: Mapping[str, Any], spacing: float
+    config: TrainConfig, data: SegDataSettings, spacing: float
 ) -> tuple[list[SegCase], list[SegCase]]:
     """Training and held-out patients of ``data.spider_t2space`` (none when the key is absent)."""
-    folder = data.get("spider_t2space")
+    folder = data.spider_t2space
     if not folder:
         return [], []
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"training data folder '{root}' not found; set data.spider_t2space in {config.path}")
-    held_out = [str(p) for p in data.get("spider_t2space_validation", [])]
+    held_out = list(data.spider_t2space_validation)
     patients = [p for p in read_patients(root) if p not in set(held_out)]
     log.info("loading %d training and %d validation spider_t2space patients from %s", len(patients), len(held_out), root)
     return (
@@ -206,42 +155,43 @@ def train(
     from monai.data import DataLoader, Dataset
     from tqdm import tqdm
 
-    training = config.section("training")
-    seed = int(config.raw.get("seed", 0))
+    training = config.settings.training
+    seed = config.settings.seed
     seed_everything(seed)
-    out = Path(output_dir or config.raw.get("output_dir", f"runs/{config.name}"))
+    out = Path(output_dir or config.settings.output_dir or f"runs/{config.name}")
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    settings = config.settings
+    settings = config.settings.preprocessing
 
     train_cases, val_cases = load_cases(config)
-    data = config.section("data")
-    weights = case_weights(train_cases, data["source_share"])
+    data = config.settings.data
+    weights = case_weights(train_cases, data.source_share)
     transforms = training_transforms(
-        config.section("augmentation"), lower=settings.percentile_lower, upper=settings.percentile_upper
+        config.settings.augmentation, lower=settings.percentile_lower, upper=settings.percentile_upper
     )
     transforms.set_random_state(seed=seed)
 
-    network = build_network(config.section("network_def")).to(dev)
+    network = build_network(config.settings.network_def).to(dev)
     optimiser = torch.optim.AdamW(
-        network.parameters(), lr=float(training["learning_rate"]), weight_decay=float(training["weight_decay"])
+        network.parameters(), lr=float(training.learning_rate), weight_decay=float(training.weight_decay)
     )
-    epochs = int(training["epochs"])
-    warmup = int(training.get("warmup_epochs", 1))
+    epochs = training.epochs
+    warmup = training.warmup_epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
         lambda e: min(1.0, (e + 1) / max(warmup, 1)) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs)),
     )
-    loss_fn = MarginalDiceCELoss(**config.section("loss")) if "loss" in config.raw else MarginalDiceCELoss()
-    scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and bool(training.get("amp", True)))
+    loss = config.settings.loss
+    loss_fn = MarginalDiceCELoss(lambda_dice=loss.lambda_dice, lambda_ce=loss.lambda_ce) if loss else MarginalDiceCELoss()
+    scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and training.amp)
 
     start_epoch, best = _resume(out / "last.pt", config, network, optimiser, scheduler)
-    if start_epoch == 0 and training.get("initial_weights"):
+    if start_epoch == 0 and training.initial_weights:
         _load_initial_weights(network, config)
     metrics_path = out / "metrics.csv"
     writer = _tensorboard(out)
-    iterations = int(training["iterations_per_epoch"])
-    batch_size = int(training["batch_size"])
+    iterations = training.iterations_per_epoch
+    batch_size = training.batch_size
 
     for epoch in range(start_epoch, epochs):
         started = time.time()
@@ -255,12 +205,12 @@ def train(
             n=iterations * batch_size,
             rng=rng,
             case_weights=weights,
-            foreground_fraction=float(data.get("foreground_fraction", 0.85)),
-            max_thickness=int(data.get("max_slab_thickness", 1)),
+            foreground_fraction=float(data.foreground_fraction),
+            max_thickness=data.max_slab_thickness,
         )
         dataset = Dataset([extract_slab(train_cases[s.case], s) for s in specs], transform=transforms)
         loader = DataLoader(
-            dataset, batch_size=batch_size, shuffle=False, num_workers=int(training.get("num_workers", 0)),
+            dataset, batch_size=batch_size, shuffle=False, num_workers=training.num_workers,
             persistent_workers=False,
         )
         network.train()
@@ -281,7 +231,7 @@ def train(
 
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": optimiser.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         last_epoch = epoch + 1 == epochs
-        if val_cases and ((epoch + 1) % int(training.get("validate_every", 1)) == 0 or last_epoch):
+        if val_cases and ((epoch + 1) % training.validate_every == 0 or last_epoch):
             model = SegmentationModel(network, settings=settings, device=dev, batch_size=batch_size)
             row.update(validation_dice(model, val_cases))
             network.train()
@@ -302,7 +252,7 @@ def train(
 
     if writer is not None:
         writer.close()
-    bundle_path = export_bundle or (config.raw.get("export") or {}).get("bundle_dir")
+    bundle_path = export_bundle or (config.settings.export.bundle_dir if config.settings.export else None)
     result: dict[str, Any] = {"best": best, "output_dir": str(out)}
     if bundle_path:
         checkpoint = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
@@ -310,7 +260,7 @@ def train(
         save_bundle(
             bundle_path,
             network=network,
-            network_def=config.section("network_def"),
+            network_def=config.settings.network_def,
             settings=settings,
             metadata=bundle_metadata(config, best, train_cases, val_cases),
         )
@@ -324,7 +274,7 @@ def bundle_metadata(
     """MONAI bundle ``metadata.json`` with data provenance and measured validation metrics."""
     import monai
 
-    settings = config.settings
+    settings = config.settings.preprocessing
     sources: dict[str, int] = {}
     for case in train_cases:
         sources[case.source] = sources.get(case.source, 0) + 1
@@ -347,7 +297,7 @@ def bundle_metadata(
         "validation_cases": [c.name for c in val_cases],
         "validation_metrics": dict(best),
         "training_config_fingerprint": config.fingerprint(),
-        "fine_tuned_from": config.raw["training"].get("initial_weights"),
+        "fine_tuned_from": config.settings.training.initial_weights,
         "network_data_format": {
             "inputs": {
                 "image": {
@@ -401,15 +351,12 @@ def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None
     The bundle's network must be the one ``network_def`` builds and its
     preprocessing the config's, or the weights would be learned for other inputs.
     """
-    from modic.bundles import resolve_bundle
-    from modic.segmentation.bundle import load_bundle
-
-    path = config.section("training")["initial_weights"]
-    bundle = load_bundle(resolve_bundle(path))
-    if bundle.settings != config.settings:
+    path = config.settings.training.initial_weights
+    bundle = load_bundle(path)
+    if bundle.settings != config.settings.preprocessing:
         raise ConfigError(
             f"{config.path}: training.initial_weights '{path}' was trained with preprocessing {bundle.settings}, "
-            f"not the config's {config.settings}; fine-tune with the bundle's settings"
+            f"not the config's {config.settings.preprocessing}; fine-tune with the bundle's settings"
         )
     try:
         network.load_state_dict(bundle.network.state_dict())

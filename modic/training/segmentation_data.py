@@ -6,8 +6,8 @@ Three sources, all brought to the network grid (:mod:`modic.preprocessing`):
   ``cases.csv``): real volumes where each case labels one structure;
   instance labels become semantic classes and the case records which classes
   its labels annotate (the rest are *unlabelled*, see
-  :mod:`modic.segmentation.losses`);
-* a folder in the ``spider_t2space`` layout (:mod:`modic.segmentation.spider_t2space`):
+  :mod:`modic.training.losses`);
+* a folder in the ``spider_t2space`` layout (:mod:`modic.datasets.spider_t2space`):
   clinical 3D T2 volumes with bodies and discs labelled, the sacrum unlabelled;
 * synthetic studies from :mod:`modic.synth`, fully labelled, T1 and T2 each
   used as a separate single-channel case.
@@ -19,7 +19,6 @@ the 3-5 mm slices of clinical series on 1 mm training volumes.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,10 @@ import torch
 
 from modic.errors import InputError
 from modic.io.volume import Volume
-from modic.preprocessing import to_network_grid
-from modic.segmentation import spider_t2space
-from modic.segmentation.classes import N_CLASSES, SegClass
+from modic.preprocessing.sagittal import to_network_grid
+from modic.datasets import spider_t2space
+from modic.datasets.lumbar_seg import load_case, read_cases_csv, semantic_from_instances
+from modic.segmentation.classes import N_CLASSES
 
 
 @dataclass(frozen=True)
@@ -63,63 +63,6 @@ class SegCase:
         return np.flatnonzero(self.label.reshape(self.label.shape[0], -1).any(axis=1))
 
 
-@dataclass(frozen=True)
-class LumbarSegCase:
-    """A row of ``cases.csv`` in the lumbar_seg layout."""
-
-    case: str
-    source_set: str
-    structure: str
-    levels_caudal_first: tuple[str, ...]
-
-
-def read_cases_csv(root: str | Path) -> list[LumbarSegCase]:
-    """Parse ``root/cases.csv``; errors name the file and the bad value."""
-    path = Path(root) / "cases.csv"
-    if not path.is_file():
-        raise InputError(f"'{path}' not found: a segmentation dataset folder needs images/, labels/ and cases.csv")
-    cases = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            structure = (row.get("structure") or "").strip()
-            if structure not in {"vertebral_body", "disc"}:
-                raise InputError(
-                    f"{path}: case '{row.get('case')}' has structure '{structure}'; expected 'vertebral_body' or 'disc'"
-                )
-            levels = tuple(s.strip() for s in (row.get("levels_caudal_first") or "").split(";") if s.strip())
-            cases.append(LumbarSegCase(row["case"].strip(), (row.get("source_set") or "").strip(), structure, levels))
-    return cases
-
-
-def semantic_from_instances(instances: np.ndarray, case: LumbarSegCase) -> tuple[np.ndarray, np.ndarray]:
-    """Semantic label map and labelled-class mask of a lumbar_seg case.
-
-    Discs become :attr:`SegClass.DISC`. Vertebral bodies become
-    :attr:`SegClass.VERTEBRAL_BODY`, except label 1 when the case names it S1,
-    which becomes :attr:`SegClass.S1`; S1 counts as labelled only then.
-    """
-    semantic = np.zeros(instances.shape, dtype=np.uint8)
-    labelled = np.zeros(N_CLASSES, dtype=bool)
-    labelled[SegClass.BACKGROUND] = True
-    if case.structure == "disc":
-        semantic[instances > 0] = SegClass.DISC
-        labelled[SegClass.DISC] = True
-        return semantic, labelled
-    semantic[instances > 0] = SegClass.VERTEBRAL_BODY
-    labelled[SegClass.VERTEBRAL_BODY] = True
-    if case.levels_caudal_first[:1] == ("S1",):
-        semantic[instances == 1] = SegClass.S1
-        labelled[SegClass.S1] = True
-    return semantic, labelled
-
-
-def load_nifti_volume(path: Path) -> Volume:
-    import nibabel as nib
-
-    image = nib.load(str(path))
-    return Volume(np.asarray(image.dataobj, dtype=np.float32), image.affine.astype(float), {"source": str(path)})
-
-
 def load_lumbar_seg(root: str | Path, *, names: Iterable[str] | None = None, spacing_mm: float) -> list[SegCase]:
     """Load the cases of a lumbar_seg-layout folder (all, or those in ``names``) on the network grid."""
     root = Path(root)
@@ -128,11 +71,10 @@ def load_lumbar_seg(root: str | Path, *, names: Iterable[str] | None = None, spa
     for entry in read_cases_csv(root):
         if wanted is not None and entry.case not in wanted:
             continue
-        image = load_nifti_volume(root / "images" / f"{entry.case}.nii.gz")
-        instances = load_nifti_volume(root / "labels" / f"{entry.case}.nii.gz")
-        semantic, labelled = semantic_from_instances(np.rint(instances.array).astype(np.int32), entry)
+        image, instances = load_case(root, entry)
+        semantic, labelled = semantic_from_instances(instances, entry)
         grid_image, affine = _grid(image, spacing_mm, "bilinear")
-        grid_label, _ = _grid(instances.with_array(semantic.astype(np.float32)), spacing_mm, "nearest")
+        grid_label, _ = _grid(image.with_array(semantic.astype(np.float32)), spacing_mm, "nearest")
         cases.append(
             SegCase(
                 name=entry.case,
@@ -152,7 +94,7 @@ def load_lumbar_seg(root: str | Path, *, names: Iterable[str] | None = None, spa
 def load_spider_t2space(root: str | Path, *, names: Iterable[str] | None = None, spacing_mm: float) -> list[SegCase]:
     """Load patients of a spider_t2space-layout folder (all, or those in ``names``) on the network grid.
 
-    Labels follow :func:`modic.segmentation.spider_t2space.semantic_labels`: bodies and discs
+    Labels follow :func:`modic.datasets.spider_t2space.semantic_labels`: bodies and discs
     labelled, posterior elements and canal background, the (unannotated) sacrum unlabelled.
     """
     cases = []
