@@ -324,6 +324,33 @@ def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapp
         )
 
 
+def check_lordosis(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapping[str, Any]) -> None:
+    """Refuse a study whose lumbar spine bulges backwards: the images are mirrored front to back.
+
+    The named lumbar bodies of a correct image curve forwards (lordosis,
+    :func:`~modic.levels.curvature.lordosis_mm`); a curve behind the chord from
+    L1 to L5 deeper than ``min_lordosis_mm`` (negative) is taken as a mirror.
+    It catches mirrors that the canal contrast (:func:`check_contrast`) misses,
+    e.g. where the T2 gives no contrast or there is no T2. Settings:
+    ``orientation`` in ``configs/input_checks.yaml``.
+
+    Raises:
+        InputError: the curve is reversed.
+    """
+    from modic.levels.curvature import lordosis_mm
+
+    curve = lordosis_mm(anatomy)
+    if curve is None or curve >= float(settings["min_lordosis_mm"]):
+        return
+    present = [role for role in ("t1", "t2") if getattr(images, role) is not None and role in images.series]
+    names = [images.series[role].description or role.upper() for role in present]
+    raise InputError(
+        f"the images ({', '.join(repr(n) for n in names)}) look mirrored front to back: the lumbar spine bulges "
+        f"{-curve:.0f} mm backwards instead of curving forwards (lordosis); fix the orientation (the file's affine "
+        "or the raster's column order) and analyse it again"
+    )
+
+
 def check_orientation(
     images: StudyImages,
     fused: np.ndarray,
@@ -468,6 +495,7 @@ def analyze_images(
     checks = load_shipped("input_checks.yaml")
     if anatomy.vertebrae:
         check_contrast(images, anatomy, settings=checks["contrast"])
+        check_lordosis(images, anatomy, settings=checks["orientation"])
     if any(flag.code == "s1_not_found" for flag in anatomy.flags):
         check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
     if not anatomy.vertebrae:
