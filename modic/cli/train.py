@@ -1,4 +1,4 @@
-"""``modic train seg|grade``: train the segmentation network or the learned grading model from a config."""
+"""``modic train seg|grade|orientation``: train the segmentation network, the grading models or the orientation check."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--fresh", action="store_true", help="recompute samples instead of reusing the cached ones")
     grade.set_defaults(handler=run_grade)
 
+    orientation = models.add_parser("orientation", help="upright/upside-down check of sagittal images (input check)")
+    orientation.add_argument("--config", required=True, help="training YAML, e.g. configs/orientation/train.yaml")
+    orientation.add_argument("--output", help="run folder (default: the config's output_dir)")
+    orientation.add_argument("-o", "--export", metavar="BUNDLE_DIR", help="write the model bundle here")
+    orientation.add_argument("--fresh", action="store_true", help="read the pictures again instead of the cached ones")
+    orientation.set_defaults(handler=run_orientation)
+
 
 def run_seg(args: argparse.Namespace) -> int:
     from modic.segmentation.train import load_train_config, train
@@ -52,4 +59,14 @@ def run_grade(args: argparse.Namespace) -> int:
         args.config, output_dir=args.output, device=args.device, export_bundle=args.export, reuse_samples=not args.fresh
     )
     print(json.dumps({k: v for k, v in result.items() if k != "failed_patients"}, indent=2))
+    return 0
+
+
+def run_orientation(args: argparse.Namespace) -> int:
+    from modic.orientation.training import train_orientation
+
+    result = train_orientation(
+        args.config, output_dir=args.output, export_bundle=args.export, reuse_pictures=not args.fresh
+    )
+    print(json.dumps(result, indent=2))
     return 0
