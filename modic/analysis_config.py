@@ -2,7 +2,9 @@
 
 Every value is checked once at load time, so a wrong type or an impossible
 value is a one-line ConfigError naming the file and the field, never a crash
-in the middle of an analysis.
+in the middle of an analysis. The loaded settings also carry the input checks
+(``input_checks``, from ``configs/input_checks.yaml``) that the analysis
+stages apply, so that no stage reads a settings file itself.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ def _fraction_pair(value: Any) -> str | None:
         isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value
     )
     return None if ok and value[0] < value[1] else "two fractions [low, high] with 0 <= low < high <= 1"
+
+
+def _depth_pair(value: Any) -> str | None:
+    ok = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value
+    )
+    return None if ok and value[0] < value[1] else "two depths [near, far] in mm with 0 <= near < far"
 
 
 RULES: dict[str, Check] = {
@@ -130,11 +139,31 @@ RULES: dict[str, Check] = {
     "runtime.keep_freed_memory_mb": _number(0, 2047, integer=True),
 }
 
+INPUT_CHECKS = "input_checks"
+"""The key of the input-check settings (``configs/input_checks.yaml``) in the loaded analysis settings."""
+
+INPUT_CHECK_RULES: dict[str, Check] = {
+    "contrast.canal_depth_mm": _depth_pair,
+    "contrast.mirrored_front": _number(0),
+    "contrast.mirrored_margin": _number(0),
+    "contrast.mirrored_min_product": _number(0),
+    "contrast.swapped_ratio": _number(1),
+    "contrast.min_voxels": _number(1, integer=True),
+    "orientation.bundle": _optional(_string),
+    "orientation.upside_down_threshold": _number(0.5, 1),
+    "orientation.min_lordosis_mm": _number(),
+}
+
 
 def load_analysis_config(path: str | Path | None = None) -> dict[str, Any]:
-    """The analysis settings: the shipped ``configs/analysis.yaml``, or a user file with the same fields."""
+    """The analysis settings: the shipped ``configs/analysis.yaml``, or a user file with the same fields.
+
+    ``input_checks`` holds the shipped ``configs/input_checks.yaml`` unless the
+    file carries that section itself (as a file written from loaded settings does).
+    """
     where = str(path) if path is not None else "configs/analysis.yaml"
     config = load_yaml(path) if path is not None else load_shipped("analysis.yaml")
+    config.setdefault(INPUT_CHECKS, load_shipped("input_checks.yaml"))
     validate(config, where=where)
     return config
 
@@ -154,16 +183,34 @@ def validate(config: Mapping[str, Any], *, where: str) -> None:
         problem = check(value)
         if problem:
             raise ConfigError(f"analysis config {where}: '{dotted}' is {value!r}; expected {problem}")
+    if INPUT_CHECKS in config:
+        _validate_input_checks(config[INPUT_CHECKS], where=where)
+
+
+def _validate_input_checks(checks: Any, *, where: str) -> None:
+    """ConfigError for a missing or invalid input-check setting (``configs/input_checks.yaml``)."""
+    for dotted, check in INPUT_CHECK_RULES.items():
+        value: Any = checks
+        for key in dotted.split("."):
+            if not isinstance(value, Mapping) or key not in value:
+                raise ConfigError(f"analysis config {where}: missing '{INPUT_CHECKS}.{dotted}'; "
+                                  "see configs/input_checks.yaml")
+            value = value[key]
+        problem = check(value)
+        if problem:
+            raise ConfigError(f"analysis config {where}: '{INPUT_CHECKS}.{dotted}' is {value!r}; expected {problem}")
 
 
 def _refuse_unknown(config: Mapping[str, Any], *, where: str, prefix: str = "") -> None:
     """ConfigError for a key that no rule knows (a misspelling would otherwise be silently ignored)."""
     known = {rule.split(".")[prefix.count(".")] for rule in RULES if rule.startswith(prefix)}
+    if not prefix:
+        known.add(INPUT_CHECKS)
     for key, value in config.items():
         dotted = f"{prefix}{key}"
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
             hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known there: {', '.join(sorted(known))}"
             raise ConfigError(f"analysis config {where}: unknown key '{dotted}'; {hint} (see configs/analysis.yaml)")
-        if dotted not in RULES and isinstance(value, Mapping):
+        if dotted not in RULES and dotted != INPUT_CHECKS and isinstance(value, Mapping):
             _refuse_unknown(value, where=where, prefix=f"{dotted}.")

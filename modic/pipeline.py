@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from modic.classification.grading import EndplateClassifier, LevelGrade, grade_study
-from modic.analysis_config import load_analysis_config
-from modic.config import load_shipped
+from modic.analysis_config import INPUT_CHECKS, load_analysis_config
 from modic.errors import AnalysisError, ConfigError, InputError
 from modic.io.resample import resample_to
 from modic.io.study import StudyImages
 from modic.io.volume import Volume
 from modic.levels import Flag, SpineAnatomy, build_anatomy
+from modic.orientation.model import OrientationModel, load_orientation_model
 from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.resources import models_dir
 from modic.runtime import apply_runtime_settings
@@ -55,11 +55,16 @@ def resolve_device(device: str) -> str:
 
 @dataclass
 class Models:
-    """The loaded segmentation network and endplate classifier, reused across studies."""
+    """The loaded segmentation network, endplate classifier and orientation check, reused across studies.
+
+    ``orientation`` is None when the settings' ``input_checks.orientation.bundle``
+    (``configs/input_checks.yaml``) is null.
+    """
 
     segmenter: SegmentationModel
     classifier: EndplateClassifier
     info: dict[str, Any]
+    orientation: OrientationModel | None
 
     @classmethod
     def load(cls, config: Mapping[str, Any], *, device: str = "auto", bundle: str | Path | None = None) -> Models:
@@ -88,7 +93,9 @@ class Models:
         if thin is not None:
             segmentation_info["thin_slice"] = {**_bundle_info(thin), "max_spacing_mm": max_spacing}
         info = {"segmentation": segmentation_info, "classifier": classifier_info}
-        return cls(segmenter=segmenter, classifier=classifier, info=info)
+        orientation_bundle = config[INPUT_CHECKS]["orientation"]["bundle"]
+        orientation = load_orientation_model(orientation_bundle) if orientation_bundle is not None else None
+        return cls(segmenter=segmenter, classifier=classifier, info=info, orientation=orientation)
 
 
 def _segmentation_model(
@@ -351,46 +358,32 @@ def check_lordosis(images: StudyImages, anatomy: SpineAnatomy, *, settings: Mapp
     )
 
 
-def check_orientation(
-    images: StudyImages,
-    fused: np.ndarray,
-    *,
-    models: Models,
-    config: Mapping[str, Any],
-    settings: Mapping[str, Any],
-) -> None:
-    """Refuse an image that is upside down, when S1 was not found in it.
+def check_upright(images: StudyImages, *, model: OrientationModel, settings: Mapping[str, Any]) -> None:
+    """Refuse a study whose T1 or T2 is upside down: its pixels run head to foot against its geometry.
 
-    The first segmented volume is segmented again flipped head to foot; when the
-    flipped copy shows S1 (named by the level stage, no ``s1_not_found``) with
-    ``flipped_s1_ratio`` times the S1 probability of the image as given, the
-    image's pixels do not match its stated orientation. (A front-to-back mirror
-    is not tested this way: the network finds S1 in mirrored images too.)
+    The orientation network (:mod:`modic.orientation`) reads the middle
+    sagittal slice of the T1 and of the T2 (on its own grid), each apart; an
+    image it finds upside down with at least ``upside_down_threshold``
+    probability is refused. It runs before segmentation (milliseconds).
+    Settings: ``orientation`` in ``configs/input_checks.yaml``.
 
     Raises:
-        InputError: the image looks upside down.
+        InputError: naming the image, the probability and what to do.
     """
-    from modic.segmentation.classes import SegClass
-
-    volume = segmentation_inputs(images)[0]
-    axis = int(np.argmax(np.abs(volume.affine[2, :3])))  # the array axis closest to head-foot
-    if volume.shape[axis] < 2:
-        return
-    given = max(float(fused[SegClass.S1].sum()), 1e-6)
-    flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
-    probabilities = models.segmenter.predict_probabilities(flipped)
-    mass = float(probabilities[SegClass.S1].sum())
-    if mass < float(settings["flipped_s1_ratio"]) * given:
-        return
-    anatomy = build_anatomy(probabilities, flipped, levels=config["levels"], endplates=config["endplates"])
-    if "S1" not in {v.name for v in anatomy.vertebrae} or any(f.code == "s1_not_found" for f in anatomy.flags):
-        return
-    shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
-    raise InputError(
-        f"the image '{shown}' looks flipped head to foot: no sacrum is found as it is, but it is when the image is "
-        f"flipped head to foot (S1 probability {mass / given:.1f} x higher); fix the orientation (the file's affine "
-        "or the raster's row/column order) and analyse it again"
-    )
+    threshold = float(settings["upside_down_threshold"])
+    for role, volume in (("t1", images.t1), ("t2", images.t2_native if images.t2_native is not None else images.t2)):
+        if volume is None:
+            continue
+        probability = model.upside_down_probability(volume)
+        if probability < threshold:
+            continue
+        described = images.series[role].description if role in images.series else ""
+        shown = described or Path(str(volume.info.get("path", "") or role.upper())).name
+        raise InputError(
+            f"the {role.upper()} image '{shown}' looks flipped head to foot: the orientation check finds the head at "
+            f"the bottom of its middle sagittal slice (probability {probability:.2f}, threshold {threshold:.2f}); fix "
+            "the orientation (the file's affine or the raster's row order) and analyse it again"
+        )
 
 
 def grade_flags(levels: Sequence[LevelGrade], *, low_confidence: float) -> list[Flag]:
@@ -472,6 +465,11 @@ def analyze_images(
     geometry = volumes[0]
     for volume in segmentation_inputs(images):
         _check_field_of_view(volume, float(config["segmentation"]["min_field_of_view_mm"]))
+    checks = config[INPUT_CHECKS]
+    if models.orientation is not None:
+        started = time.perf_counter()
+        check_upright(images, model=models.orientation, settings=checks["orientation"])
+        timings["orientation_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
     alignment_flags: list[Flag] = []
@@ -492,12 +490,9 @@ def analyze_images(
     started = time.perf_counter()
     anatomy = build_anatomy(fused, geometry, levels=config["levels"], endplates=config["endplates"])
     timings["levels_s"] = time.perf_counter() - started
-    checks = load_shipped("input_checks.yaml")
     if anatomy.vertebrae:
         check_contrast(images, anatomy, settings=checks["contrast"])
         check_lordosis(images, anatomy, settings=checks["orientation"])
-    if any(flag.code == "s1_not_found" for flag in anatomy.flags):
-        check_orientation(images, fused, models=models, config=config, settings=checks["orientation"])
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
 

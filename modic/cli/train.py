@@ -63,7 +63,7 @@ def run_grade(args: argparse.Namespace) -> int:
 
 
 def run_orientation(args: argparse.Namespace) -> int:
-    from modic.orientation.training import train_orientation
+    from modic.training.orientation import train_orientation
 
     result = train_orientation(
         args.config, output_dir=args.output, export_bundle=args.export, reuse_pictures=not args.fresh

@@ -2,6 +2,6 @@
 
 :mod:`~modic.orientation.view` makes the picture the network sees,
 :mod:`~modic.orientation.model` loads and runs the network,
-:mod:`~modic.orientation.data` and :mod:`~modic.orientation.training` train it
+the training code (:mod:`modic.training.orientation`) trains it
 (``modic train orientation``).
 """

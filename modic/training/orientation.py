@@ -1,6 +1,6 @@
 """Train the orientation network (``modic train orientation``): upright or upside down.
 
-Labels come from flipping: every training picture (:mod:`modic.orientation.data`)
+Labels come from flipping: every training picture (:mod:`modic.training.orientation_data`)
 gives an upright sample and its copy flipped head to foot. MONAI augmentation
 covers what clinical images differ in: front-back mirror (another check's
 business), small rotations, scale, shift and field of view, contrast (gamma,
@@ -26,8 +26,8 @@ import torch
 from modic import __version__, atomic
 from modic.bundles import build_network, write_bundle
 from modic.config import load_yaml
-from modic.orientation.data import Picture, collect
 from modic.orientation.model import upside_down_scores
+from modic.training.orientation_data import Picture, collect
 
 log = logging.getLogger("modic.train")
 

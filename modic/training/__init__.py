@@ -1,0 +1,1 @@
+"""Training of modic's models outside the stage packages: the orientation check (``modic train orientation``)."""
