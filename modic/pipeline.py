@@ -29,7 +29,6 @@ from modic.levels import SpineAnatomy, build_anatomy
 from modic.preprocessing.registration import estimate_translation, shift_image
 from modic.results import Flag, LevelGrade, StudyAnalysis
 from modic.runtime import apply_runtime_settings, resolve_device
-from modic.segmentation.classes import SegClass
 from modic.segmentation.probabilities import fuse_probabilities
 from modic.resources import resolve_bundle
 from modic.settings import (
@@ -43,6 +42,7 @@ from modic.settings import (
 )
 
 if TYPE_CHECKING:
+    from modic.orientation.model import OrientationModel
     from modic.segmentation.bundle import LoadedBundle
     from modic.segmentation.infer import SegmentationModel
 
@@ -58,12 +58,17 @@ __all__ = [
 
 @dataclass
 class Models:
-    """The loaded segmentation network and endplate classifier, reused across studies."""
+    """The loaded segmentation network, endplate classifier and orientation check, reused across studies.
+
+    ``orientation`` is None when the settings' ``input_checks.orientation.bundle``
+    (``configs/input_checks.yaml``) is null.
+    """
 
     segmenter: SegmentationModel
     classifier: EndplateClassifier
     info: dict[str, Any]
     presence: PresenceModels | None = None
+    orientation: OrientationModel | None = None
 
     @classmethod
     def load(cls, config: AnalysisSettings, *, device: str = "auto", bundle: str | Path | None = None) -> Models:
@@ -75,6 +80,7 @@ class Models:
         Loading imports torch and MONAI (here, not when the module is imported,
         so that :func:`grade_probabilities` runs without them).
         """
+        from modic.orientation.model import load_orientation_model
         from modic.segmentation.bundle import load_bundle
 
         apply_runtime_settings(config.runtime)
@@ -97,7 +103,9 @@ class Models:
         presence = load_presence(config.classification)
         if presence is not None:
             info["presence"] = presence.info
-        return cls(segmenter=segmenter, classifier=classifier, info=info, presence=presence)
+        orientation_bundle = config.input_checks.orientation.bundle
+        orientation = load_orientation_model(orientation_bundle) if orientation_bundle is not None else None
+        return cls(segmenter=segmenter, classifier=classifier, info=info, presence=presence, orientation=orientation)
 
 
 def load_presence(settings: ClassificationSettings) -> PresenceModels | None:
@@ -332,44 +340,59 @@ def check_contrast(images: StudyImages, anatomy: SpineAnatomy, *, settings: Cont
         )
 
 
-def check_orientation(
-    images: StudyImages,
-    fused: np.ndarray,
-    *,
-    segmenter: SegmentationModel,
-    config: AnalysisSettings,
-    settings: OrientationSettings,
-) -> None:
-    """Refuse an image that is upside down, when S1 was not found in it.
+def check_lordosis(images: StudyImages, anatomy: SpineAnatomy, *, settings: OrientationSettings) -> None:
+    """Refuse a study whose lumbar spine bulges backwards: the images are mirrored front to back.
 
-    The first segmented volume is segmented again flipped head to foot; when the
-    flipped copy shows S1 (named by the level stage, no ``s1_not_found``) with
-    ``flipped_s1_ratio`` times the S1 probability of the image as given, the
-    image's pixels do not match its stated orientation. (A front-to-back mirror
-    is not tested this way: the network finds S1 in mirrored images too.)
+    The named lumbar bodies of a correct image curve forwards (lordosis,
+    :func:`~modic.levels.curvature.lordosis_mm`); a curve behind the chord from
+    L1 to L5 deeper than ``min_lordosis_mm`` (negative) is taken as a mirror.
+    It catches mirrors that the canal contrast (:func:`check_contrast`) misses,
+    e.g. where the T2 gives no contrast or there is no T2. Settings:
+    ``orientation`` in ``configs/input_checks.yaml``.
 
     Raises:
-        InputError: the image looks upside down.
+        InputError: the curve is reversed.
     """
-    volume = segmentation_inputs(images)[0]
-    axis = int(np.argmax(np.abs(volume.affine[2, :3])))  # the array axis closest to head-foot
-    if volume.shape[axis] < 2:
+    from modic.levels.curvature import lordosis_mm
+
+    curve = lordosis_mm(anatomy)
+    if curve is None or curve >= settings.min_lordosis_mm:
         return
-    given = max(float(fused[SegClass.S1].sum()), 1e-6)
-    flipped = volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis)))
-    probabilities = segmenter.predict_probabilities(flipped)
-    mass = float(probabilities[SegClass.S1].sum())
-    if mass < float(settings.flipped_s1_ratio) * given:
-        return
-    anatomy = build_anatomy(probabilities, flipped, levels=config.levels, endplates=config.endplates)
-    if "S1" not in {v.name for v in anatomy.vertebrae} or any(f.code == "s1_not_found" for f in anatomy.flags):
-        return
-    shown = Path(str(volume.info.get("path", "") or volume.info.get("series_description", "") or "image")).name
+    present = [role for role in ("t1", "t2") if getattr(images, role) is not None and role in images.series]
+    names = [images.series[role].description or role.upper() for role in present]
     raise InputError(
-        f"the image '{shown}' looks flipped head to foot: no sacrum is found as it is, but it is when the image is "
-        f"flipped head to foot (S1 probability {mass / given:.1f} x higher); fix the orientation (the file's affine "
-        "or the raster's row/column order) and analyse it again"
+        f"the images ({', '.join(repr(n) for n in names)}) look mirrored front to back: the lumbar spine bulges "
+        f"{-curve:.0f} mm backwards instead of curving forwards (lordosis); fix the orientation (the file's affine "
+        "or the raster's column order) and analyse it again"
     )
+
+
+def check_upright(images: StudyImages, *, model: OrientationModel, settings: OrientationSettings) -> None:
+    """Refuse a study whose T1 or T2 is upside down: its pixels run head to foot against its geometry.
+
+    The orientation network (:mod:`modic.orientation`) reads the middle
+    sagittal slice of the T1 and of the T2 (on its own grid), each apart; an
+    image it finds upside down with at least ``upside_down_threshold``
+    probability is refused. It runs before segmentation (milliseconds).
+    Settings: ``orientation`` in ``configs/input_checks.yaml``.
+
+    Raises:
+        InputError: naming the image, the probability and what to do.
+    """
+    threshold = settings.upside_down_threshold
+    for role, volume in (("t1", images.t1), ("t2", images.t2_native if images.t2_native is not None else images.t2)):
+        if volume is None:
+            continue
+        probability = model.upside_down_probability(volume)
+        if probability < threshold:
+            continue
+        described = images.series[role].description if role in images.series else ""
+        shown = described or Path(str(volume.info.get("path", "") or role.upper())).name
+        raise InputError(
+            f"the {role.upper()} image '{shown}' looks flipped head to foot: the orientation check finds the head at "
+            f"the bottom of its middle sagittal slice (probability {probability:.2f}, threshold {threshold:.2f}); fix "
+            "the orientation (the file's affine or the raster's row order) and analyse it again"
+        )
 
 
 def grade_flags(levels: Sequence[LevelGrade], *, low_confidence: float) -> list[Flag]:
@@ -429,12 +452,12 @@ def analyze_images(
     ``probabilities``: class probabilities ``(C, I, J, K)`` of each volume of
     :func:`segmentation_inputs` (in that order, on that volume's grid), when
     the caller has already run the segmentation network; ``models.segmenter``
-    is then not used, except to segment a flipped copy when S1 is not found
-    (:func:`check_orientation`).
+    is then not used.
     """
     return _analyze(
         images, config=config, probabilities=probabilities, segmenter=models.segmenter,
-        classifier=models.classifier, presence=models.presence, info=lambda analyzed: study_models_info(models, segmentation_inputs(analyzed)[0]),
+        classifier=models.classifier, presence=models.presence, orientation=models.orientation,
+        info=lambda analyzed: study_models_info(models, segmentation_inputs(analyzed)[0]),
     )
 
 
@@ -453,8 +476,7 @@ def grade_probabilities(
     :class:`~modic.segmentation.classes.SegClass` (from another tool's label
     map: :func:`modic.segmentation.probabilities.probabilities_from_labels`).
     Everything after segmentation is what :func:`analyze_images` does, except
-    the upside-down check, which needs the network: an image without S1 keeps
-    its ``s1_not_found`` warning. ``classifier``: default, the one
+    the upside-down check, which needs modic's orientation network (torch). ``classifier``: default, the one
     ``config.classification`` names. ``source`` is recorded in the report's
     ``models.segmentation``.
     """
@@ -468,7 +490,7 @@ def grade_probabilities(
         info["presence"] = presence.info
     return _analyze(
         images, config=config, probabilities=probabilities, segmenter=None, classifier=classifier,
-        presence=presence, info=lambda analyzed: info,
+        presence=presence, orientation=None, info=lambda analyzed: info,
     )
 
 
@@ -480,6 +502,7 @@ def _analyze(
     segmenter: SegmentationModel | None,
     classifier: EndplateClassifier,
     presence: PresenceModels | None,
+    orientation: OrientationModel | None,
     info: Callable[[StudyImages], dict[str, Any]],
 ) -> StudyAnalysis:
     """The analysis after the models are chosen: segment (unless ``probabilities``), label, check and grade."""
@@ -490,6 +513,11 @@ def _analyze(
     geometry = volumes[0]
     for volume in segmentation_inputs(images):
         _check_field_of_view(volume, float(config.segmentation.min_field_of_view_mm))
+    checks = config.input_checks
+    if orientation is not None:
+        started = time.perf_counter()
+        check_upright(images, model=orientation, settings=checks.orientation)
+        timings["orientation_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
     alignment_flags: list[Flag] = []
@@ -514,11 +542,9 @@ def _analyze(
     started = time.perf_counter()
     anatomy = build_anatomy(fused, geometry, levels=config.levels, endplates=config.endplates)
     timings["levels_s"] = time.perf_counter() - started
-    checks = config.input_checks
     if anatomy.vertebrae:
         check_contrast(images, anatomy, settings=checks.contrast)
-    if segmenter is not None and any(flag.code == "s1_not_found" for flag in anatomy.flags):
-        check_orientation(images, fused, segmenter=segmenter, config=config, settings=checks.orientation)
+        check_lordosis(images, anatomy, settings=checks.orientation)
     if not anatomy.vertebrae:
         raise AnalysisError("no vertebral body was found: check that the images are sagittal lumbar spine MRI")
 

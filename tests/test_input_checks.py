@@ -180,6 +180,23 @@ def test_flipped_study_is_refused(
     assert len(error) == 1 and expected in error[0]
 
 
+def test_mirrored_t1_only_study_is_refused_by_its_reversed_lordosis(
+    written: tuple[object, Path], tmp_path: Path, capsys  # noqa: ANN001
+) -> None:
+    """Without a T2 the canal contrast cannot tell a mirror; the lumbar curve bulging backwards does."""
+    study, _ = written
+    volume = study.t1  # type: ignore[attr-defined]
+    axis = int(np.argmax(np.abs(volume.affine[1, :3])))
+    write_nifti(volume.with_array(np.ascontiguousarray(np.flip(volume.array, axis=axis))), tmp_path / "t1.nii.gz")
+    out = tmp_path / "out"
+
+    code = main(["-q", "analyze", "--t1", str(tmp_path / "t1.nii.gz"), "-o", str(out), "--device", "cpu"])
+
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("modic: error")]
+    assert code == 1 and not out.exists()
+    assert len(errors) == 1 and "look mirrored front to back" in errors[0] and "bulges" in errors[0]
+
+
 def test_hostile_mix_of_encodings_and_series_reads_right(written: tuple[object, Path], tmp_path: Path) -> None:
     """Enhanced MR in RLE with private vendor tags, a big-endian classic T2 without optional attributes,
     a localizer and a derived series in the same study: the T1 and T2 are read as the plain export."""

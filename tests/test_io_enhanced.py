@@ -24,7 +24,6 @@ from modic.io.dicom_scan import FrameHeader, scan_folder
 from modic.io.dicom_volume import decode_frames, load_series
 from modic.io.series_select import classify_series
 from modic.io.study import load_study
-from modic.report.dicom_seg import unreferenceable
 from modic.synth import generate_study, write_study
 from modic.synth.dicom_writer import write_enhanced_series
 
@@ -140,8 +139,6 @@ def test_multiframe_study_reads_as_its_classic_export(classic_and_multiframe: tu
     assert sorted(h.frame_number for h in b.t1_source_headers) == list(range(1, b.t1.shape[2] + 1))
     assert len({str(h.SOPInstanceUID) for h in b.t1_source_headers}) == 1
     assert len({str(h.SOPInstanceUID) for h in b.t2_source_headers}) == 2
-    assert unreferenceable(b.t1_source_headers) == ""
-    assert "frames of 2 multi-frame files" in unreferenceable(b.t2_source_headers)
 
     chosen = load_study(multiframe, t1_uid=b.series["t1"].series_uid, t2_uid=b.series["t2"].series_uid)
     np.testing.assert_array_equal(chosen.t1.array, a.t1.array)

@@ -140,3 +140,51 @@ def test_modic_type_codes() -> None:
     assert dicom_sr.modic_type_code(2, None).meaning == "Modic type 2"
     mixed = dicom_sr.modic_type_code(2, "1/2")
     assert (mixed.value, mixed.scheme_designator, mixed.meaning) == ("MT1-2", "99MODIC", "Modic type 1/2 (mixed)")
+
+
+def test_seg_and_sr_reference_a_t1_spread_over_multi_frame_files(analysis: StudyAnalysis, tmp_path: Path) -> None:
+    """A multi-file multi-frame T1: every SEG frame names the file and frame at its own position; SR cites all files."""
+    import highdicom as hd
+    import pydicom
+
+    from modic.synth.dicom_writer import write_enhanced_series
+
+    classic = sorted({Path(str(h.filename)) for h in analysis.images.t1_source_headers})
+    files = write_enhanced_series(classic, tmp_path / "t1", enhanced_mr=True, files=2)
+    spread = load_study(tmp_path / "t1")
+    assert spread.t1 is not None and np.array_equal(spread.t1.array, analysis.images.t1.array)
+    moved = dataclasses.replace(
+        analysis, images=dataclasses.replace(analysis.images, t1_source_headers=spread.t1_source_headers)
+    )
+
+    written = dicom_seg.write_seg(moved, tmp_path / "seg.dcm")
+    sr_path = dicom_sr.write_sr(moved, build_report(moved), tmp_path / "sr.dcm", segmentation=written)
+
+    sources = {str(ds.SOPInstanceUID): ds for ds in (pydicom.dcmread(f, stop_before_pixels=True) for f in files)}
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    listed = {str(i.ReferencedSOPInstanceUID) for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert listed == set(sources)
+    used = set()
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        source = frame.DerivationImageSequence[0].SourceImageSequence[0]
+        image = sources[str(source.ReferencedSOPInstanceUID)]
+        number = int(source.ReferencedFrameNumber)
+        position = image.PerFrameFunctionalGroupsSequence[number - 1].PlanePositionSequence[0].ImagePositionPatient
+        np.testing.assert_allclose(
+            [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient], [float(v) for v in position],
+            atol=1e-3,
+        )
+        used.add(str(source.ReferencedSOPInstanceUID))
+    assert used == set(sources), "the bands lie on frames of both files"
+
+    sr = hd.sr.srread(sr_path)
+    evidence = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence
+                for i in s.ReferencedSeriesSequence[0].ReferencedSOPSequence}
+    assert set(sources) <= evidence
+    if shutil.which("dciodvfy"):
+        for path in (tmp_path / "seg.dcm", sr_path):
+            output = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
+            assert not [line for line in (output.stdout + output.stderr).splitlines() if line.startswith("Error")]
+    if shutil.which("dsr2xml"):
+        xml = subprocess.run(["dsr2xml", str(sr_path)], capture_output=True, text=True, timeout=120)
+        assert xml.returncode == 0 and all(uid in xml.stdout for uid in sources)

@@ -129,7 +129,9 @@ def test_build_network_rejects_bad_definitions() -> None:
         build_network({"_target_": "collections.OrderedDict"})
 
 
-@pytest.mark.parametrize("name", ["spine_seg", "spine_seg_thin", "modic_grade", "modic_patch", "modic_presence"])
+@pytest.mark.parametrize(
+    "name", ["spine_seg", "spine_seg_thin", "modic_grade", "modic_patch", "modic_presence", "modic_orientation"]
+)
 def test_every_shipped_bundle_has_a_model_card(name: str) -> None:
     """Each shipped model's card states provenance, citations and measured figures, and the research-use notice."""
     from modic.resources import models_dir

@@ -125,7 +125,7 @@ def endplate_features(
         reference = anatomy.reference_map == region.reference_label
     all_references = anatomy.reference_map > 0
     window = _window(band | reference)
-    band_w, reference_w, all_w = band[window], reference[window], all_references[window]
+    band_w, reference_w = band[window], reference[window]
     filter_size = int(settings.median_filter)
 
     def sequence(image: np.ndarray | None, low: float, high: float) -> tuple[SignalStats | None, np.ndarray | None]:

@@ -1,4 +1,4 @@
-"""``modic train seg|grade|presence``: train the segmentation network, the learned grading model or the presence models."""
+"""``modic train seg|grade|presence|orientation``: the segmentation network, the grading models, the presence models or the orientation check."""
 
 from __future__ import annotations
 
@@ -53,6 +53,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     presence.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     presence.set_defaults(handler=run_presence)
 
+    orientation = models.add_parser(
+        "orientation", help="upright/upside-down check of sagittal images (an input check)",
+        description=(
+            "Train the small network that tells an upright sagittal image from one stored head to foot, on the "
+            "training half of the labelled datasets and synthetic studies, and write the bundle with --export."
+        ),
+    )
+    orientation.add_argument("--config", required=True, help="training YAML, e.g. configs/orientation/train.yaml")
+    orientation.add_argument("-o", "--output", help="run folder (default: the one the settings file names)")
+    orientation.add_argument("--export", metavar="BUNDLE_DIR", help="write the model bundle here")
+    orientation.add_argument("--fresh", action="store_true", help="read the pictures again instead of the cached ones")
+    orientation.set_defaults(handler=run_orientation)
+
 
 def run_seg(args: argparse.Namespace) -> int:
     from modic.training.segmentation import train
@@ -84,4 +97,14 @@ def run_grade(args: argparse.Namespace) -> int:
         args.config, output_dir=args.output, device=args.device, export_bundle=args.export, reuse_samples=not args.fresh
     )
     print(json.dumps({k: v for k, v in result.items() if k != "failed_patients"}, indent=2))
+    return 0
+
+
+def run_orientation(args: argparse.Namespace) -> int:
+    from modic.training.orientation import train_orientation
+
+    result = train_orientation(
+        args.config, output_dir=args.output, export_bundle=args.export, reuse_pictures=not args.fresh
+    )
+    print(json.dumps(result, indent=2))
     return 0

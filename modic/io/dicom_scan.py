@@ -588,8 +588,8 @@ def _truncation(ds: Dataset, *, remaining: int) -> str:
     syntax = (
         UID(str(meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))) if meta is not None else UID("1.2.840.10008.1.2")
     )
-    if not syntax.is_transfer_syntax or syntax.is_compressed:
-        return ""  # encapsulated or unknown encoding: its length says nothing; decoding will tell
+    if not syntax.is_transfer_syntax or syntax.is_compressed or syntax.is_deflated:
+        return ""  # encapsulated, deflated or unknown encoding: file offsets say nothing; decoding will tell
     rows, columns = header_int(ds, "Rows"), header_int(ds, "Columns")
     if rows is None or columns is None:
         return ""  # no usable matrix: series selection and pixel decoding say so

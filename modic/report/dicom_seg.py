@@ -10,9 +10,10 @@ the SR (:mod:`modic.report.dicom_sr`) references single endplate bands.
 
 The label maps live on the T1 grid (axes i = column, j = row, k = slice in
 source slice order), so frame ``k`` of segment ``s`` is ``map[:, :, k].T == value``
-and corresponds to ``t1_source_headers[k]``. When the T1 is the frames of a
-multi-frame image (Enhanced MR), the SEG references that image, frame by
-frame (ReferencedFrameNumber in its derivation image references). Empty
+and corresponds to ``t1_source_headers[k]``. When the T1 is the frames of
+multi-frame images (Enhanced MR, in one file or spread over several), the SEG
+references those images frame by frame (ReferencedFrameNumber in its
+derivation image references). Empty
 frames are omitted; a structure without any voxel gets no segment.
 
 The codes are listed in ``docs/report.md`` (SEG segments). The object copies
@@ -148,13 +149,13 @@ def write_seg(analysis: StudyAnalysis, path: str | Path) -> Dataset:
     path = Path(path)
     anatomy = analysis.anatomy
     specs = segment_specs(anatomy)
-    sources, pixel_array = source_frames(_source_headers(analysis), segment_frames(anatomy, specs))
+    headers = _source_headers(analysis)
+    sources = segmentation_sources(headers, segment_frames(anatomy, specs))
     grades = {grade.endplate: grade.modic_type for level in analysis.levels for grade in level.endplates}
     algorithm = algorithm_identification(analysis)
     descriptions = [_description(spec, algorithm, grades) for spec in specs]
     seg = hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=pixel_array,
+        **sources,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
@@ -169,6 +170,8 @@ def write_seg(analysis: StudyAnalysis, path: str | Path) -> Dataset:
         content_description="Vertebral bodies, discs and endplate marrow bands",
         series_description=SERIES_DESCRIPTION,
     )
+    if "further_source_images" in sources:
+        reference_source_frames(seg, headers)
     with atomic.temporary_path(path) as temporary:
         seg.save_as(temporary, enforce_file_format=True)
     return seg
@@ -177,10 +180,10 @@ def write_seg(analysis: StudyAnalysis, path: str | Path) -> Dataset:
 def source_images(headers: Sequence[Dataset]) -> list[Dataset]:
     """The source images of ``headers`` (slice order) as DICOM objects to reference, each once.
 
-    Classic headers are the images themselves. Frames of a multi-frame image
-    (:class:`~modic.io.dicom_scan.FrameHeader`) reference their file's image,
-    whose header (without pixel data) is read again: SEG and SR reference the
-    multi-frame object with its frame numbers.
+    Classic headers are the images themselves. Frames of multi-frame images
+    (:class:`~modic.io.dicom_scan.FrameHeader`) reference their files' images,
+    whose headers (without pixel data) are read again: SEG and SR reference the
+    multi-frame objects with their frame numbers.
     """
     if frame_number(headers[0]) is None:
         return list(headers)
@@ -188,45 +191,83 @@ def source_images(headers: Sequence[Dataset]) -> list[Dataset]:
     return [pydicom.dcmread(file, stop_before_pixels=True) for file in files]
 
 
-def unreferenceable(headers: Sequence[Dataset]) -> str:
-    """Why a SEG cannot take ``headers`` as its source ('' when it can).
+def segmentation_sources(headers: Sequence[Dataset], pixels: np.ndarray) -> dict[str, Any]:
+    """highdicom Segmentation arguments placing ``pixels`` (one frame per slice of ``headers``) on the source.
 
-    highdicom's Segmentation (like the SEG IOD's frame references) takes the
-    frames of one multi-frame source image; slices that are frames of several
-    multi-frame files (frames of one stack split over files) cannot be referenced.
-    """
-    files = {str(header.filename) for header in headers if frame_number(header) is not None}
-    if len(files) > 1:
-        return (
-            f"the T1 slices are frames of {len(files)} multi-frame files and a DICOM SEG references the frames of "
-            "one multi-frame source image"
-        )
-    return ""
-
-
-def source_frames(headers: Sequence[Dataset], pixels: np.ndarray) -> tuple[list[Dataset], np.ndarray]:
-    """The source images of the SEG and its ``(frames, rows, columns, segments)`` array on their frames.
-
-    For a classic series the frames are the slices. For frames of one
-    multi-frame image the array gets one frame per source frame (slice ``k``
+    A classic series: the slices are the source images. Frames of one
+    multi-frame image: the array gets one frame per source frame (slice ``k``
     at frame ``frame_number - 1``, the others empty, so highdicom omits them),
-    and highdicom references each with its ReferencedFrameNumber.
-
-    Raises:
-        AnalysisError: the slices are frames of several multi-frame files,
-            which one Segmentation instance cannot reference as its source.
+    and highdicom references each with its ReferencedFrameNumber. Frames spread
+    over several multi-frame files (a multi-file multi-frame series): highdicom
+    takes one multi-frame source image for the geometry, so the first file is
+    the source, the others further sources (all listed in the
+    ReferencedSeriesSequence), each slice is placed by its frame's position,
+    and :func:`reference_source_frames` then records which file and frame each
+    SEG frame was derived from.
     """
-    problem = unreferenceable(headers)
-    if problem:
-        raise AnalysisError(f"{problem} (use --no-dicom)")
+    import highdicom as hd
+
     images = source_images(headers)
     if frame_number(headers[0]) is None:
-        return images, pixels
-    frames = int(images[0].get("NumberOfFrames", 1) or 1)
-    full = np.zeros((frames, *pixels.shape[1:]), dtype=pixels.dtype)
-    for k, header in enumerate(headers):
-        full[int(header.frame_number) - 1] = pixels[k]
-    return images, full
+        return {"source_images": images, "pixel_array": pixels}
+    if len(images) == 1:
+        frames = int(images[0].get("NumberOfFrames", 1) or 1)
+        full = np.zeros((frames, *pixels.shape[1:]), dtype=pixels.dtype)
+        for k, header in enumerate(headers):
+            full[int(header.frame_number) - 1] = pixels[k]
+        return {"source_images": images, "pixel_array": full}
+    positions = [
+        hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, [float(v) for v in header.ImagePositionPatient])
+        for header in headers
+    ]
+    return {
+        "source_images": images[:1],
+        "further_source_images": images[1:],
+        "pixel_array": pixels,
+        "plane_positions": positions,
+    }
+
+
+SEGMENTATION_DERIVATION = ("113076", "DCM", "Segmentation")
+SOURCE_IMAGE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")
+POSITION_TOLERANCE_MM = 1e-3
+"""A SEG frame and a source frame this close (ImagePositionPatient) lie at the same position."""
+
+
+def reference_source_frames(seg: Dataset, headers: Sequence[Dataset]) -> None:
+    """Give every frame of ``seg`` the source file and frame (of ``headers``) at its position.
+
+    For a multi-file multi-frame T1 (see :func:`segmentation_sources`), where
+    highdicom leaves the Derivation Image Sequence empty: each SEG frame's
+    ImagePositionPatient is that of exactly one T1 frame, which is referenced
+    by SOP instance and ReferencedFrameNumber, as highdicom does for one source.
+
+    Raises:
+        AnalysisError: a SEG frame lies at no source frame's position.
+    """
+    import highdicom as hd
+
+    positions = np.array([[float(v) for v in header.ImagePositionPatient] for header in headers])
+    for item in seg.PerFrameFunctionalGroupsSequence:
+        where = np.array([float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient])
+        distances = np.linalg.norm(positions - where, axis=1)
+        nearest = int(np.argmin(distances))
+        if distances[nearest] > POSITION_TOLERANCE_MM:
+            raise AnalysisError(
+                f"a segmentation frame at {where.round(3).tolist()} mm lies at no T1 frame's position (nearest "
+                f"{distances[nearest]:.3f} mm away); cannot reference its source (use --no-dicom)"
+            )
+        header = headers[nearest]
+        source = Dataset()
+        source.ReferencedSOPClassUID = header.SOPClassUID
+        source.ReferencedSOPInstanceUID = header.SOPInstanceUID
+        source.ReferencedFrameNumber = int(header.frame_number)
+        source.PurposeOfReferenceCodeSequence = [hd.sr.CodedConcept(*SOURCE_IMAGE_PURPOSE)]
+        source.SpatialLocationsPreserved = "YES"
+        derivation = Dataset()
+        derivation.DerivationCodeSequence = [hd.sr.CodedConcept(*SEGMENTATION_DERIVATION)]
+        derivation.SourceImageSequence = [source]
+        item.DerivationImageSequence = [derivation]
 
 
 def segment_frames(anatomy: SpineAnatomy, specs: Sequence[SegmentSpec]) -> np.ndarray:

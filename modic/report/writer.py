@@ -7,7 +7,6 @@ temporary sibling that is renamed at the end (:func:`modic.atomic.output_folder`
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import tempfile
 import threading
@@ -25,7 +24,6 @@ from modic.report import dicom_seg, dicom_sr, figures, html
 from modic.report.json_report import build_report, dumps
 from modic.report.tables import endplate_rows, to_csv
 
-log = logging.getLogger("modic.report.writer")
 
 LABEL_MAPS = {
     "segmentation.nii.gz": "semantic",
@@ -233,11 +231,7 @@ def _dicom_thread(
 
 
 def _write_dicom(folder: Path, analysis: StudyAnalysis, report: Mapping[str, Any]) -> None:
-    """seg.dcm and sr.dcm, for DICOM T1 input (nothing otherwise, said in the log when the T1 cannot be referenced)."""
-    problem = dicom_seg.unreferenceable(analysis.images.t1_source_headers)
-    if problem:
-        log.warning("no seg.dcm/sr.dcm written: %s", problem)
-        return
+    """seg.dcm and sr.dcm, for DICOM T1 input (nothing otherwise)."""
     if analysis.images.t1_source_headers:
         seg = dicom_seg.write_seg(analysis, folder / "seg.dcm")
         dicom_sr.write_sr(analysis, report, folder / "sr.dcm", segmentation=seg)

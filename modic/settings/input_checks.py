@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modic.settings.fields import number, number_range
+from modic.settings.fields import number, number_range, optional, text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,9 +28,11 @@ class ContrastSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class OrientationSettings:
-    """When an image without a found S1 counts as upside down."""
+    """When an image counts as upside down (the orientation network) or mirrored (reversed lordosis)."""
 
-    flipped_s1_ratio: float = number(1)
+    bundle: str | None = optional(text())
+    upside_down_threshold: float = number(0.5, 1)
+    min_lordosis_mm: float = number()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,6 @@ exported as a MONAI bundle.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import random
