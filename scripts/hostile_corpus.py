@@ -3,7 +3,7 @@
 Each case is a copy of one tiny synthetic study (``modic synth``, DICOM)
 changed the way real archives and scanners change studies: compressed and
 big-endian transfer syntaxes, private vendor tags, optional attributes left
-out, localizers and derived series mixed in, broken and foreign files among
+out or left empty, localizers and derived series mixed in, broken and foreign files among
 the images. ``modic inspect`` and ``modic analyze`` run on every case (as a
 user runs them, in a new process), and the outcome is held to modic's
 contract:
@@ -11,20 +11,27 @@ contract:
 * exit 0: analysed; the grades (``levels.csv``) are those of the unchanged
   study, or report.json carries a warning saying what differs
   (a silent different analysis is a violation);
-* exit 1 or 2: refused with exactly one line on stderr and no traceback;
-* anything else (a crash, a traceback, several lines) is a violation.
+* exit 1 or 2: refused with exactly one line on stderr that says what is
+  wrong and what to do, and no traceback;
+* anything else (a crash, a traceback, several lines, or modic's one-line
+  ``internal error``, which is an unexpected exception and not a refusal)
+  is a violation.
 
 The table (also ``OUT/results.csv``) gives each case's exit codes, the
 error line or the warnings, and the verdict; the script exits 1 when any case
 violates the contract. The representative cases are in the default test suite
 (``tests/test_bad_input_corpus.py``).
 
-Last run with analyze (2-core CPU VM, shared; stopped by a 280 s limit after the first 16
-cases, the rest not run): 14 analysed with the clean study's grades, ``imager_pixel_spacing_only``
-analysed as T1-less with its warnings; ``no_slice_thickness`` and ``no_optional_attributes``
-exit 1 with one line, but that line is ``internal error: AttributeError ... SliceThickness``:
-the contract holds in form, the cause is a bug still to fix (a missing SliceThickness must
-be handled or refused with a reason).
+Last run with analyze (all 23 cases, 2-core CPU VM, shared, about 7 minutes): every case kept
+the contract. 21 analysed with the clean study's grades (its low_confidence warnings only),
+among them ``no_slice_thickness`` and ``no_optional_attributes`` with their SEG and SR (they had
+ended in ``internal error: AttributeError ... SliceThickness`` from highdicom writing them) and
+the new ``no_patient_study_attributes`` and ``empty_type2_attributes`` (which had ended in
+internal errors on PatientID and an empty SpacingBetweenSlices; all fixed in
+``modic/report/dicom_seg.py``, ``highdicom_sources``);
+``imager_pixel_spacing_only`` and ``truncated_file`` analysed without their unusable T1, their
+grades differing with the warnings missing_t1 and undetermined_endplates. No case refused, no
+internal error, no traceback.
 
 Usage:
     python scripts/hostile_corpus.py OUT [--case NAME ...] [--no-analyze]
@@ -62,6 +69,16 @@ OPTIONAL_ATTRIBUTES = (
     "SeriesDate", "ProtocolName",
 )
 """Attributes a scanner or an anonymiser may leave out; none carries the geometry or the pixels."""
+PATIENT_AND_STUDY = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName",
+    "StudyID", "AccessionNumber",
+)
+"""Type 2 attributes of the Patient and General Study modules, which anonymisers often drop instead of emptying."""
+EMPTY_TYPE_2 = (
+    "SliceThickness", "SpacingBetweenSlices", *PATIENT_AND_STUDY, "SeriesNumber", "InstanceNumber", "Manufacturer",
+    "PatientPosition", "Laterality",
+)
+"""Type 2 (and Type 3) attributes that DICOM lets a scanner write empty: present, with no value."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +159,16 @@ def _without(*keywords: str) -> Callable[[Study], None]:
             for keyword in keywords:
                 if keyword in ds:
                     delattr(ds, keyword)
+        for folder in (study.t1, study.t2):
+            _rewrite(folder, change)
+    return case
+
+
+def _emptied(*keywords: str) -> Callable[[Study], None]:
+    def case(study: Study) -> None:
+        def change(ds: pydicom.Dataset) -> None:
+            for keyword in keywords:
+                setattr(ds, keyword, None)
         for folder in (study.t1, study.t2):
             _rewrite(folder, change)
     return case
@@ -238,6 +265,8 @@ CASES: dict[str, Callable[[Study], None]] = {
     "no_series_description": _without("SeriesDescription", "ProtocolName"),
     "no_instance_number": _without("InstanceNumber"),
     "no_optional_attributes": _without(*OPTIONAL_ATTRIBUTES),
+    "no_patient_study_attributes": _without(*PATIENT_AND_STUDY),
+    "empty_type2_attributes": _emptied(*EMPTY_TYPE_2),
     "imager_pixel_spacing_only": _imager_pixel_spacing_only,
     "scout_mixed_in": _scout,
     "derived_adc_mpr_capture_mixed_in": _derived_series,
@@ -285,11 +314,22 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "modic", *command], capture_output=True, text=True, timeout=900)
 
 
+INTERNAL_ERROR = "internal error"
+"""What modic's last-resort handler prints for an exception it did not expect: a bug, never a refusal."""
+
+
 def _contract(result: subprocess.CompletedProcess[str]) -> str:
-    """'' when a run kept the exit-code and stderr contract, else what broke it."""
+    """'' when a run kept the exit-code and stderr contract, else what broke it.
+
+    A refusal must say what is wrong with the input and what to do; a one-line
+    ``internal error`` (an unexpected exception caught at the top) keeps the
+    form of the contract but not its sense, so it breaks it as a traceback does.
+    """
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     if "Traceback" in result.stderr:
         return "traceback on stderr"
+    if INTERNAL_ERROR in result.stderr:
+        return "internal error"
     if result.returncode not in (0, 1, 2):
         return f"exit code {result.returncode}"
     if result.returncode != 0 and len(lines) != 1:

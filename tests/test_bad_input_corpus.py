@@ -1,10 +1,12 @@
 """The representative cases of ``scripts/hostile_corpus.py``, built the same way, on a tiny synthetic study.
 
-Encodings, vendor private tags, missing optional attributes and series mixed
-into the study must read exactly as the clean export (same T1 and T2 voxels
-and geometry); a T1 that cannot be used is refused with its reason in the
-decision log and the study goes on as T2-only, flagged. ``modic inspect`` keeps
-the contract on every case: exit 0, or 1 with one line and no traceback.
+Encodings, vendor private tags, missing or empty optional attributes and
+series mixed into the study must read exactly as the clean export (same T1
+and T2 voxels and geometry), and a study without its optional attributes is
+analysed to the end, DICOM SEG and SR included; a T1 that cannot be used is
+refused with its reason in the decision log and the study goes on as
+T2-only, flagged. ``modic inspect`` keeps the contract on every case: exit 0,
+or 1 with one line and no traceback.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from test_bad_input_support import assert_clean_failure, run_cli
-from test_segmentation_support import REPO_ROOT
+from helpers.bad_input import assert_clean_failure, run_cli
+from helpers.segmentation import REPO_ROOT
 
 from modic.io.study import StudyImages, load_study
 from modic.pipeline import input_flags
@@ -39,6 +41,7 @@ corpus = _script()
 READ_AS_CLEAN = [
     "jpeg_ls", "jpeg_2000", "rle", "deflated", "big_endian", "siemens_private_tags", "philips_private_sequences",
     "no_slice_thickness", "no_series_description", "no_instance_number", "no_optional_attributes",
+    "no_patient_study_attributes", "empty_type2_attributes",
     "scout_mixed_in", "derived_adc_mpr_capture_mixed_in", "zero_length_file", "non_dicom_files_named_dcm",
     "enhanced_jpeg_ls_two_files", "enhanced_rle_one_file",
 ]
@@ -114,6 +117,48 @@ def test_unusable_t1_is_refused_with_its_reason_and_the_t2_goes_on_alone(
     rejected = [d for d in read.decisions if d["event"] == "series" and d["status"] == "rejected"]
     assert any(reason in d["message"] for d in rejected), rejected
     _inspect_keeps_the_contract(study, capsys)
+
+
+def _slice_thickness_rows(items: object) -> int:
+    """How many Slice Thickness content items an SR content tree holds."""
+    count = 0
+    for item in items:  # type: ignore[attr-defined]
+        names = item.get("ConceptNameCodeSequence")
+        count += bool(names) and names[0].CodeMeaning == "Slice Thickness"
+        count += _slice_thickness_rows(item.get("ContentSequence") or [])
+    return count
+
+
+@pytest.mark.parametrize("case", ["no_optional_attributes", "empty_type2_attributes"])
+def test_study_without_optional_attributes_is_analysed_with_its_dicom_outputs(
+    exports: tuple[Path, Path, StudyImages], tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SliceThickness, SpacingBetweenSlices and the patient and study Type 2 attributes missing or empty (as
+    anonymisers and converters leave them): the geometry comes from ImagePositionPatient, so the study is
+    analysed and the SEG and SR are written; they used to end in ``internal error: AttributeError ...
+    SliceThickness`` (highdicom reads the source images' attributes)."""
+    import highdicom as hd
+    import pydicom
+
+    plain, extra, clean = exports
+    study_root = corpus.build_case(case, plain, extra, tmp_path)
+    if case == "no_optional_attributes":
+        folders = sorted(p for p in study_root.iterdir() if p.is_dir())
+        corpus._without(*corpus.PATIENT_AND_STUDY)(corpus.Study(study_root, folders[0], folders[1]))
+    out = tmp_path / "out"
+
+    result = run_cli(capsys, ["-q", "analyze", study_root, "-o", out, "--device", "cpu"])
+
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err and "internal error" not in result.err, result.err
+    assert (out / "levels.csv").read_text(encoding="utf-8").count("\n") > 1
+    seg = hd.seg.segread(out / "seg.dcm")
+    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    slice_spacing = clean.t1.spacing[2]
+    assert float(measures.SliceThickness) == pytest.approx(slice_spacing, rel=1e-4), "the spacing of the positions"
+    assert seg.PatientID == "" and seg.AccessionNumber == ""
+    sr = pydicom.dcmread(out / "sr.dcm")
+    assert _slice_thickness_rows(sr.ContentSequence) == 0, "no thickness the source images do not state"
 
 
 def test_folder_of_only_foreign_files_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -188,3 +188,31 @@ def test_seg_and_sr_reference_a_t1_spread_over_multi_frame_files(analysis: Study
     if shutil.which("dsr2xml"):
         xml = subprocess.run(["dsr2xml", str(sr_path)], capture_output=True, text=True, timeout=120)
         assert xml.returncode == 0 and all(uid in xml.stdout for uid in sources)
+
+
+@pytest.mark.parametrize("thickness", [None, "", "0", "-1", "abc"])
+def test_highdicom_sources_fill_what_highdicom_reads_in_copies(thickness: str | None) -> None:
+    """A missing, empty or unusable SliceThickness gets the given value, missing patient and study attributes
+    are added empty, an empty SpacingBetweenSlices is removed: in copies; complete headers are passed as they are."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import Tag
+
+    header = Dataset()
+    header.SOPInstanceUID = "1.2.3"
+    header.PatientName = "Anonymous"
+    header.SpacingBetweenSlices = None
+    if thickness is not None:  # raw, as read from a file: pydicom converts it (or fails to) when it is used
+        header[0x00180050] = RawDataElement(Tag(0x00180050), "DS", len(thickness), thickness.encode(), 0, False, True)
+    complete = Dataset()
+    complete.update({keyword: "" for keyword in dicom_seg.PATIENT_AND_STUDY_TYPE_2})
+    complete.SliceThickness = "3.5"
+
+    copied, same = dicom_seg.highdicom_sources([header, complete], thickness=4.4)
+
+    assert same is complete
+    assert copied is not header and float(copied.SliceThickness) == 4.4
+    assert "SpacingBetweenSlices" not in copied and "SpacingBetweenSlices" in header
+    assert str(copied.PatientName) == "Anonymous" and copied.PatientID in ("", None) and "PatientID" not in header
+    assert dicom_seg.slice_thickness(header) is None and float(same.SliceThickness) == 3.5
+    assert "SliceThickness" not in dicom_seg.highdicom_sources([Dataset()], thickness=None)[0]

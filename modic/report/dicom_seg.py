@@ -23,6 +23,7 @@ it to the study (see the privacy section of ``docs/report.md``).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+from pydicom.valuerep import DSfloat
 from scipy import ndimage
 
 from modic import __version__, atomic
@@ -150,7 +152,7 @@ def write_seg(analysis: StudyAnalysis, path: str | Path) -> Dataset:
     anatomy = analysis.anatomy
     specs = segment_specs(anatomy)
     headers = _source_headers(analysis)
-    sources = segmentation_sources(headers, segment_frames(anatomy, specs))
+    sources = segmentation_sources(headers, segment_frames(anatomy, specs), slice_spacing=anatomy.geometry.spacing[2])
     grades = {grade.endplate: grade.modic_type for level in analysis.levels for grade in level.endplates}
     algorithm = algorithm_identification(analysis)
     descriptions = [_description(spec, algorithm, grades) for spec in specs]
@@ -191,10 +193,73 @@ def source_images(headers: Sequence[Dataset]) -> list[Dataset]:
     return [pydicom.dcmread(file, stop_before_pixels=True) for file in files]
 
 
-def segmentation_sources(headers: Sequence[Dataset], pixels: np.ndarray) -> dict[str, Any]:
+def slice_thickness(header: Dataset) -> float | None:
+    """SliceThickness of a header in mm, or None when it is absent, empty or not a positive number.
+
+    SliceThickness is Type 2 in the classic MR Image module (it may be empty)
+    and often left out by anonymisers and converters; modic never takes the
+    geometry from it (the slice spacing comes from ImagePositionPatient, see
+    :func:`modic.io.dicom_volume.series_geometry`).
+    """
+    return _positive(header.get("SliceThickness", None))
+
+
+PATIENT_AND_STUDY_TYPE_2 = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+)
+"""Type 2 attributes of the Patient and General Study modules (present, possibly empty), which highdicom copies
+from the first source image into the SEG and SR by attribute access; anonymisers often drop them."""
+
+
+def highdicom_sources(images: Sequence[Dataset], *, thickness: float | None) -> list[Dataset]:
+    """``images`` as highdicom can read them, for the SEG and the SR; the header objects given are not changed.
+
+    highdicom reads some Type 2 and Type 3 attributes of its source images by
+    attribute access and fails when one is missing or empty, which DICOM
+    allows and anonymisers and converters do. An image that needs it is
+    copied and, in the copy:
+
+    * a missing patient or study attribute (:data:`PATIENT_AND_STUDY_TYPE_2`)
+      is added empty, as DICOM writes an unknown Type 2 value;
+    * a missing, empty or unusable SliceThickness (:func:`slice_thickness`)
+      becomes ``thickness`` (mm), when given: highdicom needs one for a classic
+      image's Pixel Measures and Image Library entry;
+    * an empty or unusable SpacingBetweenSlices (Type 3) is removed.
+    """
+    prepared = []
+    for image in images:
+        missing = [keyword for keyword in PATIENT_AND_STUDY_TYPE_2 if keyword not in image]
+        thin = thickness is not None and slice_thickness(image) is None
+        spacing = "SpacingBetweenSlices" in image and _positive(image.get("SpacingBetweenSlices", None)) is None
+        if missing or thin or spacing:
+            image = copy.deepcopy(image)
+            for keyword in missing:
+                setattr(image, keyword, None)
+            if thin:
+                image.SliceThickness = DSfloat(thickness, auto_format=True)
+            if spacing:
+                del image.SpacingBetweenSlices
+        prepared.append(image)
+    return prepared
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) and number > 0 else None
+
+
+def segmentation_sources(headers: Sequence[Dataset], pixels: np.ndarray, *, slice_spacing: float) -> dict[str, Any]:
     """highdicom Segmentation arguments placing ``pixels`` (one frame per slice of ``headers``) on the source.
 
-    A classic series: the slices are the source images. Frames of one
+    The source images are prepared by :func:`highdicom_sources`. A classic
+    series: the slices are the source images; a slice without a usable
+    SliceThickness (Type 2 in MR: it may be missing or empty) is given
+    ``slice_spacing`` (the distance between slice positions, which is how
+    thick the SEG's voxels are) for the SEG's Pixel Measures. Frames of one
     multi-frame image: the array gets one frame per source frame (slice ``k``
     at frame ``frame_number - 1``, the others empty, so highdicom omits them),
     and highdicom references each with its ReferencedFrameNumber. Frames spread
@@ -207,9 +272,9 @@ def segmentation_sources(headers: Sequence[Dataset], pixels: np.ndarray) -> dict
     """
     import highdicom as hd
 
-    images = source_images(headers)
     if frame_number(headers[0]) is None:
-        return {"source_images": images, "pixel_array": pixels}
+        return {"source_images": highdicom_sources(headers, thickness=slice_spacing), "pixel_array": pixels}
+    images = highdicom_sources(source_images(headers), thickness=None)
     if len(images) == 1:
         frames = int(images[0].get("NumberOfFrames", 1) or 1)
         full = np.zeros((frames, *pixels.shape[1:]), dtype=pixels.dtype)

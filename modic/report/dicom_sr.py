@@ -14,7 +14,8 @@ An endplate whose band has no voxel (so no segment) gets a TID 1501 group
 with the same content but no segment reference. The observer is the device
 (modic); the Image Library lists the T1 source images, a multi-frame image
 once, described by its first frame used (its frame header carries the plane
-position, orientation and pixel spacing that the library entry needs).
+position, orientation and pixel spacing that the library entry needs). An
+image without a SliceThickness (Type 2 in MR) has no Slice Thickness row.
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ from pydicom.uid import generate_uid
 from modic import __version__, atomic
 from modic.errors import AnalysisError
 from modic.levels.names import endplate_parts
+from modic.report.dicom_seg import (
+    MANUFACTURER,
+    endplate_tracking_id,
+    highdicom_sources,
+    model_id,
+    slice_thickness,
+    vertebra_code,
+)
 from modic.results import UNDETERMINED, StudyAnalysis
-from modic.report.dicom_seg import MANUFACTURER, endplate_tracking_id, model_id, vertebra_code
 
 SERIES_NUMBER = 9102
 SERIES_DESCRIPTION = "modic Modic report (research use only)"
@@ -74,7 +82,8 @@ def write_sr(
     path = Path(path)
     if not analysis.images.t1_source_headers:
         raise AnalysisError("a DICOM SR needs DICOM T1 input; this study has no T1 source headers (use --no-dicom)")
-    sources = list({str(h.SOPInstanceUID): h for h in reversed(analysis.images.t1_source_headers)}.values())[::-1]
+    headers = list({str(h.SOPInstanceUID): h for h in reversed(analysis.images.t1_source_headers)}.values())[::-1]
+    sources = highdicom_sources(headers, thickness=analysis.anatomy.geometry.spacing[2])
     segments = {item.TrackingID: item for item in segmentation.SegmentSequence}
     algorithm = hd.sr.AlgorithmIdentification(name="modic", version=__version__)
     groups = [
@@ -93,6 +102,7 @@ def write_sr(
         imaging_measurements=groups,
         referenced_images=sources,
     )
+    _drop_slice_thickness(measurement_report, {str(h.SOPInstanceUID) for h in headers if slice_thickness(h) is None})
     scheme = hd.coding_schemes.CodingSchemeIdentificationItem(
         designator=PRIVATE_SCHEME,
         name="modic private codes for Modic changes",
@@ -115,6 +125,33 @@ def write_sr(
     with atomic.temporary_path(path) as temporary:
         sr.save_as(temporary, enforce_file_format=True)
     return path
+
+
+def _drop_slice_thickness(content: Sequence[Dataset], uids: set[str]) -> None:
+    """Remove the Slice Thickness descriptor from the Image Library entries of the images ``uids``.
+
+    highdicom writes one for every cross-sectional image and needs a value
+    (:func:`~modic.report.dicom_seg.highdicom_sources` gives one); for an
+    image without a SliceThickness of its own the row (optional in TID 1604)
+    is left out rather than filled with a value the image does not state.
+    """
+    if not uids:
+        return
+    for item in content:
+        children = item.get("ContentSequence")
+        if not children:
+            continue
+        referenced = item.get("ReferencedSOPSequence")
+        if item.get("ValueType") == "IMAGE" and referenced and str(referenced[0].ReferencedSOPInstanceUID) in uids:
+            kept = [
+                child for child in children
+                if not (child.get("ValueType") == "NUM"
+                        and child.ConceptNameCodeSequence[0].CodeValue == codes.DCM.SliceThickness.value)
+            ]
+            del children[:]
+            children.extend(kept)
+        else:
+            _drop_slice_thickness(children, uids)
 
 
 def _observer(analysis: StudyAnalysis) -> object:
