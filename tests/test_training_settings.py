@@ -1,4 +1,4 @@
-"""Training configs (configs/seg, configs/grade) are typed settings: checked once at load, partial overrides."""
+"""Training configs (configs/seg, configs/grade, configs/orientation) are typed settings: checked once at load, partial overrides."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from modic.errors import ConfigError
-from modic.training.settings import load_grade_train_settings, load_train_config
+from modic.settings.build import to_dict
+from modic.training.settings import load_grade_train_settings, load_orientation_train_settings, load_train_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,3 +71,37 @@ def test_a_mistake_is_one_line_naming_file_and_key(
 def test_a_misspelt_override_is_refused_like_a_file_key() -> None:
     with pytest.raises(ConfigError, match=r"config \(overrides\): unknown key 'data.lumbar_sge'; did you mean 'data.lumbar_seg'\?"):
         load_train_config(REPO_ROOT / "configs" / "seg" / "smoke.yaml", overrides={"data.lumbar_sge": "x"})
+
+
+ORIENTATION = REPO_ROOT / "configs" / "orientation" / "train.yaml"
+
+
+def test_the_shipped_orientation_config_loads_and_round_trips() -> None:
+    settings = load_orientation_train_settings(ORIENTATION)
+    assert settings.view.size == 64 and settings.cross_validation.folds == 4
+    assert settings.data.volume_offsets == (-5, 0, 5)
+    assert settings.data.synthetic is not None and settings.data.synthetic.offsets == (-1, 0, 1)
+    assert settings.threshold_candidates[0] == 0.5 and settings.training.network_def["_target_"] == "Classifier"
+    # Every key of the file is a field and nothing is added: the picture cache records to_dict(settings.data).
+    assert to_dict(settings) == yaml.safe_load(ORIENTATION.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("training", {"epocs": 3}, "unknown key 'training.epocs'; did you mean 'training.epochs'?"),
+        ("data", {"volume_offset": [0]}, "unknown key 'data.volume_offset'; did you mean 'data.volume_offsets'?"),
+        ("view", {"size": 0}, "'view.size' is 0; expected a number of at least 1"),
+    ],
+)
+def test_an_orientation_config_mistake_is_one_line_naming_file_and_key(
+    tmp_path: Path, section: str, change: dict[str, object], message: str
+) -> None:
+    raw = yaml.safe_load(ORIENTATION.read_text(encoding="utf-8"))
+    raw[section].update(change)
+    path = tmp_path / "orientation.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_orientation_train_settings(path)
+    text = str(caught.value)
+    assert "\n" not in text and text.startswith(f"config {path}: ") and message in text

@@ -25,9 +25,15 @@ import torch
 
 from modic import __version__, atomic
 from modic.bundles import build_network, write_bundle
-from modic.config import load_yaml
 from modic.orientation.model import upside_down_scores
+from modic.settings.build import to_dict
 from modic.training.orientation_data import Picture, collect
+from modic.training.settings import (
+    OrientationDataSettings,
+    OrientationTrainingSchedule,
+    OrientationTrainSettings,
+    load_orientation_train_settings,
+)
 
 log = logging.getLogger("modic.train")
 
@@ -71,15 +77,15 @@ def training_samples(views: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([views, flipped]), np.concatenate([np.zeros(len(views)), np.ones(len(views))]).astype(int)
 
 
-def fit(views: np.ndarray, settings: Mapping[str, Any], *, size: int, seed: int) -> torch.nn.Module:
+def fit(views: np.ndarray, settings: OrientationTrainingSchedule, *, size: int, seed: int) -> torch.nn.Module:
     """A fresh network trained on ``views`` ``(N, S, S)`` (upright) and their flipped copies."""
     torch.manual_seed(seed)
-    network = build_network(settings["network_def"])
-    optimiser = torch.optim.AdamW(network.parameters(), lr=float(settings["learning_rate"]),
-                                  weight_decay=float(settings["weight_decay"]))
-    epochs, batch = int(settings["epochs"]), int(settings["batch_size"])
+    network = build_network(settings.network_def)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=float(settings.learning_rate),
+                                  weight_decay=float(settings.weight_decay))
+    epochs, batch = int(settings.epochs), int(settings.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=float(settings["learning_rate"]), total_steps=epochs * -(-2 * len(views) // batch)
+        optimiser, max_lr=float(settings.learning_rate), total_steps=epochs * -(-2 * len(views) // batch)
     )
     pictures, labels = training_samples(views)
     transform = augmentation(side=views.shape[-1], size=size, seed=seed)
@@ -113,7 +119,7 @@ def network_inputs(views: np.ndarray, *, size: int) -> np.ndarray:
 
 
 def cross_validate(
-    pictures: Sequence[Picture], settings: Mapping[str, Any], *, folds: int, size: int, seed: int
+    pictures: Sequence[Picture], settings: OrientationTrainingSchedule, *, folds: int, size: int, seed: int
 ) -> np.ndarray:
     """Out-of-fold upside-down score of every picture as given (upright); folds split groups (patients)."""
     groups = np.array([p.group for p in pictures])
@@ -153,16 +159,21 @@ def out_of_fold_figures(pictures: Sequence[Picture], scores: np.ndarray, thresho
     return figures
 
 
-def cached_pictures(data: Mapping[str, Any], *, size: int, cache: Path, reuse: bool) -> list[Picture]:
-    """The training pictures, read once and kept in ``cache`` (an ``.npz``) for later runs."""
+def cached_pictures(data: OrientationDataSettings, *, size: int, cache: Path, reuse: bool) -> list[Picture]:
+    """The training pictures, read once and kept in ``cache`` (an ``.npz``) for later runs.
+
+    The cache records the ``data`` section as plain data (:func:`~modic.settings.build.to_dict`), so a
+    cache written from the raw YAML mapping before the settings were typed is still recognised.
+    """
+    recorded = to_dict(data)
     if reuse and cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
-            if meta["size"] == size and meta["data"] == json.loads(json.dumps(dict(data))):
+            if meta["size"] == size and meta["data"] == json.loads(json.dumps(recorded)):
                 log.info("reusing %d pictures from %s", len(meta["pictures"]), cache)
                 return [Picture(*row, view=view) for row, view in zip(meta["pictures"], stored["views"])]
     pictures = collect(data, part="training", size=size)
-    meta = {"size": size, "data": dict(data), "pictures": [[p.group, p.source, p.name] for p in pictures]}
+    meta = {"size": size, "data": recorded, "pictures": [[p.group, p.source, p.name] for p in pictures]}
     with atomic.temporary_path(cache) as tmp:
         np.savez_compressed(tmp, views=np.stack([p.view for p in pictures]), meta=np.array(json.dumps(meta)))
     return pictures
@@ -172,18 +183,22 @@ def train_orientation(
     config_path: str | Path, *, output_dir: str | Path | None = None, export_bundle: str | Path | None = None,
     reuse_pictures: bool = True,
 ) -> dict[str, Any]:
-    """Cross-validate, choose the threshold, fit on the training half and export the bundle (module docstring)."""
-    config = load_yaml(config_path)
-    seed = int(config.get("seed", 0))
-    out = Path(output_dir or config.get("output_dir", "runs/modic_orientation"))
+    """Cross-validate, choose the threshold, fit on the training half and export the bundle (module docstring).
+
+    Raises:
+        ConfigError: one line naming the file and the dotted key, for a config that does not check out.
+    """
+    config = load_orientation_train_settings(config_path)
+    seed = int(config.seed)
+    out = Path(output_dir or config.output_dir or "runs/modic_orientation")
     out.mkdir(parents=True, exist_ok=True)
-    view, settings = config["view"], config["training"]
-    torch.set_num_threads(int(settings["threads"]))
-    size, side = int(view["size"]), int(view["training_size"])
-    pictures = cached_pictures(config["data"], size=side, cache=out / "pictures.npz", reuse=reuse_pictures)
-    scores = cross_validate(pictures, settings, folds=int(config["cross_validation"]["folds"]), size=size, seed=seed)
+    view, settings = config.view, config.training
+    torch.set_num_threads(int(settings.threads))
+    size, side = int(view.size), int(view.training_size)
+    pictures = cached_pictures(config.data, size=side, cache=out / "pictures.npz", reuse=reuse_pictures)
+    scores = cross_validate(pictures, settings, folds=int(config.cross_validation.folds), size=size, seed=seed)
     real = np.array([p.source != "synthetic" for p in pictures])
-    threshold = choose_threshold(scores[real], config["threshold_candidates"])
+    threshold = choose_threshold(scores[real], config.threshold_candidates)
     summary = {
         "threshold": threshold,
         "out_of_fold": out_of_fold_figures(pictures, scores, threshold),
@@ -192,7 +207,7 @@ def train_orientation(
     }
     atomic.write_text(out / "cv_metrics.json", json.dumps(summary, indent=2) + "\n")
     log.info("threshold %.2f; out of fold: %s", threshold, summary["out_of_fold"])
-    bundle = export_bundle or (config.get("export") or {}).get("bundle_dir")
+    bundle = export_bundle or (config.export.bundle_dir if config.export else None)
     if bundle:
         network = fit(np.stack([p.view for p in pictures]), settings, size=size, seed=seed)
         export(Path(bundle), network=network, config=config, summary=summary, size=size)
@@ -200,13 +215,13 @@ def train_orientation(
     return summary
 
 
-def export(root: Path, *, network: torch.nn.Module, config: Mapping[str, Any], summary: Mapping[str, Any],
+def export(root: Path, *, network: torch.nn.Module, config: OrientationTrainSettings, summary: Mapping[str, Any],
            size: int) -> None:
     """Write the orientation network as a MONAI bundle."""
     write_bundle(
         root,
         network=network,
-        network_def=config["training"]["network_def"],
+        network_def=config.training.network_def,
         settings={"view_size": size, "cross_validated_threshold": summary["threshold"]},
         metadata={
             "version": __version__,

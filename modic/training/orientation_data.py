@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from modic.errors import ConfigError
 from modic.io.volume import Volume
 from modic.orientation.view import sagittal_slice_count, sagittal_view
+
+if TYPE_CHECKING:
+    from modic.training.settings import OrientationDataSettings
 
 log = logging.getLogger("modic.train")
 
@@ -145,36 +148,37 @@ def spider_t2space_patients(root: Path) -> list[str]:
         return [row["patient"] for row in csv.DictReader(handle)]
 
 
-def collect(data: Mapping[str, Any], *, part: str, size: int) -> list[Picture]:
+def collect(data: OrientationDataSettings, *, part: str, size: int) -> list[Picture]:
     """The ``training`` or ``held_out`` pictures of every real source in ``data`` (plus synthetic for training).
 
-    ``data`` is the ``data`` section of ``configs/orientation/train.yaml``.
+    ``data`` is the typed ``data`` section of ``configs/orientation/train.yaml``
+    (:func:`~modic.training.settings.load_orientation_train_settings`).
     """
     if part not in ("training", "held_out"):
         raise ConfigError(f"part {part!r} is neither 'training' nor 'held_out'")
     which = 0 if part == "training" else 1
-    offsets = [int(o) for o in data["volume_offsets"]]
+    offsets = [int(o) for o in data.volume_offsets]
     pictures: list[Picture] = []
-    midsag = Path(data["spider_midsag"])
+    midsag = Path(data.spider_midsag)
     spider_split = split_half(spider_patients(midsag))
     pictures += spider_pictures(midsag, spider_split[which], size=size)
-    t2space = Path(data["spider_t2space"])
+    t2space = Path(data.spider_t2space)
     chosen = set(spider_split[which])
     pictures += nifti_pictures(
         t2space, [p for p in spider_t2space_patients(t2space) if p in chosen],
         source="spider_t2space", group_prefix="spider", offsets=offsets, size=size,
     )
-    lumbar = Path(data["lumbar_seg"])
+    lumbar = Path(data.lumbar_seg)
     pictures += nifti_pictures(
         lumbar, split_half(lumbar_seg_cases(lumbar))[which],
         source="lumbar_seg", group_prefix="lumbar_seg", offsets=offsets, size=size,
     )
-    synthetic = data.get("synthetic") or {}
-    if part == "training" and int(synthetic.get("count", 0)) > 0:
-        start = int(synthetic["seed_start"])
+    synthetic = data.synthetic
+    if part == "training" and synthetic is not None and int(synthetic.count) > 0:
+        start = int(synthetic.seed_start)
         pictures += synthetic_pictures(
-            seeds=range(start, start + int(synthetic["count"])), config=str(synthetic["config"]),
-            offsets=[int(o) for o in synthetic["offsets"]], size=size,
+            seeds=range(start, start + int(synthetic.count)), config=str(synthetic.config),
+            offsets=[int(o) for o in synthetic.offsets], size=size,
         )
     counts = {s: sum(p.source == s for p in pictures) for s in sorted({p.source for p in pictures})}
     log.info("%s pictures: %s", part, counts)

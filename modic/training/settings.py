@@ -1,4 +1,5 @@
-"""Typed, frozen settings of the training commands (``configs/seg/*.yaml``, ``configs/grade/*.yaml``, ``configs/presence/*.yaml``).
+"""Typed, frozen settings of the training commands (``configs/seg/*.yaml``, ``configs/grade/*.yaml``,
+``configs/presence/*.yaml``, ``configs/orientation/*.yaml``).
 
 Built by the settings builder (:mod:`modic.settings.build`) like the analysis
 settings: every value is checked once, when the file is read, and a problem is
@@ -171,7 +172,7 @@ class AugmentationSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class SegExportSettings:
-    """Where the best checkpoint is exported as a bundle (``export``; ``--export`` replaces it)."""
+    """Where the trained network is exported as a bundle (``export``; ``--export`` replaces it); segmentation and orientation."""
 
     bundle_dir: str | None = omissible(optional(text()))
 
@@ -385,6 +386,95 @@ def load_presence_train_settings(path: str | Path) -> PresenceTrainSettings:
         ConfigError: one line naming the file and the dotted key.
     """
     return build(PresenceTrainSettings, [Layer(load_yaml(path), str(path))], see="configs/presence/train.yaml")
+
+
+# Orientation training (modic train orientation) -------------------------------------------------------------
+
+
+def _offsets(value: Any) -> tuple[int, ...]:
+    """A check: a non-empty list of integer slice offsets, as a tuple."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise Rejected("a non-empty list of integer slice offsets, e.g. [-5, 0, 5]")
+    return tuple(value)
+
+
+def _thresholds(value: Any) -> tuple[float, ...]:
+    """A check: a non-empty list of numbers between 0 and 1, as a tuple (numbers as written)."""
+    ok = isinstance(value, list) and value and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value
+    )
+    if not ok:
+        raise Rejected("a non-empty list of numbers between 0 and 1, e.g. [0.5, 0.9]")
+    return tuple(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrientationSyntheticData(SyntheticData):
+    """Synthetic studies added to the orientation training pictures (``data.synthetic``), and their slices."""
+
+    offsets: tuple[int, ...] = setting(_offsets)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrientationDataSettings:
+    """The labelled datasets whose training halves give the pictures (``data``)."""
+
+    spider_midsag: str = text()
+    spider_t2space: str = text()
+    lumbar_seg: str = text()
+    volume_offsets: tuple[int, ...] = setting(_offsets)
+    synthetic: OrientationSyntheticData | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrientationViewSettings:
+    """Side of the network's picture and of the stored training pictures (``view``)."""
+
+    size: int = _integer(1)
+    training_size: int = _integer(1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrientationTrainingSchedule:
+    """The network, optimiser and schedule (``training``)."""
+
+    network_def: FrozenMap = _mapping()
+    epochs: int = _integer(1)
+    batch_size: int = _integer(1)
+    learning_rate: float = number(0)
+    weight_decay: float = number(0)
+    threads: int = _integer(1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrientationCrossValidationSettings:
+    """Patient-level folds of the training half (``cross_validation``; no repeats, unlike grading)."""
+
+    folds: int = _integer(2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrientationTrainSettings:
+    """An orientation training config (``configs/orientation/train.yaml`` documents every key)."""
+
+    name: str | None = omissible(optional(text()))
+    seed: int = omissible(_integer(0), 0)
+    output_dir: str | None = omissible(optional(text()))
+    data: OrientationDataSettings
+    view: OrientationViewSettings
+    training: OrientationTrainingSchedule
+    cross_validation: OrientationCrossValidationSettings
+    threshold_candidates: tuple[float, ...] = setting(_thresholds)
+    export: SegExportSettings | None = None
+
+
+def load_orientation_train_settings(path: str | Path) -> OrientationTrainSettings:
+    """The orientation training config ``path``, checked once.
+
+    Raises:
+        ConfigError: one line naming the file and the dotted key.
+    """
+    return build(OrientationTrainSettings, [Layer(load_yaml(path), str(path))], see="configs/orientation/train.yaml")
 
 
 def _nested(dotted: Mapping[str, Any]) -> dict[str, Any]:
