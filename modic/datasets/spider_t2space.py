@@ -46,14 +46,19 @@ CANONICAL_CODES = ("R", "P", "I")
 """Axis order of the body rule: sagittal slice, anterior to posterior, superior to inferior."""
 
 
-def is_spider_t2space_layout(root: str | Path) -> bool:
-    """Whether ``root`` holds a ``cases.csv`` keyed by ``patient`` and a ``labels/`` folder."""
+def lists_patients(root: str | Path) -> bool:
+    """Whether ``root`` holds a ``cases.csv`` keyed by ``patient`` (what the grading evaluation needs)."""
     path = Path(root) / "cases.csv"
-    if not path.is_file() or not (Path(root) / "labels").is_dir():
+    if not path.is_file():
         return False
     with path.open(newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle), [])
     return "patient" in [column.strip() for column in header]
+
+
+def is_spider_t2space_layout(root: str | Path) -> bool:
+    """Whether ``root`` holds a ``cases.csv`` keyed by ``patient`` and a ``labels/`` folder (segmentation)."""
+    return (Path(root) / "labels").is_dir() and lists_patients(root)
 
 
 def read_patients(root: str | Path) -> list[str]:

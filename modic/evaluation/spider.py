@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from modic.datasets.spider_t2space import lists_patients
 from modic.errors import InputError, ModicError
 from modic.io.slice_pair import load_slice_pair
-from modic.io.study import StudyImages
+from modic.io.study import StudyImages, load_study
 from modic.levels.anatomy import LEVEL_WARNING_CODES
-from modic.io.study import load_study
 from modic.pipeline import analyze_images
 from modic.results import StudyAnalysis
 from modic.settings import AnalysisSettings
@@ -61,16 +61,6 @@ class PatientGrading:
     warnings: tuple[str, ...] = ()
     changed: dict[str, bool] = field(default_factory=dict)
     probability: dict[str, float | None] = field(default_factory=dict)
-
-
-def is_t2space_layout(root: str | Path) -> bool:
-    """Whether ``root`` is in the spider_t2space layout (a ``cases.csv`` keyed by ``patient``)."""
-    path = Path(root) / "cases.csv"
-    if not path.is_file():
-        return False
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
-    return "patient" in [column.strip() for column in header]
 
 
 def read_gradings(root: Path) -> dict[str, dict[str, int]]:
@@ -183,7 +173,7 @@ def evaluate_spider(root: str | Path, *, models: Any, config: AnalysisSettings, 
 
     root = Path(root)
     truth = read_gradings(root)
-    t2space = is_t2space_layout(root)
+    t2space = lists_patients(root)
     spacings = {} if t2space else read_spacings(root)
     results = []
     for patient, levels in tqdm(sorted(truth.items(), key=lambda kv: _sort_key(kv[0])), desc="patients",

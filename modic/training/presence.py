@@ -19,7 +19,6 @@ measured on the held-out folds (Brier score and a reliability table).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -41,6 +40,7 @@ from modic.classification.presence import (
     noisy_or,
     presence_vector,
 )
+from modic.datasets.spider_t2space import read_patients
 from modic.errors import ModicError
 from modic.evaluation.spider import binary_metrics, load_patient_images, read_gradings, read_spacings
 from modic.io.slice_pair import load_slice_pair
@@ -120,8 +120,7 @@ def collect_samples(
             samples[source] += _level_samples(patient, source, truth[patient], analysis)
     root = Path(config.data.spider_t2space)
     truth = read_gradings(root)
-    with (root / "cases.csv").open(newline="", encoding="utf-8") as handle:
-        patients = [row["patient"].strip() for row in csv.DictReader(handle)]
+    patients = read_patients(root)
     for patient in tqdm(patients, desc="spider_t2space patients", disable=None):
         if patient not in truth:
             continue
