@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,10 @@ def test_a_body_brighter_on_t1_than_the_others_is_flagged_as_a_whole_body_change
     flags = whole_body_flags(fatty_l4, voxels=VOXELS, whole_body=WHOLE_BODY)
     assert [f.code for f in flags] == ["whole_body_change"]
     assert flags[0].message.startswith("L4: ") and "type 2" in flags[0].message
+    assert "L4 superior and L4 inferior graded 0" in flags[0].message
+    typed = [replace(lv, endplates=tuple(replace(g, modic_type=2) if g.endplate.startswith("L4") else g
+                                         for g in lv.endplates)) for lv in fatty_l4]
+    assert whole_body_flags(typed, voxels=VOXELS, whole_body=WHOLE_BODY) == []  # already graded changed
 
 
 def test_presence_training_settings_load_and_refuse_a_misspelt_key(tmp_path: Path):

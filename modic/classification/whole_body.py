@@ -5,8 +5,9 @@ Endplate bands are measured against the central marrow of the same body
 that reference is itself abnormal, and a changed endplate reads as normal
 against it. Such a body stands out against the other lumbar bodies of the
 same study: its reference marrow shows a Modic pattern relative to theirs.
-Each such body is reported with a warning, so that no level next to it is
-read as normal without a word.
+Such a body is reported with a warning when one of its endplates was graded
+0, so that no endplate of it is read as normal without a word (an endplate
+already graded changed needs no such word).
 """
 
 from __future__ import annotations
@@ -67,13 +68,21 @@ def body_pattern(
 def whole_body_flags(
     levels: Sequence[LevelGrade], *, voxels: VoxelSettings, whole_body: WholeBodySettings
 ) -> list[Flag]:
-    """A ``whole_body_change`` warning for each body whose marrow shows a Modic pattern against the others.
+    """A ``whole_body_change`` warning for each body whose marrow shows a Modic pattern against the others
+    and that has an endplate graded 0.
 
     ``voxels`` and ``whole_body`` are the ``classification`` settings of the same names.
     """
     signals = reference_signals(levels)
+    graded_0: dict[str, list[str]] = {}
+    for level in levels:
+        for grade in level.endplates:
+            if grade.modic_type == 0:
+                graded_0.setdefault(grade.endplate.split()[0], []).append(grade.endplate)
     flags = []
     for vertebra, own in signals.items():
+        if vertebra not in graded_0:
+            continue
         ratios: dict[str, float] = {}
         for sequence, value in own.items():
             others = [s[sequence] for name, s in signals.items() if name != vertebra and sequence in s]
@@ -87,7 +96,8 @@ def whole_body_flags(
             Flag(
                 "whole_body_change",
                 f"{vertebra}: the marrow of the whole body shows {pattern} against the other lumbar bodies "
-                f"({shown}); its endplates are measured against this marrow and may read as unchanged: review them",
+                f"({shown}); {' and '.join(graded_0[vertebra])} graded 0 against this marrow may be changed: "
+                "review them",
             )
         )
     return flags
