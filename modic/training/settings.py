@@ -168,6 +168,8 @@ class AugmentationSettings:
     low_resolution_prob: float = omissible(number(0, 1), 0.0)
     low_resolution_zoom: tuple[float, float] = omissible(_number_pair(0), (0.7, 1.0))
     window_8bit_prob: float = omissible(number(0, 1), 0.0)
+    marrow_signal_prob: float = omissible(number(0, 1), 0.0)
+    marrow_signal_factor: tuple[float, float] = omissible(_number_pair(0), (0.5, 2.0))
 
 
 @dataclass(frozen=True, kw_only=True)
