@@ -70,6 +70,7 @@ class EndplateGrade:
     features: EndplateFeatures
     note: str | None = None
     presence_probability: float | None = None
+    type_probabilities: dict[int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class LevelGrade:
     at least one could not be typed. ``presence_probability`` is the
     calibrated probability that the level is changed (either endplate) and
     ``changed`` the presence model's verdict; both None without a presence model.
+    ``type_probabilities`` (types 0-3, summing to 1) need both sequences and a
+    presence bundle with a type model (:mod:`modic.classification.type_probability`).
     """
 
     level: str
@@ -89,6 +92,7 @@ class LevelGrade:
     endplates: tuple[EndplateGrade, ...]
     presence_probability: float | None = None
     changed: bool | None = None
+    type_probabilities: dict[int, float] | None = None
 
 
 @dataclass

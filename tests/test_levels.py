@@ -147,17 +147,46 @@ def test_disc_below_s1_flags_transitional_vertebra(studies):
     assert "transitional_vertebra_suspected" in {f.code for f in anatomy.flags}
 
 
-def test_small_lumbosacral_disc_flags_transitional_vertebra(studies):
-    study = studies[0]
+def _lumbosacral_disc(study, keep) -> np.ndarray:
+    """The semantic map with the L5-S1 disc reduced to the voxels ``keep(world, voxels)`` selects."""
     semantic = study.semantic.array.astype(int).copy()
-    lumbosacral = np.argwhere(study.disc_instances.array.astype(int) == 1)
-    heights = study.t1.world_coordinates(lumbosacral)[:, 2]
-    keep = lumbosacral[np.abs(heights - np.median(heights)) <= 1.0]
-    assert 0 < len(keep) < 0.4 * len(lumbosacral)
-    semantic[tuple(lumbosacral.T)] = SegClass.BACKGROUND
-    semantic[tuple(keep.T)] = SegClass.DISC
-    anatomy = anatomy_of(study, semantic)
+    voxels = np.argwhere(study.disc_instances.array.astype(int) == 1)
+    kept = voxels[keep(study.t1.world_coordinates(voxels), voxels)]
+    semantic[tuple(voxels.T)] = SegClass.BACKGROUND
+    semantic[tuple(kept.T)] = SegClass.DISC
+    return semantic
+
+
+def test_small_short_lumbosacral_disc_flags_transitional_vertebra(studies):
+    """A hypoplastic L5-S1 disc: small and short from front to back (its central fifth only)."""
+    study = studies[0]
+
+    def central(world: np.ndarray, voxels: np.ndarray) -> np.ndarray:
+        ap = world[:, 1]
+        low, high = np.percentile(ap, [40, 60])
+        return (ap >= low) & (ap <= high)
+
+    anatomy = anatomy_of(study, _lumbosacral_disc(study, central))
     assert "transitional_vertebra_suspected" in {f.code for f in anatomy.flags}
+
+
+@pytest.mark.parametrize("length_mm, flagged", [(36.0, False), (20.0, True)])
+def test_a_small_lumbosacral_disc_is_transitional_only_when_also_short(length_mm, flagged):
+    """A degenerated L5-S1 disc is thin but as long as L4-L5; only a short one (hypoplastic) suggests sacralisation."""
+    from modic.levels.instances import Component
+    from modic.levels.labelling import name_levels
+
+    def component(label: int, z: float, size: float, *, s1: float = 0.0, length: float = 0.0) -> Component:
+        return Component(label, int(size), size, np.zeros(3), np.array([0.0, -100.0, z]), s1_fraction=s1,
+                         length_mm=length)
+
+    bones = [component(1, -250, 38000, s1=1.0), component(2, -212, 44000), component(3, -172, 44000),
+             component(4, -132, 43000)]
+    discs = [component(11, -232, 0.3 * 20000, length=length_mm), component(12, -192, 20000, length=38.0),
+             component(13, -152, 19000, length=37.0)]
+    naming = name_levels(bones, discs, CONFIG.levels)
+    assert naming.discs["L5-S1"].label == 11
+    assert ("transitional_vertebra_suspected" in {f.code for f in naming.flags}) == flagged
 
 
 def test_names_helpers():
@@ -222,6 +251,27 @@ def _fragment(study, disc: str, *, side_mm: float) -> np.ndarray:
     cube &= np.abs(z - centre[2]) <= side_mm / 2
     others = ndimage.binary_dilation(semantic != SegClass.BACKGROUND, iterations=3)
     return cube & ~others
+
+
+@pytest.mark.parametrize("max_off_column_mm, shifted", [(CONFIG.levels.max_off_column_mm, False), (1000.0, True)])
+def test_a_body_sized_blob_off_the_spinal_column_is_not_a_vertebra(studies, max_off_column_mm, shifted):
+    """A bone-like blob as large as a body, well in front of the spine, must not be named a vertebra."""
+    study = studies[0]
+    semantic = study.semantic.array.astype(int)
+    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
+    label = next(d["label"] for d in study.truth["discs"] if d["name"] == "L2-L3")
+    points = world[study.disc_instances.array.astype(int) == label]
+    centre, front = points.mean(axis=0), points[:, 1].max()
+    x, y, z = world[..., 0], world[..., 1], world[..., 2]
+    blob = (np.abs(x - centre[0]) <= 15) & (y >= front + 25) & (y <= front + 55) & (np.abs(z - centre[2]) <= 15)
+    bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
+    assert blob.sum() > CONFIG.levels.min_relative_size * np.median(bodies[bodies > 0])
+    semantic = semantic.copy()
+    semantic[blob & (semantic == SegClass.BACKGROUND)] = SegClass.VERTEBRAL_BODY
+    levels = levels_with(max_off_column_mm=max_off_column_mm)
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
+    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
+    assert bool(wrong) == shifted, name_pairs(anatomy, study)
 
 
 @pytest.mark.parametrize("min_relative_size, shifted", [(CONFIG.levels.min_relative_size, False), (0.0, True)])

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modic.classification.features import EndplateFeatures, SignalStats
 from modic.classification.grading import Presence, gate_by_presence
 from modic.classification.presence import (
     PresenceModel,
@@ -26,31 +25,10 @@ from modic.results import Decision, EndplateGrade, LevelGrade
 from modic.settings import shipped_settings
 from modic.training.presence import best_threshold, reliability, write_presence_bundle
 from modic.training.settings import load_presence_train_settings
+from tests.helpers.features import band
 
 VOXELS = shipped_settings().classification.voxels
 WHOLE_BODY = shipped_settings().classification.whole_body
-
-
-def stats(ratio: float, *, reference: float = 100.0) -> SignalStats:
-    return SignalStats(
-        ratio_median=ratio, ratio_p25=ratio - 0.05, ratio_p75=ratio + 0.05, ratio_p10=ratio - 0.1,
-        ratio_p90=ratio + 0.1, low_fraction=0.0, high_fraction=0.0, reference_median=reference,
-        reference_cv=0.1, patient_ratio=1.0,
-    )
-
-
-def band(endplate: str = "L4 inferior", *, t1: float | None = 1.0, t2: float | None = 1.0,
-         fractions: dict[int, float] | None = None, t1_reference: float = 100.0,
-         t2_reference: float = 100.0) -> EndplateFeatures:
-    return EndplateFeatures(
-        endplate=endplate,
-        t1=None if t1 is None else stats(t1, reference=t1_reference),
-        t2=None if t2 is None else stats(t2, reference=t2_reference),
-        pattern_fractions=fractions or {1: 0.0, 2: 0.0, 3: 0.0},
-        pattern_masks={},
-        band_depth_fraction=0.2,
-        band_voxels=100,
-    )
 
 
 def test_noisy_or_fit_learns_the_informative_feature_and_is_calibrated():
@@ -75,7 +53,7 @@ def test_noisy_or_fit_learns_the_informative_feature_and_is_calibrated():
 
 def test_bundle_round_trip_and_refusals(tmp_path: Path):
     model = PresenceModel("t2", np.zeros(8), np.ones(8), np.arange(8) / 10, -0.3, threshold=0.4)
-    write_presence_bundle(tmp_path / "b", {"t2": model}, version="9.9", metadata={"name": "test"})
+    write_presence_bundle(tmp_path / "b", {"t2": model}, types=None, version="9.9", metadata={"name": "test"})
     loaded = PresenceModels.load(tmp_path / "b")
     assert loaded.info["version"] == "9.9" and loaded.info["thresholds"] == {"t2": 0.4}
     vector = presence_vector(band(t1=None, t2=1.3), "t2")

@@ -12,6 +12,7 @@ from scipy import ndimage
 from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.presence import PresenceModels, noisy_or, presence_vector
+from modic.classification.type_probability import TypeModel, fraction_row, level_fraction_row
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
 from modic.levels.endplates import body_frame
@@ -51,7 +52,8 @@ def grade_study(
     """Grade every graded level of ``anatomy`` (T1/T2 arrays on its grid; either may be None).
 
     With ``presence`` models, each level's calibrated change probability
-    gates the classifier's types (:func:`gate_by_presence`).
+    gates the classifier's types (:func:`gate_by_presence`), and a bundle's
+    type model adds each type's probability (:func:`with_type_probabilities`).
     """
     significance = [int(v) for v in config.level_significance]
     strong = config.strong_pattern_fraction
@@ -107,8 +109,34 @@ def grade_study(
         graded = _level_grade(level, grades, significance)
         if reading is not None and np.isfinite(reading.level_probability):
             graded = replace(graded, presence_probability=reading.level_probability, changed=reading.changed)
+            if presence is not None and presence.types is not None:
+                graded = with_type_probabilities(graded, presence.types)
         levels.append(graded)
     return levels
+
+
+def with_type_probabilities(level: LevelGrade, model: TypeModel) -> LevelGrade:
+    """``level`` with the probability of each type at the level and at each endplate read on T1 and T2."""
+    rows = [
+        fraction_row(g.features.pattern_fractions) if g.features.t1 is not None and g.features.t2 is not None else None
+        for g in level.endplates
+    ]
+    endplates = tuple(
+        replace(g, type_probabilities=_rounded(model.probabilities(g.presence_probability, row)))
+        if row is not None and g.presence_probability is not None else g
+        for g, row in zip(level.endplates, rows)
+    )
+    combined = level_fraction_row(rows)
+    if combined is None or level.presence_probability is None:
+        return replace(level, endplates=endplates)
+    return replace(
+        level, endplates=endplates,
+        type_probabilities=_rounded(model.probabilities(level.presence_probability, combined)),
+    )
+
+
+def _rounded(probabilities: dict[int, float]) -> dict[int, float]:
+    return {k: round(v, 4) for k, v in probabilities.items()}
 
 
 def level_presence(features: Sequence[EndplateFeatures], models: PresenceModels) -> Presence | None:

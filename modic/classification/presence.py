@@ -11,7 +11,8 @@ sequences a study has: T1+T2, T1 only and T2 only; a T2-only study thus gets
 a presence probability although its type stays undetermined.
 
 The models are stored as plain JSON (standardisation, weights, bias and the
-level decision threshold), written by ``modic train presence``.
+level decision threshold), written by ``modic train presence``, together with
+the model of which type a change is (:mod:`modic.classification.type_probability`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from modic.classification.features import EndplateFeatures, SignalStats
+from modic.classification.type_probability import TypeModel
 from modic.errors import ModelError
 
 MODEL_FILE = "presence.json"
@@ -161,10 +163,11 @@ def level_probabilities(model: PresenceModel, bags: Sequence[np.ndarray]) -> np.
 
 @dataclass(frozen=True)
 class PresenceModels:
-    """The variants of one presence bundle, with what reports say about it."""
+    """The variants of one presence bundle, the type model (None in bundles without one) and what reports say."""
 
     variants: dict[str, PresenceModel]
     info: dict[str, Any]
+    types: TypeModel | None = None
 
     def for_features(self, features: EndplateFeatures) -> PresenceModel | None:
         variant = variant_of(features)
@@ -186,10 +189,12 @@ class PresenceModels:
         }
         if not variants:
             raise ModelError(f"presence model '{path}' holds no variant; retrain it with `modic train presence`")
+        types = TypeModel.from_dict(data["type_model"], source=str(path)) if "type_model" in data else None
         info = {
             "bundle": bundle.name,
             "version": str(data.get("version", "unknown")),
             "sha256": hashlib.sha256(raw).hexdigest(),
             "thresholds": {name: model.threshold for name, model in variants.items()},
+            "type_model": types is not None,
         }
-        return cls(variants, info)
+        return cls(variants, info, types)

@@ -28,6 +28,8 @@ class Component:
         centroid_ijk: voxel-index centroid.
         centroid_ras: RAS mm centroid.
         s1_fraction: share of its bone probability that is S1 (bones only).
+        length_mm: its longest extent within the sagittal plane (2nd to 98th
+            percentile along the major axis): a disc's antero-posterior length.
     """
 
     label: int
@@ -36,6 +38,7 @@ class Component:
     centroid_ijk: np.ndarray
     centroid_ras: np.ndarray
     s1_fraction: float = 0.0
+    length_mm: float = 0.0
 
     @property
     def superior_mm(self) -> float:
@@ -76,6 +79,7 @@ def find_instances(
     merge_factor: float,
     split_min_fraction: float,
     min_relative_size: float = 0.0,
+    max_off_column_mm: float | None = None,
     lateral_trim_fraction: float = 0.0,
     semantic: np.ndarray | None = None,
 ) -> Instances:
@@ -87,7 +91,8 @@ def find_instances(
     absolute minimum size are dropped. Bodies that stay joined (a disc the
     network missed) are split (:func:`split_merged_bodies`), since a merged
     pair would shift every level name above it; then fragments far smaller
-    than the median body are dropped (:func:`_drop_fragments`), and every
+    than the median body are dropped (:func:`_drop_fragments`), so are
+    bodies lying off the spinal column (:func:`_drop_off_column`), and every
     body and disc loses the sagittal slices at its lateral ends whose
     cross-section is under ``lateral_trim_fraction`` of its largest
     (:func:`trim_lateral_ends`). Work is confined to the bounding box of the
@@ -140,6 +145,11 @@ def find_instances(
     )
     split = len(np.unique(cores)) - 1 - before
     cores = _drop_fragments(cores, min_relative_size=min_relative_size)
+    if max_off_column_mm is not None:
+        cores = _drop_off_column(
+            cores, spacing=spacing, superior=_superior_axis(volume), max_distance_mm=max_off_column_mm,
+            s1_share=dict(enumerate(np.concatenate([[0.0], s1_share]))),
+        )
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
     lateral = volume.lateral_axis
     grown = _grow_into(cores, bone, steps=steps)
@@ -348,6 +358,50 @@ def _drop_fragments(cores: np.ndarray, *, min_relative_size: float) -> np.ndarra
     return np.where(np.isin(cores, fragments), 0, cores) if len(fragments) else cores
 
 
+def _drop_off_column(
+    cores: np.ndarray,
+    *,
+    spacing: np.ndarray,
+    superior: np.ndarray,
+    max_distance_mm: float,
+    s1_share: dict[int, float],
+) -> np.ndarray:
+    """``cores`` without bodies whose centre lies more than ``max_distance_mm`` off the spinal column.
+
+    Vertebral bodies are stacked along a smooth curve; a bone-like blob in
+    front of or behind it (bowel, a vessel, a piece of the pelvis or of the
+    abdominal wall) is not a vertebra, but sorted by height it would be named
+    one and shift the names above it. The column is a quadratic (a line with
+    four bodies) of the position across the spine against the height, fitted
+    to all body centres; the body farthest from it is dropped while it lies
+    beyond ``max_distance_mm``, and the fit repeated, as long as four bodies
+    remain. S1 (``s1_share`` at least 0.5) is never dropped: the sacrum tilts
+    away from the lumbar curve.
+    """
+    labels = [int(v) for v in np.unique(cores) if v]
+    if len(labels) < 4:
+        return cores
+    index = ndimage.center_of_mass(np.ones(cores.shape), cores, labels)
+    centres = {label: np.asarray(c) * spacing for label, c in zip(labels, index)}
+    dropped: list[int] = []
+    kept = list(labels)
+    while len(kept) >= 4:
+        heights = np.array([centres[k] @ superior for k in kept])
+        across = np.array([centres[k] - (centres[k] @ superior) * superior for k in kept])
+        degree = 2 if len(kept) >= 5 else 1
+        design = np.vander(heights - heights.mean(), degree + 1)
+        coefficients, *_ = np.linalg.lstsq(design, across, rcond=None)
+        distances = np.linalg.norm(across - design @ coefficients, axis=1)
+        candidates = [i for i, k in enumerate(kept) if s1_share.get(k, 0.0) < 0.5]
+        if not candidates:
+            break
+        worst = max(candidates, key=lambda i: distances[i])
+        if distances[worst] <= max_distance_mm:
+            break
+        dropped.append(kept.pop(worst))
+    return np.where(np.isin(cores, dropped), 0, cores) if dropped else cores
+
+
 def _median_extent(mask: np.ndarray, spacing: np.ndarray, superior: np.ndarray) -> float | None:
     """Median cranio-caudal extent (mm) of the connected components of ``mask``."""
     labels, _ = ndimage.label(mask)
@@ -405,6 +459,7 @@ def instances_from_settings(
         merge_factor=float(levels.merge_factor),
         split_min_fraction=float(levels.split_min_fraction),
         min_relative_size=float(levels.min_relative_size),
+        max_off_column_mm=float(levels.max_off_column_mm),
         lateral_trim_fraction=float(levels.lateral_trim_fraction),
         semantic=semantic,
     )
@@ -482,6 +537,21 @@ def _components(
                 centroid_ijk=centroid,
                 centroid_ras=volume.world_coordinates(centroid)[0],
                 s1_fraction=s1,
+                length_mm=sagittal_length_mm(np.argwhere(region) + corner, volume),
             )
         )
     return components
+
+
+def sagittal_length_mm(voxels: np.ndarray, volume: Volume) -> float:
+    """Longest extent of a structure within the sagittal plane, in mm (robust to a few stray voxels)."""
+    if len(voxels) < 3:
+        return 0.0
+    spacing = np.asarray(volume.spacing, dtype=float)
+    in_plane = [axis for axis in range(3) if axis != volume.lateral_axis]
+    points = voxels[:, in_plane] * spacing[in_plane]
+    points = points - points.mean(axis=0)
+    _, _, axes = np.linalg.svd(points, full_matrices=False)
+    along = points @ axes[0]
+    low, high = np.percentile(along, [2, 98])
+    return float(high - low + spacing[in_plane].mean())

@@ -181,7 +181,12 @@ def _assign_discs(ordered: Sequence[tuple[str, Component]], discs: Sequence[Comp
 
 
 def _check_transitional(naming: Naming, discs: Sequence[Component], settings: LevelsSettings) -> None:
-    """Flag a formed disc directly below S1 (lumbarised S1) or a much smaller L5-S1 disc (sacralised L5).
+    """Flag a formed disc directly below S1 (lumbarised S1) or a hypoplastic L5-S1 disc (sacralised L5).
+
+    A hypoplastic disc is both much smaller than L4-L5 (``transitional_disc_ratio``
+    of its size) and shorter from front to back (``transitional_disc_length_ratio``
+    of its length). A degenerated L5-S1 disc, common in the patients modic reads,
+    is thin but keeps its length, and says nothing about the level count.
 
     A residual S1-S2 disc, a thin remnant seen in many adults, is normal: a
     disc below S1 counts only when it is at least ``transitional_disc_min_size``
@@ -216,11 +221,17 @@ def _check_transitional(naming: Naming, discs: Sequence[Component], settings: Le
     lumbosacral = naming.discs.get("L5-S1")
     above = naming.discs.get("L4-L5")
     ratio = float(settings.transitional_disc_ratio)
-    if lumbosacral is not None and above is not None and lumbosacral.size < ratio * above.size:
+    length_ratio = float(settings.transitional_disc_length_ratio)
+    if (
+        lumbosacral is not None and above is not None
+        and lumbosacral.size < ratio * above.size
+        and lumbosacral.length_mm < length_ratio * above.length_mm
+    ):
         naming.flags.append(
             Flag(
                 "transitional_vertebra_suspected",
-                f"the L5-S1 disc is much smaller than L4-L5 ({lumbosacral.size:.0f} vs {above.size:.0f}): "
-                "L5 may be sacralised (transitional vertebra); confirm the level count on a whole-spine image",
+                f"the L5-S1 disc is much smaller than L4-L5 ({lumbosacral.size:.0f} vs {above.size:.0f}, "
+                f"{lumbosacral.length_mm:.0f} vs {above.length_mm:.0f} mm long): L5 may be sacralised (transitional "
+                "vertebra); confirm the level count on a whole-spine image",
             )
         )

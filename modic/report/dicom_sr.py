@@ -53,6 +53,10 @@ T1_RATIO = Code("T1-RATIO", PRIVATE_SCHEME, "T1 signal ratio of band to referenc
 T2_RATIO = Code("T2-RATIO", PRIVATE_SCHEME, "T2 signal ratio of band to reference marrow (median)")
 CONFIDENCE = Code("CONFIDENCE", PRIVATE_SCHEME, "Confidence of the Modic type")
 PRESENCE = Code("PRESENCE-PROB", PRIVATE_SCHEME, "Calibrated probability of a Modic change at the endplate")
+TYPE_PROBABILITY = {
+    k: Code(f"TYPE{k}-PROB", PRIVATE_SCHEME, f"Calibrated probability of Modic type {k} at the endplate")
+    for k in (1, 2, 3)
+}
 UNITLESS = codes.UCUM.NoUnits
 SIDES = {"superior": codes.SCT.Superior, "inferior": codes.SCT.Inferior}
 
@@ -208,6 +212,7 @@ def _measurements(endplate: Mapping[str, Any]) -> Sequence[object]:
         (T2_RATIO, (signal["t2"] or {}).get("ratio_median")),
         (CONFIDENCE, endplate["confidence"]),
         (PRESENCE, endplate.get("presence_probability")),
+        *((code, (endplate.get("type_probabilities") or {}).get(str(k))) for k, code in TYPE_PROBABILITY.items()),
     ]
     return [
         hd.sr.Measurement(name=name, value=float(value), unit=UNITLESS) for name, value in values if value is not None

@@ -122,6 +122,11 @@ def _type(modic_type: int | None) -> int | str:
     return UNDETERMINED if modic_type is None else modic_type
 
 
+def _type_probabilities(probabilities: dict[int, float] | None) -> dict[str, float] | None:
+    """``{"0": p, "1": p, "2": p, "3": p}``, or None without a type model or without both sequences."""
+    return None if probabilities is None else {str(k): v for k, v in sorted(probabilities.items())}
+
+
 def _level(level: LevelGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
     return {
         "level": level.level,
@@ -130,6 +135,7 @@ def _level(level: LevelGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
         "confidence": level.confidence,
         "presence_probability": level.presence_probability,
         "changed": level.changed,
+        "type_probabilities": _type_probabilities(level.type_probabilities),
         "endplates": [_endplate(grade, anatomy) for grade in level.endplates],
     }
 
@@ -155,6 +161,7 @@ def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
         "mixed": grade.mixed,
         "confidence": grade.confidence,
         "presence_probability": grade.presence_probability,
+        "type_probabilities": _type_probabilities(grade.type_probabilities),
         "method": grade.method,
         "scores": {str(k): v for k, v in sorted(grade.scores.items())},
         "extent": {"region_fraction": grade.region_fraction, "height_fraction": grade.height_fraction},

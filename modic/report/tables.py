@@ -7,9 +7,11 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+TYPE_PROBABILITY_COLUMNS = ("p_type_0", "p_type_1", "p_type_2", "p_type_3")
 LEVEL_COLUMNS = (
-    "study_key", "level", "level_modic_type", "level_presence_probability", "level_changed", "endplate", "modic_type",
-    "mixed", "confidence", "presence_probability", "method",
+    "study_key", "level", "level_modic_type", "level_presence_probability", "level_changed",
+    *(f"level_{name}" for name in TYPE_PROBABILITY_COLUMNS), "endplate", "modic_type",
+    "mixed", "confidence", "presence_probability", *TYPE_PROBABILITY_COLUMNS, "method",
     "region_fraction", "height_fraction", "t1_ratio_median", "t2_ratio_median", "region_voxels", "region_size",
     "size_unit", "depth_mm", "reference_voxels", "reference_part", "note",
 )
@@ -30,11 +32,13 @@ def endplate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "level_modic_type": level["modic_type"],
                     "level_presence_probability": _blank_if_none(level["presence_probability"]),
                     "level_changed": _blank_if_none(level["changed"]),
+                    **_type_columns(level.get("type_probabilities"), prefix="level_"),
                     "endplate": endplate["endplate"],
                     "modic_type": endplate["modic_type"],
                     "mixed": endplate["mixed"] or "",
                     "confidence": endplate["confidence"],
                     "presence_probability": _blank_if_none(endplate["presence_probability"]),
+                    **_type_columns(endplate.get("type_probabilities"), prefix=""),
                     "method": endplate["method"],
                     "region_fraction": endplate["extent"]["region_fraction"],
                     "height_fraction": endplate["extent"]["height_fraction"],
@@ -50,6 +54,14 @@ def endplate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def _type_columns(probabilities: Mapping[str, float] | None, *, prefix: str) -> dict[str, Any]:
+    """The four type probabilities as columns (blank without a type model or without both sequences)."""
+    return {
+        f"{prefix}{column}": "" if probabilities is None else probabilities[column[-1]]
+        for column in TYPE_PROBABILITY_COLUMNS
+    }
 
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = LEVEL_COLUMNS) -> str:

@@ -26,6 +26,7 @@ class LevelsSettings:
     max_vertebra_area_mm2: float = number(1)
     max_vertebra_volume_mm3: float = number(1)
     min_relative_size: float = number(0, 1)
+    max_off_column_mm: float = number(0)
     lateral_trim_fraction: float = number(0, 1)
     disc_separation_mm: float = number(0, 10)
     merge_factor: float = number(1.1)
@@ -34,6 +35,7 @@ class LevelsSettings:
     min_s1_relative_size: float = number(0, 10)
     gap_factor: float = number(1)
     transitional_disc_ratio: float = number(0, 1)
+    transitional_disc_length_ratio: float = number(0, 1)
     transitional_disc_min_size: float = number(0, 10)
     transitional_disc_distance: float = number(0, 10)
 

@@ -40,6 +40,13 @@ from modic.classification.presence import (
     noisy_or,
     presence_vector,
 )
+from modic.classification.type_probability import (
+    TypeModel,
+    fit_type_model,
+    fraction_row,
+    level_fraction_row,
+    multiclass_brier,
+)
 from modic.datasets.spider_t2space import read_patients
 from modic.errors import ModicError
 from modic.evaluation.spider import binary_metrics, load_patient_images, read_gradings, read_spacings
@@ -276,6 +283,69 @@ def gated_grading_scores(
     return {name: round(float(table[:, i].mean()), 4) for i, name in enumerate(names)}
 
 
+def type_row(sample: LevelSample) -> np.ndarray | None:
+    """A level's pattern fractions for the type model (None without an endplate read on T1 and T2)."""
+    return level_fraction_row([
+        fraction_row(f.pattern_fractions) if f.t1 is not None and f.t2 is not None else None for f in sample.features
+    ])
+
+
+def fit_types(samples: Sequence[LevelSample], *, l2: float) -> TypeModel:
+    """The type model fitted on the changed levels of ``samples`` that have a type row."""
+    pairs = [(row, s.truth) for s in samples if s.changed and (row := type_row(s)) is not None]
+    rows = np.vstack([row for row, _ in pairs]) if pairs else np.empty((0, 3))
+    return fit_type_model(rows, [truth for _, truth in pairs], l2=l2)
+
+
+def type_calibration(
+    samples: Sequence[LevelSample],
+    runs: Sequence[tuple[np.ndarray, np.ndarray, Any]],
+    *,
+    l2: float,
+    folds: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Held-out calibration of the level type probabilities (types 0-3), per repeat of ``runs``' folds.
+
+    The presence probabilities are ``runs``' held-out ones; the type model is
+    refitted on each training fold. Reported: the multi-class Brier score of
+    the model, of its prior alone (weight 0) and of "every change is type 2",
+    and per type the mean predicted probability against the observed frequency.
+    """
+    rows = [type_row(s) for s in samples]
+    keep = [i for i, row in enumerate(rows) if row is not None]
+    truth = np.asarray([samples[i].truth for i in keep])
+    scores: dict[str, list[float]] = {"model": [], "prior_only": [], "type_2_always": []}
+    predicted_all = []
+    for repeat, (probabilities, _, _) in enumerate(runs):
+        fold_of = patient_folds([s.patient for s in samples], folds=folds, seed=seed + repeat)
+        tables = {name: np.zeros((len(keep), 4)) for name in scores}
+        for fold in range(folds):
+            train = [s for s in samples if fold_of[s.patient] != fold]
+            model = fit_types(train, l2=l2)
+            prior = fit_types(train, l2=1e9)
+            for j, i in enumerate(keep):
+                if fold_of[samples[i].patient] != fold:
+                    continue
+                p = float(probabilities[i])
+                tables["model"][j] = [model.probabilities(p, rows[i])[k] for k in range(4)]
+                tables["prior_only"][j] = [prior.probabilities(p, rows[i])[k] for k in range(4)]
+                tables["type_2_always"][j] = [1.0 - p, 0.0, p, 0.0]
+        for name, table in tables.items():
+            scores[name].append(multiclass_brier(table, truth))
+        predicted_all.append(tables["model"])
+    mean_predicted = np.mean(np.vstack(predicted_all), axis=0)
+    return {
+        "brier": {name: round(float(np.mean(values)), 4) for name, values in scores.items()},
+        "per_type": {
+            str(k): {"mean_probability": round(float(mean_predicted[k]), 4),
+                     "observed_frequency": round(float(np.mean(truth == k)), 4)}
+            for k in range(4)
+        },
+        "n_levels": len(keep),
+    }
+
+
 def train_presence(config_path: str | Path, *, output: str | Path, device: str = "auto") -> dict[str, Any]:
     """Collect samples, cross-validate the candidates, refit the chosen ones and write the bundle to ``output``.
 
@@ -289,6 +359,7 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
     cv = {"folds": config.cross_validation.folds, "repeats": config.cross_validation.repeats, "seed": config.seed}
     report: dict[str, Any] = {"variants": {}, "candidates_scored": 0}
     exported: dict[str, Any] = {}
+    types: TypeModel | None = None
 
     for variant, source in (("t1t2", "midsag"), ("t1", "midsag")):
         data = usable(samples[source], variant)
@@ -303,6 +374,10 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
             entry["gated_rules_cross_validation"] = gated_grading_scores(
                 data, runs, strong_fraction=config.strong_pattern_fraction
             )
+            entry["type_cross_validation"] = type_calibration(
+                data, runs, l2=config.type_l2, folds=cv["folds"], seed=cv["seed"]
+            )
+            types = fit_types(data, l2=config.type_l2)
         report["variants"][variant] = entry
         exported[variant] = fit_variant(data, variant=variant, l2=l2)
 
@@ -323,7 +398,7 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
     exported["t2"] = fit_variant(evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2)
 
     report["samples"] = {k: len(v) for k, v in samples.items()}
-    write_presence_bundle(Path(output), exported, version=config.version, metadata={
+    write_presence_bundle(Path(output), exported, types=types, version=config.version, metadata={
         "name": config.name, "version": config.version, "modic_version": __version__, "seed": config.seed,
         "training": report, "features": {v: list(feature_names(v)) for v in exported},
         "data": ["spider_midsag", "spider_t2space"],
@@ -332,11 +407,18 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
 
 
 def write_presence_bundle(
-    bundle: Path, variants: Mapping[str, PresenceModel], *, version: str, metadata: Mapping[str, Any]
+    bundle: Path,
+    variants: Mapping[str, PresenceModel],
+    *,
+    types: TypeModel | None,
+    version: str,
+    metadata: Mapping[str, Any],
 ) -> None:
     """Write ``configs/presence.json`` (the models) and ``configs/metadata.json`` (how they measured)."""
     configs = bundle / "configs"
     configs.mkdir(parents=True, exist_ok=True)
-    model = {"version": version, "variants": {name: m.to_dict() for name, m in variants.items()}}
+    model: dict[str, Any] = {"version": version, "variants": {name: m.to_dict() for name, m in variants.items()}}
+    if types is not None:
+        model["type_model"] = types.to_dict()
     atomic.write_text(configs / MODEL_FILE, json.dumps(model, indent=2) + "\n")
     atomic.write_text(configs / "metadata.json", json.dumps(metadata, indent=2, default=float) + "\n")
