@@ -113,6 +113,11 @@ def test_best_threshold_and_reliability_table():
     labels = np.array([0, 0, 0, 1, 1, 1])
     probabilities = np.array([0.1, 0.2, 0.35, 0.4, 0.8, 0.9])
     assert best_threshold(labels, probabilities) == pytest.approx(0.4)
+    # a cut within the tolerance of the best balanced accuracy, and higher: the more specific one
+    flat_labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    flat = np.array([0.1, 0.2, 0.3, 0.5, 0.4, 0.45, 0.6, 0.7, 0.8, 0.9])
+    assert best_threshold(flat_labels, flat) == pytest.approx(0.4)  # BA 0.875
+    assert best_threshold(flat_labels, flat, tolerance=0.1) == pytest.approx(0.6)  # BA 0.833, specificity 1
     table = reliability(probabilities, labels, bins=2)
     assert [row["n"] for row in table] == [4, 2]
     assert table[0]["observed_frequency"] == pytest.approx(0.25)

@@ -155,8 +155,15 @@ def usable(samples: Sequence[LevelSample], variant: str) -> list[LevelSample]:
     ]
 
 
-def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """The probability cut that maximises balanced accuracy (ties: the middle of the best run)."""
+def best_threshold(labels: np.ndarray, probabilities: np.ndarray, *, tolerance: float = 0.0) -> float:
+    """The probability cut that maximises balanced accuracy.
+
+    With ``tolerance`` 0, ties are broken by the middle of the best run. With a
+    positive ``tolerance`` the highest cut whose balanced accuracy is within
+    ``tolerance`` of the best is taken: near its optimum balanced accuracy is
+    flat, and among nearly equal cuts the one that calls fewer normal levels
+    changed (the higher specificity) is preferred.
+    """
     candidates = np.unique(probabilities)
     scores = []
     for cut in candidates:
@@ -165,18 +172,21 @@ def best_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
         specificity = (~called[labels == 0]).mean() if (labels == 0).any() else 0.0
         scores.append((sensitivity + specificity) / 2)
     scores_arr = np.asarray(scores)
+    if tolerance > 0:
+        return float(candidates[np.flatnonzero(scores_arr >= scores_arr.max() - tolerance).max()])
     best = np.flatnonzero(scores_arr >= scores_arr.max() - 1e-12)
     return float(candidates[best[len(best) // 2]])
 
 
 def fit_variant(
-    train: Sequence[LevelSample], *, variant: str, l2: float
+    train: Sequence[LevelSample], *, variant: str, l2: float, tolerance: float = 0.0
 ) -> PresenceModel:
-    """A variant fitted on ``train`` with its balanced-accuracy threshold on the same samples."""
+    """A variant fitted on ``train`` with its balanced-accuracy threshold on the same samples (:func:`best_threshold`)."""
     bags = [s.bag(variant) for s in train]
     labels = np.asarray([s.changed for s in train])
     model = fit_presence(bags, labels, variant=variant, l2=l2)
-    return replace(model, threshold=best_threshold(labels, level_probabilities(model, bags)))
+    threshold = best_threshold(labels, level_probabilities(model, bags), tolerance=tolerance)
+    return replace(model, threshold=threshold)
 
 
 def patient_folds(patients: Sequence[str], *, folds: int, seed: int) -> dict[str, int]:
@@ -193,6 +203,7 @@ def cross_validate(
     repeats: int,
     seed: int,
     extra_training: Sequence[LevelSample] = (),
+    tolerance: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray, list[list[float]]]]:
     """Per repeat: held-out level probabilities of ``evaluated``, their folds' thresholds and endplate probabilities.
 
@@ -209,7 +220,7 @@ def cross_validate(
             test = [i for i, s in enumerate(evaluated) if fold_of[s.patient] == fold]
             if not test:
                 continue
-            model = fit_variant(train, variant=variant, l2=l2)
+            model = fit_variant(train, variant=variant, l2=l2, tolerance=tolerance)
             for i in test:
                 endplates[i] = [model.endplate_probability(row) for row in evaluated[i].bag(variant)]
                 probabilities[i] = noisy_or(endplates[i])
@@ -356,7 +367,8 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
     measuring = load_settings({"classification": {"method": "rules", "presence_bundle": None}})
     models = Models.load(measuring, device=device)
     samples = collect_samples(config, models=models, analysis_config=measuring)
-    cv = {"folds": config.cross_validation.folds, "repeats": config.cross_validation.repeats, "seed": config.seed}
+    cv = {"folds": config.cross_validation.folds, "repeats": config.cross_validation.repeats, "seed": config.seed,
+          "tolerance": config.threshold_tolerance}
     report: dict[str, Any] = {"variants": {}, "candidates_scored": 0}
     exported: dict[str, Any] = {}
     types: TypeModel | None = None
@@ -379,7 +391,7 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
             )
             types = fit_types(data, l2=config.type_l2)
         report["variants"][variant] = entry
-        exported[variant] = fit_variant(data, variant=variant, l2=l2)
+        exported[variant] = fit_variant(data, variant=variant, l2=l2, tolerance=config.threshold_tolerance)
 
     evaluated = usable(samples["t2space"], "t2")
     extra = usable(samples["midsag_t2"], "t2")
@@ -395,7 +407,9 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
         "source": source, "l2": l2, "cross_validation": scored_t2[(source, l2)],
         "candidates": {f"{s} l2={v}": r["balanced_accuracy"] for (s, v), r in scored_t2.items()},
     }
-    exported["t2"] = fit_variant(evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2)
+    exported["t2"] = fit_variant(
+        evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2, tolerance=config.threshold_tolerance
+    )
 
     report["samples"] = {k: len(v) for k, v in samples.items()}
     write_presence_bundle(Path(output), exported, types=types, version=config.version, metadata={

@@ -380,6 +380,7 @@ class PresenceTrainSettings:
     t2_sources: tuple[str, ...] = setting(_t2_sources)
     strong_pattern_fraction: float = number(0, 1)
     type_l2: float = omissible(number(0), 1.0)
+    threshold_tolerance: float = omissible(number(0, 0.5), 0.0)
 
 
 def load_presence_train_settings(path: str | Path) -> PresenceTrainSettings:
