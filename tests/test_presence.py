@@ -117,7 +117,8 @@ def test_best_threshold_and_reliability_table():
     flat_labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
     flat = np.array([0.1, 0.2, 0.3, 0.5, 0.4, 0.45, 0.6, 0.7, 0.8, 0.9])
     assert best_threshold(flat_labels, flat) == pytest.approx(0.4)  # BA 0.875
-    assert best_threshold(flat_labels, flat, tolerance=0.1) == pytest.approx(0.6)  # BA 0.833, specificity 1
+    # one standard error at the best cut (sensitivity 1, specificity 0.75 of 4): 0.5 * sqrt(0.1875 / 4) = 0.108
+    assert best_threshold(flat_labels, flat, one_standard_error=True) == pytest.approx(0.6)  # BA 0.833, specificity 1
     table = reliability(probabilities, labels, bins=2)
     assert [row["n"] for row in table] == [4, 2]
     assert table[0]["observed_frequency"] == pytest.approx(0.25)

@@ -54,7 +54,7 @@ from modic.io.slice_pair import load_slice_pair
 from modic.io.study import load_study
 from modic.pipeline import Models, analyze_images
 from modic.settings import AnalysisSettings, load_settings
-from modic.training.settings import PresenceTrainSettings, load_presence_train_settings
+from modic.training.settings import PresenceTrainSettings, ThresholdRule, load_presence_train_settings
 
 log = logging.getLogger("modic.train")
 
@@ -155,37 +155,44 @@ def usable(samples: Sequence[LevelSample], variant: str) -> list[LevelSample]:
     ]
 
 
-def best_threshold(labels: np.ndarray, probabilities: np.ndarray, *, tolerance: float = 0.0) -> float:
-    """The probability cut that maximises balanced accuracy.
+def best_threshold(labels: np.ndarray, probabilities: np.ndarray, *, one_standard_error: bool = False) -> float:
+    """The probability cut that maximises balanced accuracy (ties: the middle of the best run).
 
-    With ``tolerance`` 0, ties are broken by the middle of the best run. With a
-    positive ``tolerance`` the highest cut whose balanced accuracy is within
-    ``tolerance`` of the best is taken: near its optimum balanced accuracy is
-    flat, and among nearly equal cuts the one that calls fewer normal levels
-    changed (the higher specificity) is preferred.
+    With ``one_standard_error`` the highest cut whose balanced accuracy lies
+    within one binomial standard error of the best is taken instead (the
+    one-standard-error rule): near its optimum balanced accuracy is flat within
+    its sampling error, and among such cuts the one that calls fewer normal
+    levels changed (the higher specificity) is preferred.
     """
     candidates = np.unique(probabilities)
-    scores = []
+    positives, negatives = labels == 1, labels == 0
+    rows = []
     for cut in candidates:
         called = probabilities >= cut
-        sensitivity = called[labels == 1].mean() if (labels == 1).any() else 0.0
-        specificity = (~called[labels == 0]).mean() if (labels == 0).any() else 0.0
-        scores.append((sensitivity + specificity) / 2)
-    scores_arr = np.asarray(scores)
-    if tolerance > 0:
-        return float(candidates[np.flatnonzero(scores_arr >= scores_arr.max() - tolerance).max()])
-    best = np.flatnonzero(scores_arr >= scores_arr.max() - 1e-12)
-    return float(candidates[best[len(best) // 2]])
+        sensitivity = called[positives].mean() if positives.any() else 0.0
+        specificity = (~called[negatives]).mean() if negatives.any() else 0.0
+        rows.append((sensitivity, specificity))
+    table = np.asarray(rows, dtype=float)
+    scores = table.mean(axis=1)
+    best = np.flatnonzero(scores >= scores.max() - 1e-12)
+    if not one_standard_error:
+        return float(candidates[best[len(best) // 2]])
+    sensitivity, specificity = table[best[len(best) // 2]]
+    error = 0.5 * np.sqrt(
+        sensitivity * (1 - sensitivity) / max(int(positives.sum()), 1)
+        + specificity * (1 - specificity) / max(int(negatives.sum()), 1)
+    )
+    return float(candidates[np.flatnonzero(scores >= scores.max() - error).max()])
 
 
 def fit_variant(
-    train: Sequence[LevelSample], *, variant: str, l2: float, tolerance: float = 0.0
+    train: Sequence[LevelSample], *, variant: str, l2: float, one_standard_error: bool = False
 ) -> PresenceModel:
     """A variant fitted on ``train`` with its balanced-accuracy threshold on the same samples (:func:`best_threshold`)."""
     bags = [s.bag(variant) for s in train]
     labels = np.asarray([s.changed for s in train])
     model = fit_presence(bags, labels, variant=variant, l2=l2)
-    threshold = best_threshold(labels, level_probabilities(model, bags), tolerance=tolerance)
+    threshold = best_threshold(labels, level_probabilities(model, bags), one_standard_error=one_standard_error)
     return replace(model, threshold=threshold)
 
 
@@ -203,7 +210,7 @@ def cross_validate(
     repeats: int,
     seed: int,
     extra_training: Sequence[LevelSample] = (),
-    tolerance: float = 0.0,
+    one_standard_error: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray, list[list[float]]]]:
     """Per repeat: held-out level probabilities of ``evaluated``, their folds' thresholds and endplate probabilities.
 
@@ -220,7 +227,7 @@ def cross_validate(
             test = [i for i, s in enumerate(evaluated) if fold_of[s.patient] == fold]
             if not test:
                 continue
-            model = fit_variant(train, variant=variant, l2=l2, tolerance=tolerance)
+            model = fit_variant(train, variant=variant, l2=l2, one_standard_error=one_standard_error)
             for i in test:
                 endplates[i] = [model.endplate_probability(row) for row in evaluated[i].bag(variant)]
                 probabilities[i] = noisy_or(endplates[i])
@@ -368,7 +375,7 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
     models = Models.load(measuring, device=device)
     samples = collect_samples(config, models=models, analysis_config=measuring)
     cv = {"folds": config.cross_validation.folds, "repeats": config.cross_validation.repeats, "seed": config.seed,
-          "tolerance": config.threshold_tolerance}
+          "one_standard_error": config.threshold_rule is ThresholdRule.ONE_STANDARD_ERROR}
     report: dict[str, Any] = {"variants": {}, "candidates_scored": 0}
     exported: dict[str, Any] = {}
     types: TypeModel | None = None
@@ -391,7 +398,7 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
             )
             types = fit_types(data, l2=config.type_l2)
         report["variants"][variant] = entry
-        exported[variant] = fit_variant(data, variant=variant, l2=l2, tolerance=config.threshold_tolerance)
+        exported[variant] = fit_variant(data, variant=variant, l2=l2, one_standard_error=cv["one_standard_error"])
 
     evaluated = usable(samples["t2space"], "t2")
     extra = usable(samples["midsag_t2"], "t2")
@@ -408,12 +415,13 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
         "candidates": {f"{s} l2={v}": r["balanced_accuracy"] for (s, v), r in scored_t2.items()},
     }
     exported["t2"] = fit_variant(
-        evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2, tolerance=config.threshold_tolerance
+        evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2, one_standard_error=cv["one_standard_error"]
     )
 
     report["samples"] = {k: len(v) for k, v in samples.items()}
     write_presence_bundle(Path(output), exported, types=types, version=config.version, metadata={
         "name": config.name, "version": config.version, "modic_version": __version__, "seed": config.seed,
+        "threshold_rule": config.threshold_rule.value,
         "training": report, "features": {v: list(feature_names(v)) for v in exported},
         "data": ["spider_midsag", "spider_t2space"],
     })

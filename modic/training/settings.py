@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,18 @@ from modic.config import load_yaml
 from modic.errors import ConfigError
 from modic.segmentation.bundle import PreprocessSettings
 from modic.settings.build import Layer, build, to_dict
-from modic.settings.fields import FrozenMap, Rejected, flag, number, omissible, optional, positive, setting, text
+from modic.settings.fields import (
+    FrozenMap,
+    Rejected,
+    choice,
+    flag,
+    number,
+    omissible,
+    optional,
+    positive,
+    setting,
+    text,
+)
 
 RESUMABLE_SCHEDULE_KEYS = ("epochs", "validate_every")
 """``training`` keys a segmentation run may change on resume (see :meth:`SegTrainSettings.fingerprint`)."""
@@ -367,6 +379,13 @@ class PresenceDataSettings:
     spider_t2space: str = text()
 
 
+class ThresholdRule(str, Enum):
+    """How a presence model's decision threshold is chosen on its training samples (:func:`~modic.training.presence.best_threshold`)."""
+
+    BEST = "best"
+    ONE_STANDARD_ERROR = "one_standard_error"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PresenceTrainSettings:
     """A presence training config (``configs/presence/train.yaml`` documents every key)."""
@@ -380,7 +399,7 @@ class PresenceTrainSettings:
     t2_sources: tuple[str, ...] = setting(_t2_sources)
     strong_pattern_fraction: float = number(0, 1)
     type_l2: float = omissible(number(0), 1.0)
-    threshold_tolerance: float = omissible(number(0, 0.5), 0.0)
+    threshold_rule: ThresholdRule = omissible(choice(ThresholdRule), ThresholdRule.BEST)
 
 
 def load_presence_train_settings(path: str | Path) -> PresenceTrainSettings:
