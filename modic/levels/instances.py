@@ -134,10 +134,11 @@ def find_instances(
         min_relative_size=min_relative_size,
         min_part_fraction=split_min_fraction,
     )
+    s1_by_label = dict(enumerate(np.concatenate([[0.0], s1_share])))
     cores = split_merged_bodies(
         cores,
         discs=disc,
-        s1_share=dict(enumerate(np.concatenate([[0.0], s1_share]))),
+        s1_share=s1_by_label,
         volume=volume,
         spacing=spacing,
         factor=merge_factor,
@@ -148,7 +149,7 @@ def find_instances(
     if max_off_column_mm is not None:
         cores = _drop_off_column(
             cores, spacing=spacing, superior=_superior_axis(volume), max_distance_mm=max_off_column_mm,
-            s1_share=dict(enumerate(np.concatenate([[0.0], s1_share]))),
+            s1_share=s1_by_label,
         )
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
     lateral = volume.lateral_axis
