@@ -12,7 +12,7 @@ from scipy import ndimage
 from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.presence import PresenceModels, noisy_or, presence_vector
-from modic.classification.type_probability import TypeModel, fraction_row, level_fraction_row
+from modic.classification.type_probability import TypeModel, band_row, level_fraction_row
 from modic.classification.reference import reference_marrow
 from modic.levels import SpineAnatomy
 from modic.levels.endplates import body_frame
@@ -117,10 +117,7 @@ def grade_study(
 
 def with_type_probabilities(level: LevelGrade, model: TypeModel) -> LevelGrade:
     """``level`` with the probability of each type at the level and at each endplate read on T1 and T2."""
-    rows = [
-        fraction_row(g.features.pattern_fractions) if g.features.t1 is not None and g.features.t2 is not None else None
-        for g in level.endplates
-    ]
+    rows = [band_row(g.features) for g in level.endplates]
     endplates = tuple(
         replace(g, type_probabilities=_rounded(model.probabilities(g.presence_probability, row)))
         if row is not None and g.presence_probability is not None else g

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from modic.classification.features import EndplateFeatures
 from modic.errors import ModelError
 
 CHANGE_TYPES = (1, 2, 3)
@@ -36,6 +37,13 @@ def fraction_row(fractions: Mapping[int, float]) -> np.ndarray | None:
     if any(v is None or not np.isfinite(v) for v in values):
         return None
     return np.asarray(values, dtype=float)
+
+
+def band_row(features: EndplateFeatures) -> np.ndarray | None:
+    """The pattern fractions of a band read on T1 and T2 (None with one sequence: types 1 and 3 look alike)."""
+    if features.t1 is None or features.t2 is None:
+        return None
+    return fraction_row(features.pattern_fractions)
 
 
 def level_fraction_row(rows: Sequence[np.ndarray | None]) -> np.ndarray | None:

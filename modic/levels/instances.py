@@ -29,7 +29,8 @@ class Component:
         centroid_ras: RAS mm centroid.
         s1_fraction: share of its bone probability that is S1 (bones only).
         length_mm: its longest extent within the sagittal plane (2nd to 98th
-            percentile along the major axis): a disc's antero-posterior length.
+            percentile along the major axis): a disc's antero-posterior length
+            (measured for discs only; 0 for bones).
     """
 
     label: int
@@ -162,7 +163,9 @@ def find_instances(
                         origin=origin)
 
     disc_map[box] = disc_labels
-    discs = [c for c in _components(disc_map, volume, unit, box=box, origin=origin) if c.size >= min_disc]
+    discs = [
+        c for c in _components(disc_map, volume, unit, box=box, origin=origin, lengths=True) if c.size >= min_disc
+    ]
     disc_map[box] = np.where(np.isin(disc_labels, [c.label for c in discs]), disc_labels, 0)
     return Instances(
         bone_map=bone_map,
@@ -518,6 +521,7 @@ def _components(
     origin: np.ndarray,
     s1_probability: np.ndarray | None = None,
     bone_probability: np.ndarray | None = None,
+    lengths: bool = False,
 ) -> list[Component]:
     components = []
     sub = labels[box]
@@ -538,7 +542,7 @@ def _components(
                 centroid_ijk=centroid,
                 centroid_ras=volume.world_coordinates(centroid)[0],
                 s1_fraction=s1,
-                length_mm=sagittal_length_mm(np.argwhere(region) + corner, volume),
+                length_mm=sagittal_length_mm(np.argwhere(region) + corner, volume) if lengths else 0.0,
             )
         )
     return components

@@ -42,8 +42,8 @@ from modic.classification.presence import (
 )
 from modic.classification.type_probability import (
     TypeModel,
+    band_row,
     fit_type_model,
-    fraction_row,
     level_fraction_row,
     multiclass_brier,
 )
@@ -303,9 +303,7 @@ def gated_grading_scores(
 
 def type_row(sample: LevelSample) -> np.ndarray | None:
     """A level's pattern fractions for the type model (None without an endplate read on T1 and T2)."""
-    return level_fraction_row([
-        fraction_row(f.pattern_fractions) if f.t1 is not None and f.t2 is not None else None for f in sample.features
-    ])
+    return level_fraction_row([band_row(f) for f in sample.features])
 
 
 def fit_types(samples: Sequence[LevelSample], *, l2: float) -> TypeModel:
