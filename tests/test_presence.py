@@ -74,9 +74,29 @@ def test_unchanged_level_is_type_0_unless_a_strong_specific_pattern():
     weak_type3 = band("L4 inferior", fractions={1: 0.0, 2: 0.0, 3: 0.3})
     strong_type1 = band("L5 superior", fractions={1: 0.7, 2: 0.0, 3: 0.0})
     decisions = [Decision(3, None, 0.6, {}), Decision(1, None, 0.8, {})]
-    gated = gate_by_presence(decisions, [weak_type3, strong_type1], Presence((0.1, 0.1), 0.19, 0.5), strong_fraction=0.5)
+    unchanged = Presence((0.1, 0.1), 0.19, 0.5)
+    gated = gate_by_presence(
+        decisions, [weak_type3, strong_type1], unchanged, strong_fraction=0.5, strong_type1_fraction=0.1
+    )
     assert [d.modic_type for d in gated] == [0, 1]
     assert "under 0.50" in gated[0].note and gated[0].confidence == pytest.approx(0.81)
+
+
+@pytest.mark.parametrize(("fraction", "t2", "expected"), [(0.2, 1.0, 1), (0.05, 1.0, 0), (0.2, None, 0)],
+                         ids=["focus-on-t1-and-t2", "under-the-type1-bar", "t1-alone"])
+def test_type1_focus_read_on_both_sequences_stands_against_an_unchanged_level(
+    fraction: float, t2: float | None, expected: int
+) -> None:
+    """T1 low with T2 high is specific: its focus stands from ``strong_type1_fraction``; low T1 alone needs the strong bar."""
+    focus = band("L5 superior", fractions={1: fraction, 2: 0.0, 3: 0.0}, t2=t2)
+    plain = band("L4 inferior")
+    gated = gate_by_presence(
+        [Decision(0, None, 0.9, {}), Decision(1, None, 0.6, {})], [plain, focus], Presence((0.2, 0.3), 0.44, 0.65),
+        strong_fraction=0.5, strong_type1_fraction=0.1,
+    )
+    assert [d.modic_type for d in gated] == [0, expected]
+    if expected == 0:
+        assert "under 0.65: no change" in gated[1].note
 
 
 def test_changed_level_keeps_the_classifier_types_and_types_the_likelier_endplate():
@@ -84,27 +104,27 @@ def test_changed_level_keeps_the_classifier_types_and_types_the_likelier_endplat
     plain = band("L5 superior")
     gated = gate_by_presence(
         [Decision(1, None, 0.6, {}), Decision(0, None, 0.9, {})], [weak_type1, plain],
-        Presence((0.7, 0.2), 0.76, 0.5), strong_fraction=0.5,
+        Presence((0.7, 0.2), 0.76, 0.5), strong_fraction=0.5, strong_type1_fraction=0.1,
     )
     assert [d.modic_type for d in gated] == [1, 0]
     weak_type3 = band("L4 inferior", fractions={1: 0.0, 2: 0.0, 3: 0.2})
     strong_type3 = band("L5 superior", fractions={1: 0.0, 2: 0.0, 3: 0.6})
     gated = gate_by_presence(
         [Decision(3, None, 0.6, {}), Decision(3, None, 0.7, {})], [weak_type3, strong_type3],
-        Presence((0.7, 0.6), 0.88, 0.5), strong_fraction=0.5,
+        Presence((0.7, 0.6), 0.88, 0.5), strong_fraction=0.5, strong_type1_fraction=0.1,
     )
     assert [d.modic_type for d in gated] == [2, 3]
     assert "type 3 pattern covers 0.20" in gated[0].note
     nothing = gate_by_presence(
         [Decision(0, None, 0.9, {}), Decision(0, None, 0.9, {})], [plain, plain], Presence((0.2, 0.6), 0.68, 0.5),
-        strong_fraction=0.5,
+        strong_fraction=0.5, strong_type1_fraction=0.1,
     )
     assert [d.modic_type for d in nothing] == [0, 2]
     assert "prevalent type" in nothing[1].note and nothing[1].confidence == pytest.approx(0.68)
     t1_only = band("L5 superior", t2=None)
     untyped = gate_by_presence(
         [Decision(0, None, 0.9, {}), Decision(0, None, 0.9, {})], [t1_only, t1_only], Presence((0.2, 0.6), 0.68, 0.5),
-        strong_fraction=0.5,
+        strong_fraction=0.5, strong_type1_fraction=0.1,
     )
     assert [d.modic_type for d in untyped] == [0, 0]  # one sequence: no type from the prior alone
 

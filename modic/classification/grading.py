@@ -56,7 +56,6 @@ def grade_study(
     type model adds each type's probability (:func:`with_type_probabilities`).
     """
     significance = [int(v) for v in config.level_significance]
-    strong = config.strong_pattern_fraction
     levels = []
     # Both endplates of a vertebra share its reference marrow: choose it once.
     references: dict[int, tuple[np.ndarray, str]] = {}
@@ -85,7 +84,10 @@ def grade_study(
         reading = level_presence([f for _, f, _ in measured], presence) if presence is not None else None
         decisions = [d for _, _, d in measured]
         if reading is not None:
-            decisions = gate_by_presence(decisions, [f for _, f, _ in measured], reading, strong_fraction=strong)
+            decisions = gate_by_presence(
+                decisions, [f for _, f, _ in measured], reading,
+                strong_fraction=config.strong_pattern_fraction, strong_type1_fraction=config.strong_type1_fraction,
+            )
         grades = []
         for index, ((name, features, _), decision) in enumerate(zip(measured, decisions)):
             decision = evidence_limited(decision, features)
@@ -154,20 +156,27 @@ def level_presence(features: Sequence[EndplateFeatures], models: PresenceModels)
 
 
 def gate_by_presence(
-    decisions: Sequence[Decision], features: Sequence[EndplateFeatures], reading: Presence, *, strong_fraction: float
+    decisions: Sequence[Decision],
+    features: Sequence[EndplateFeatures],
+    reading: Presence,
+    *,
+    strong_fraction: float,
+    strong_type1_fraction: float,
 ) -> list[Decision]:
     """The classifier's decisions for one level, reconciled with the level's calibrated presence.
 
-    A level the presence model calls unchanged is type 0 at both endplates,
-    unless an endplate shows type 1 or 3 on strong, specific evidence: their
-    pattern over at least ``strong_fraction`` of the band. Types 1 and 3 are
-    rare (under 1 % of real levels) and weak versions of their voxel patterns
-    arise from partial volume and clipping, so only a strong one stands
-    against the model. At a level it calls changed, the classifier's types
-    stand, except a weak type 3: its pattern (T1 and T2 dark) is also made by
-    cortex, partial volume with the endplate and clipping, so under
-    ``strong_fraction`` it reads as type 2, the prior of a changed level (type
-    1's pattern needs both sequences to deviate and stands). When no endplate
+    Types 1 and 3 are rare (under 1 % of real levels), so at a level the
+    presence model calls unchanged both endplates are type 0 unless one shows
+    type 1 or 3 on strong, specific evidence. Type 3's pattern (T1 and T2
+    dark) also comes from cortex, partial volume with the endplate and
+    clipping: it stands over at least ``strong_fraction`` of the band. Type
+    1's pattern read on both sequences (T1 low *and* T2 high) is made by none
+    of these: it stands over ``strong_type1_fraction``, since a small
+    oedematous focus is too little signal for a model of the whole band yet a
+    definite Modic 1 change. With T1 alone, low T1 may be sclerosis, and type
+    1 needs ``strong_fraction`` too. At a level the model calls changed, the
+    classifier's types stand, except a weak type 3 (under ``strong_fraction``),
+    which reads as type 2, the prior of a changed level. When no endplate
     shows a type, the endplate with the higher probability is given type 2,
     with a note saying so, when both sequences were read: that prior-based
     call was validated on T1+T2 pairs only (with one sequence the level keeps
@@ -178,7 +187,11 @@ def gate_by_presence(
     p = reading.level_probability
 
     def strong(decision: Decision, band: EndplateFeatures) -> bool:
-        return decision.modic_type in (1, 3) and band.pattern_fractions.get(decision.modic_type, 0.0) >= strong_fraction
+        if decision.modic_type not in (1, 3):
+            return False
+        both = band.t1 is not None and band.t2 is not None
+        needed = strong_type1_fraction if decision.modic_type == 1 and both else strong_fraction
+        return band.pattern_fractions.get(decision.modic_type, 0.0) >= needed
 
     gated: list[Decision] = []
     for decision, band in zip(decisions, features):

@@ -67,4 +67,5 @@ class ClassificationSettings:
     low_confidence: float = number(0, 1)
     presence_bundle: str | None = optional(text())
     strong_pattern_fraction: float = number(0, 1)
+    strong_type1_fraction: float = number(0, 1)
     whole_body: WholeBodySettings

@@ -276,7 +276,11 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 5) ->
 
 
 def gated_grading_scores(
-    samples: Sequence[LevelSample], runs: Sequence[tuple[np.ndarray, np.ndarray, list[list[float]]]], *, strong_fraction: float
+    samples: Sequence[LevelSample],
+    runs: Sequence[tuple[np.ndarray, np.ndarray, list[list[float]]]],
+    *,
+    strong_fraction: float,
+    strong_type1_fraction: float,
 ) -> dict[str, Any]:
     """Midsag grading with the held-out presence gating the rules' types: presence and type-1/3 figures."""
     rows = []
@@ -285,7 +289,10 @@ def gated_grading_scores(
         predicted = []
         for sample, p, cut, endplate_p in zip(samples, probabilities, thresholds, endplates):
             reading = Presence(tuple(endplate_p), float(p), float(cut))
-            decisions = gate_by_presence(sample.decisions, sample.features, reading, strong_fraction=strong_fraction)
+            decisions = gate_by_presence(
+                sample.decisions, sample.features, reading,
+                strong_fraction=strong_fraction, strong_type1_fraction=strong_type1_fraction,
+            )
             types = [d.modic_type for d in decisions if d.modic_type is not None]
             predicted.append(next((t for t in (1, 2, 3) if t in types), 0))
         predicted_arr = np.asarray(predicted)
@@ -389,7 +396,8 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
         if variant == "t1t2":
             runs = cross_validate(data, variant=variant, l2=l2, **cv)
             entry["gated_rules_cross_validation"] = gated_grading_scores(
-                data, runs, strong_fraction=config.strong_pattern_fraction
+                data, runs, strong_fraction=config.strong_pattern_fraction,
+                strong_type1_fraction=config.strong_type1_fraction,
             )
             entry["type_cross_validation"] = type_calibration(
                 data, runs, l2=config.type_l2, folds=cv["folds"], seed=cv["seed"]

@@ -398,6 +398,7 @@ class PresenceTrainSettings:
     l2: tuple[float, ...] = setting(_penalties)
     t2_sources: tuple[str, ...] = setting(_t2_sources)
     strong_pattern_fraction: float = number(0, 1)
+    strong_type1_fraction: float = number(0, 1)
     type_l2: float = omissible(number(0), 1.0)
     threshold_rule: ThresholdRule = omissible(choice(ThresholdRule), ThresholdRule.BEST)
 
