@@ -64,6 +64,11 @@ class EndplateFeatures:
     patches: np.ndarray | None = field(default=None, repr=False, compare=False)
     reference_part: str = "whole"
 
+    @property
+    def both_sequences(self) -> bool:
+        """Whether the band was read on T1 and T2 (only then can types 1 and 3 be told apart)."""
+        return self.t1 is not None and self.t2 is not None
+
     def vector(self) -> np.ndarray:
         """Feature vector in :data:`FEATURE_NAMES` order (NaN for an absent sequence)."""
         def stats(s: SignalStats | None) -> list[float]:

@@ -189,8 +189,7 @@ def gate_by_presence(
     def strong(decision: Decision, band: EndplateFeatures) -> bool:
         if decision.modic_type not in (1, 3):
             return False
-        both = band.t1 is not None and band.t2 is not None
-        needed = strong_type1_fraction if decision.modic_type == 1 and both else strong_fraction
+        needed = strong_type1_fraction if decision.modic_type == 1 and band.both_sequences else strong_fraction
         return band.pattern_fractions.get(decision.modic_type, 0.0) >= needed
 
     gated: list[Decision] = []
@@ -199,7 +198,7 @@ def gate_by_presence(
             gated.append(decision)
         elif not reading.changed:
             note = f"presence probability {p:.2f} is under {reading.threshold:.2f}: no change"
-            confidence = 1.0 - p if band.t1 is not None and band.t2 is not None else min(1.0 - p, decision.confidence)
+            confidence = 1.0 - p if band.both_sequences else min(1.0 - p, decision.confidence)
             gated.append(Decision(0, None, round(confidence, 4), decision.scores, note=note))
         elif decision.modic_type == 3:
             share = band.pattern_fractions.get(3, 0.0)
@@ -208,7 +207,7 @@ def gate_by_presence(
             gated.append(Decision(2, None, round(p, 4), decision.scores, note=note))
         else:
             gated.append(decision)
-    both_sequences = all(band.t1 is not None and band.t2 is not None for band in features)
+    both_sequences = all(band.both_sequences for band in features)
     if reading.changed and both_sequences and not any(d.modic_type for d in gated):
         ranked = [i for i in np.argsort([-(x if np.isfinite(x) else -1) for x in reading.endplate_probabilities])]
         for index in ranked:

@@ -50,7 +50,7 @@ def variant_of(features: EndplateFeatures) -> str | None:
     """The variant for the sequences measured in this band (None: neither, or an empty band)."""
     if features.band_voxels == 0:
         return None
-    if features.t1 is not None and features.t2 is not None:
+    if features.both_sequences:
         return "t1t2"
     if features.t1 is not None:
         return "t1"

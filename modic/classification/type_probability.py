@@ -41,7 +41,7 @@ def fraction_row(fractions: Mapping[int, float]) -> np.ndarray | None:
 
 def band_row(features: EndplateFeatures) -> np.ndarray | None:
     """The pattern fractions of a band read on T1 and T2 (None with one sequence: types 1 and 3 look alike)."""
-    if features.t1 is None or features.t2 is None:
+    if not features.both_sequences:
         return None
     return fraction_row(features.pattern_fractions)
 
