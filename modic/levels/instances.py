@@ -125,11 +125,12 @@ def find_instances(
     cores = np.where(keep[cores], cores, 0)
     before = len(np.unique(cores)) - 1
     disc_labels, _ = ndimage.label(disc, structure=structure)
+    superior = _superior_axis(volume)
     cores = split_at_enclosed_discs(
         cores,
         disc_labels=disc_labels,
         spacing=spacing,
-        superior=_superior_axis(volume),
+        superior=superior,
         probe_mm=disc_separation_mm + PROBE_INTO_BONE_MM,
         min_disc_voxels=min_disc / unit,
         min_relative_size=min_relative_size,
@@ -149,7 +150,7 @@ def find_instances(
     cores = _drop_fragments(cores, min_relative_size=min_relative_size)
     if max_off_column_mm is not None:
         cores = _drop_off_column(
-            cores, spacing=spacing, superior=_superior_axis(volume), max_distance_mm=max_off_column_mm,
+            cores, spacing=spacing, superior=superior, max_distance_mm=max_off_column_mm,
             s1_share=s1_by_label,
         )
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2

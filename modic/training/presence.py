@@ -351,8 +351,9 @@ def type_calibration(
                 if fold_of[samples[i].patient] != fold:
                     continue
                 p = float(probabilities[i])
-                tables["model"][j] = [model.probabilities(p, rows[i])[k] for k in range(4)]
-                tables["prior_only"][j] = [prior.probabilities(p, rows[i])[k] for k in range(4)]
+                for name, fitted in (("model", model), ("prior_only", prior)):
+                    by_type = fitted.probabilities(p, rows[i])
+                    tables[name][j] = [by_type[k] for k in range(4)]
                 tables["type_2_always"][j] = [1.0 - p, 0.0, p, 0.0]
         for name, table in tables.items():
             scores[name].append(multiclass_brier(table, truth))
