@@ -34,12 +34,13 @@ BUNDLE_FIX = "reinstall modic or point --model to a complete bundle"
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded bundle: the network in eval mode, its metadata and its ``modic`` settings."""
+    """A loaded bundle: the network in eval mode, its definition, its metadata and its ``modic`` settings."""
 
     network: torch.nn.Module
     metadata: dict[str, Any]
     settings: dict[str, Any]
     path: Path
+    network_def: dict[str, Any]
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -99,7 +100,7 @@ def read_bundle(root: str | Path) -> Bundle:
         settings = None
     if not isinstance(settings, Mapping):
         raise ModelError(f"model bundle file '{inference_path}' lacks a 'modic' settings mapping; {BUNDLE_FIX}")
-    return Bundle(network=network, metadata=metadata, settings=dict(settings), path=root)
+    return Bundle(network=network, metadata=metadata, settings=dict(settings), path=root, network_def=dict(network_def))
 
 
 def write_bundle(

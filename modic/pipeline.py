@@ -130,6 +130,7 @@ def _segmentation_model(
         background_weight=loaded.background_weight,
         slice_sigma_mm=loaded.slice_sigma_mm,
         slice_sigma_max_spacing_mm=loaded.slice_sigma_max_spacing_mm,
+        slice_context_mm=loaded.slice_context_mm,
         **thin,
     )
 

@@ -61,7 +61,7 @@ def main() -> int:
     held_out = set(data.validation_cases)
     cases = [c for c in read_cases_csv(root) if c.case not in held_out]
     bundle = load_bundle(args.bundle)
-    model = SegmentationModel(bundle.network, settings=bundle.settings)
+    model = SegmentationModel(bundle.network, settings=bundle.settings, slice_context_mm=bundle.slice_context_mm)
     levels = load_settings().levels
 
     dice: dict[float, dict[str, list[float]]] = {w: {} for w in args.weights}

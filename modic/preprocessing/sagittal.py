@@ -135,3 +135,34 @@ def normalize_slices(stack: torch.Tensor | np.ndarray, *, lower: float, upper: f
     scaled = np.clip((flat - low[:, None]) / safe[:, None], 0.0, 1.0)
     scaled[span <= 0] = 0.0
     return torch.from_numpy(scaled.reshape(array.shape).astype(np.float32))
+
+
+def with_slice_context(stack: torch.Tensor | np.ndarray, *, spacing_mm: float, context_mm: float) -> torch.Tensor:
+    """``(slices, 3, rows, cols)``: each slice of ``(slices, rows, cols)`` between its neighbours ``context_mm`` away.
+
+    The input of a network that reads a sagittal slice with its neighbours
+    (the 2.5D thin-slice segmentation): channel 0 lies ``context_mm`` to one
+    side, channel 1 is the slice itself, channel 2 lies ``context_mm`` to the
+    other side. Positions between slices ``spacing_mm`` apart are interpolated
+    linearly; beyond the first or last slice the edge slice stands in, as
+    nothing is known there.
+    """
+    if not spacing_mm > 0:
+        raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
+    if not context_mm > 0:
+        raise ValueError(f"context_mm must be positive, got {context_mm}")
+    slices = torch.as_tensor(stack).as_subclass(torch.Tensor).float()
+    positions = torch.arange(slices.shape[0], dtype=torch.float64)
+    offset = context_mm / spacing_mm
+    return torch.stack(
+        [slices_at(slices, positions - offset), slices, slices_at(slices, positions + offset)], dim=1
+    )
+
+
+def slices_at(stack: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``stack`` ``(slices, rows, cols)`` interpolated linearly at fractional slice ``positions`` (clamped to it)."""
+    clamped = positions.clamp(0, stack.shape[0] - 1)
+    low = clamped.floor().long()
+    high = (low + 1).clamp(max=stack.shape[0] - 1)
+    weight = (clamped - low).to(stack.dtype)[:, None, None]
+    return stack[low] * (1 - weight) + stack[high] * weight

@@ -59,6 +59,10 @@ class LoadedBundle:
     limit when absent) confines it to volumes whose slices are at most that
     far apart: thin reconstructions, where neighbouring slices share
     information, not thick clinical slices, each its own measurement.
+    ``slice_context_mm`` (``modic.slice_context_mm``, 0 when absent) marks a
+    network that reads each slice with its neighbours that far to either side
+    as two more input channels
+    (:func:`modic.preprocessing.sagittal.with_slice_context`); 0: one channel.
     """
 
     network: torch.nn.Module
@@ -68,6 +72,7 @@ class LoadedBundle:
     background_weight: float = 1.0
     slice_sigma_mm: float = 0.0
     slice_sigma_max_spacing_mm: float | None = None
+    slice_context_mm: float = 0.0
 
 
 def default_bundle_path() -> Path:
@@ -104,9 +109,23 @@ def load_bundle(source: str | Path | None = None) -> LoadedBundle:
             f"model bundle file '{inference}' has modic.slice_sigma_max_spacing_mm {limit!r}; "
             "it must be a positive number of millimetres, or absent (smoothing at any slice spacing)"
         )
+    context = bundle.settings.get("slice_context_mm", 0.0)
+    if not _is_number(context) or not 0 <= context < float("inf"):
+        raise ModelError(
+            f"model bundle file '{inference}' has modic.slice_context_mm {context!r}; "
+            "it must be a number of millimetres, 0 or more (0: the network reads one slice)"
+        )
+    channels = 3 if context > 0 else 1
+    declared = bundle.network_def.get("in_channels", channels)
+    if declared != channels:
+        raise ModelError(
+            f"model bundle file '{inference}' declares network_def.in_channels {declared!r} but "
+            f"modic.slice_context_mm {context!r} gives the network {channels} channel(s); {BUNDLE_FIX}"
+        )
     return LoadedBundle(network=bundle.network, settings=settings, metadata=bundle.metadata, path=bundle.path,
                         background_weight=float(weight), slice_sigma_mm=float(sigma),
-                        slice_sigma_max_spacing_mm=None if limit is None else float(limit))
+                        slice_sigma_max_spacing_mm=None if limit is None else float(limit),
+                        slice_context_mm=float(context))
 
 
 def _is_number(value: Any) -> bool:
@@ -120,6 +139,14 @@ def save_bundle(
     network_def: Mapping[str, Any],
     settings: PreprocessSettings,
     metadata: Mapping[str, Any],
+    slice_context_mm: float = 0.0,
 ) -> Path:
-    """Write a segmentation bundle (weights, inference config, metadata with checksum); returns its folder."""
-    return write_bundle(path, network=network, network_def=network_def, settings=asdict(settings), metadata=metadata)
+    """Write a segmentation bundle (weights, inference config, metadata with checksum); returns its folder.
+
+    ``slice_context_mm`` > 0 records that the network reads each slice with its neighbours
+    (:attr:`LoadedBundle.slice_context_mm`).
+    """
+    modic_settings: dict[str, Any] = asdict(settings)
+    if slice_context_mm > 0:
+        modic_settings["slice_context_mm"] = float(slice_context_mm)
+    return write_bundle(path, network=network, network_def=network_def, settings=modic_settings, metadata=metadata)

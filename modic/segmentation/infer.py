@@ -9,7 +9,9 @@ the network is single-channel and contrast-agnostic, so it works from T1
 alone, from T2 alone, and fuses both when present. A model may carry a
 second one for thin-slice volumes (``thin_slice_model``): volumes of several
 slices at most ``thin_slice_max_spacing_mm`` apart are segmented by it, all
-others (clinical 3-5 mm series, single slices) by the model itself.
+others (clinical 3-5 mm series, single slices) by the model itself. A network
+may read each slice with its neighbours (``slice_context_mm``, 2.5D): it gets
+the slices that far to either side as two more channels.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from scipy import ndimage
 
 from modic.errors import AnalysisError, ConfigError
 from modic.io.volume import Volume
-from modic.preprocessing.sagittal import NetworkGrid, from_network_grid, normalize_slices, sagittal_slices, to_network_grid
+from modic.preprocessing.sagittal import (
+    NetworkGrid,
+    from_network_grid,
+    normalize_slices,
+    sagittal_slices,
+    to_network_grid,
+    with_slice_context,
+)
 from modic.segmentation.bundle import LoadedBundle, PreprocessSettings, load_bundle
 from modic.segmentation.probabilities import fuse_probabilities
 
@@ -37,7 +46,8 @@ class SegmentationModel:
     """A trained network with its preprocessing, ready for inference.
 
     Args:
-        network: a 2D network mapping ``(B, 1, H, W)`` to ``(B, C, H, W)`` logits.
+        network: a 2D network mapping ``(B, 1, H, W)`` (``(B, 3, H, W)`` with ``slice_context_mm``) to
+            ``(B, C, H, W)`` logits.
         settings: preprocessing that the network was trained with.
         device: where to run it.
         batch_size: slices per forward pass.
@@ -54,6 +64,8 @@ class SegmentationModel:
             apart (thin reconstructions); None: this model segments every volume. It must share this
             model's preprocessing; its own background weight and smoothing apply to what it segments.
         thin_slice_max_spacing_mm: the largest slice spacing (mm) that ``thin_slice_model`` is used for.
+        slice_context_mm: the network reads each slice with the slices this far (mm) to either side
+            (:func:`~modic.preprocessing.sagittal.with_slice_context`); 0: one slice alone.
     """
 
     def __init__(
@@ -69,6 +81,7 @@ class SegmentationModel:
         slice_sigma_max_spacing_mm: float | None = None,
         thin_slice_model: SegmentationModel | None = None,
         thin_slice_max_spacing_mm: float = 0.0,
+        slice_context_mm: float = 0.0,
     ) -> None:
         if cpu_precision not in CPU_PRECISIONS:
             raise ConfigError(
@@ -90,12 +103,16 @@ class SegmentationModel:
             )
         self.thin_slice_model = thin_slice_model
         self.thin_slice_max_spacing_mm = thin_slice_max_spacing_mm
+        if slice_context_mm < 0:
+            raise ConfigError(f"segmentation slice_context_mm {slice_context_mm} must be 0 or more millimetres")
+        self.slice_context_mm = slice_context_mm
 
     @classmethod
     def from_bundle(cls, path: str | None = None, *, device: str | torch.device = "cpu") -> SegmentationModel:
         bundle: LoadedBundle = load_bundle(path)
         return cls(bundle.network, settings=bundle.settings, device=device, background_weight=bundle.background_weight,
-                   slice_sigma_mm=bundle.slice_sigma_mm, slice_sigma_max_spacing_mm=bundle.slice_sigma_max_spacing_mm)
+                   slice_sigma_mm=bundle.slice_sigma_mm, slice_sigma_max_spacing_mm=bundle.slice_sigma_max_spacing_mm,
+                   slice_context_mm=bundle.slice_context_mm)
 
     def network_input(self, volume: Volume) -> tuple[torch.Tensor, NetworkGrid]:
         """The normalised network-grid stack ``(slices, rows, cols)`` of ``volume`` and its grid."""
@@ -145,13 +162,23 @@ class SegmentationModel:
         for model in (self, self.thin_slice_model):
             members = [index for index, m in enumerate(models) if m is model]
             if members:
-                results.update(zip(members, model._probabilities_of_own_stacks([stacks[i] for i in members])))
+                own = model._probabilities_of_own_stacks(
+                    [stacks[i] for i in members], [float(np.linalg.norm(grids[i].affine[:3, 0])) for i in members]
+                )
+                results.update(zip(members, own))
         return [results[index] for index in range(len(stacks))]
 
-    def _probabilities_of_own_stacks(self, stacks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """:meth:`probabilities_on_grids` with this model's own network for every stack."""
+    def _probabilities_of_own_stacks(
+        self, stacks: Sequence[torch.Tensor], spacings_mm: Sequence[float]
+    ) -> list[torch.Tensor]:
+        """:meth:`probabilities_on_grids` with this model's own network for every stack (slices ``spacings_mm`` apart)."""
         pad = DivisiblePad(k=self.settings.pad_multiple, method="end")
         padded = [torch.as_tensor(pad(stack)).as_subclass(torch.Tensor) for stack in stacks]
+        if self.slice_context_mm > 0:
+            padded = [
+                with_slice_context(stack, spacing_mm=spacing, context_mm=self.slice_context_mm)
+                for stack, spacing in zip(padded, spacings_mm)
+            ]
         groups: dict[tuple[int, int], list[int]] = {}
         for index, tensor in enumerate(padded):
             groups.setdefault((int(tensor.shape[-2]), int(tensor.shape[-1])), []).append(index)
@@ -165,7 +192,8 @@ class SegmentationModel:
         return [results[index] for index in range(len(stacks))]
 
     def _forward_slices(self, slices: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities ``(n, C, H, W)`` (on the CPU) of padded slices ``(n, H, W)``, in batches."""
+        """Softmax probabilities ``(n, C, H, W)`` (on the CPU) of padded slices ``(n, H, W)`` (or with their
+        neighbours, ``(n, 3, H, W)``), in batches."""
         if self.device.type == "cuda":
             autocast = torch.autocast("cuda", dtype=torch.float16)
         elif self.device.type == "cpu" and self.cpu_bfloat16:
@@ -174,7 +202,8 @@ class SegmentationModel:
             autocast = nullcontext()
         outputs = []
         for start in range(0, slices.shape[0], self.batch_size):
-            batch = slices[start : start + self.batch_size, None].to(self.device, non_blocking=True)
+            batch = slices[start : start + self.batch_size]
+            batch = (batch if batch.ndim == 4 else batch[:, None]).to(self.device, non_blocking=True)
             with autocast:
                 logits = self.inferer(batch, self.network)
             logits = logits.float()

@@ -207,7 +207,10 @@ def train(
             foreground_fraction=float(data.foreground_fraction),
             max_thickness=data.max_slab_thickness,
         )
-        dataset = Dataset([extract_slab(train_cases[s.case], s) for s in specs], transform=transforms)
+        context = float(data.slice_context_mm)
+        dataset = Dataset(
+            [extract_slab(train_cases[s.case], s, slice_context_mm=context) for s in specs], transform=transforms
+        )
         loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=False, num_workers=training.num_workers,
             persistent_workers=False,
@@ -231,7 +234,9 @@ def train(
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": optimiser.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         last_epoch = epoch + 1 == epochs
         if val_cases and ((epoch + 1) % training.validate_every == 0 or last_epoch):
-            model = SegmentationModel(network, settings=settings, device=dev, batch_size=batch_size)
+            model = SegmentationModel(
+                network, settings=settings, device=dev, batch_size=batch_size, slice_context_mm=data.slice_context_mm
+            )
             row.update(validation_dice(model, val_cases))
             network.train()
             if row["val_score"] > best.get("val_score", -1.0):
@@ -262,6 +267,7 @@ def train(
             network_def=config.settings.network_def,
             settings=settings,
             metadata=bundle_metadata(config, best, train_cases, val_cases),
+            slice_context_mm=data.slice_context_mm,
         )
         result["bundle"] = str(bundle_path)
     return result
@@ -274,6 +280,7 @@ def bundle_metadata(
     import monai
 
     settings = config.settings.preprocessing
+    context = config.settings.data.slice_context_mm
     sources: dict[str, int] = {}
     for case in train_cases:
         sources[case.source] = sources.get(case.source, 0) + 1
@@ -287,7 +294,9 @@ def bundle_metadata(
         "required_packages_version": {},
         "task": "Sagittal lumbar MRI segmentation of vertebral bodies, intervertebral discs and the S1 body",
         "description": "2D residual UNet applied slice by slice to sagittal T1, T2 or TIRM images at "
-        f"{settings.spacing_mm} mm in-plane; research use only, not a medical device",
+        f"{settings.spacing_mm} mm in-plane"
+        + (f", each slice with its neighbours {context:g} mm to either side" if context > 0 else "")
+        + "; research use only, not a medical device",
         "authors": "modic developers",
         "copyright": "Copyright (c) modic developers",
         "intended_use": "Research only. Not for diagnosis or treatment decisions.",
@@ -303,12 +312,12 @@ def bundle_metadata(
                     "type": "image",
                     "format": "magnitude",
                     "modality": "MR",
-                    "num_channels": 1,
+                    "num_channels": 3 if context > 0 else 1,
                     "spatial_shape": ["16*n", "16*n"],
                     "dtype": "float32",
                     "value_range": [0, 1],
                     "is_patch_data": False,
-                    "channel_def": {"0": "sagittal MR slice (T1, T2 or TIRM), percentile-scaled"},
+                    "channel_def": _input_channels(context),
                 }
             },
             "outputs": {
@@ -324,6 +333,18 @@ def bundle_metadata(
                 }
             },
         },
+    }
+
+
+def _input_channels(context_mm: float) -> dict[str, str]:
+    """``channel_def`` of the network input: one slice, or a slice between its neighbours."""
+    slice_ = "sagittal MR slice (T1, T2 or TIRM), percentile-scaled"
+    if context_mm <= 0:
+        return {"0": slice_}
+    return {
+        "0": f"the slice {context_mm:g} mm to the left (lower slice index), percentile-scaled",
+        "1": slice_,
+        "2": f"the slice {context_mm:g} mm to the right (higher slice index), percentile-scaled",
     }
 
 
@@ -349,6 +370,10 @@ def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None
 
     The bundle's network must be the one ``network_def`` builds and its
     preprocessing the config's, or the weights would be learned for other inputs.
+    A one-channel network starts a network that reads each slice with its
+    neighbours (``data.slice_context_mm``) as it is: its input weights go to the
+    centre channel and the neighbours' start at zero, so training begins from
+    exactly the one-slice network's output.
     """
     path = config.settings.training.initial_weights
     bundle = load_bundle(path)
@@ -357,14 +382,39 @@ def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None
             f"{config.path}: training.initial_weights '{path}' was trained with preprocessing {bundle.settings}, "
             f"not the config's {config.settings.preprocessing}; fine-tune with the bundle's settings"
         )
+    state = bundle.network.state_dict()
+    if bundle.slice_context_mm == 0 and config.settings.data.slice_context_mm > 0:
+        state = widen_input_channels(state, network.state_dict())
     try:
-        network.load_state_dict(bundle.network.state_dict())
+        network.load_state_dict(state)
     except RuntimeError as exc:
         raise ConfigError(
             f"{config.path}: training.initial_weights '{path}' does not fit network_def "
             f"({' '.join(str(exc).split())[:200]}); use the bundle's network definition"
         ) from None
     log.info("starting from the weights of %s", bundle.path)
+
+
+def widen_input_channels(
+    state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """One-channel convolution weights of ``state`` placed on the centre input channel of ``target``'s shapes.
+
+    Every tensor whose shape differs from ``target``'s only by 1 -> 3 input channels
+    (axis 1 of a convolution weight) gets its weights in channel 1 and zeros in
+    channels 0 and 2; every other tensor is kept as it is.
+    """
+    widened = dict(state)
+    for key, value in state.items():
+        wanted = target.get(key)
+        if wanted is None or wanted.shape == value.shape:
+            continue
+        if value.ndim >= 3 and value.shape[1] == 1 and wanted.shape[1] == 3 and (
+            value.shape[:1] + value.shape[2:] == wanted.shape[:1] + wanted.shape[2:]
+        ):
+            zeros = torch.zeros_like(value)
+            widened[key] = torch.cat([zeros, value, zeros], dim=1)
+    return widened
 
 
 def _resume(

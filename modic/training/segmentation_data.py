@@ -14,7 +14,10 @@ Three sources, all brought to the network grid (:mod:`modic.preprocessing`):
 
 Samples are 2D sagittal slabs: the mean of ``thickness`` adjacent slices
 around a centre slice, labelled with the centre slice's labels, which mimics
-the 3-5 mm slices of clinical series on 1 mm training volumes.
+the 3-5 mm slices of clinical series on 1 mm training volumes. For a network
+that reads a slice with its neighbours (``slice_context_mm``), the slabs
+``slice_context_mm`` to either side become two more channels, as
+:func:`modic.preprocessing.sagittal.with_slice_context` builds them at inference.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ class SegCase:
     def as_volume(self) -> Volume:
         """The image as a Volume on its (network-grid) geometry."""
         return Volume(self.image, self.affine, {"source": self.name})
+
+    @property
+    def slice_spacing_mm(self) -> float:
+        """Distance between the sagittal slices of the network grid."""
+        return float(np.linalg.norm(self.affine[:3, 0]))
 
     @property
     def foreground_slices(self) -> np.ndarray:
@@ -172,14 +180,41 @@ def sample_specs(
     return specs
 
 
-def extract_slab(case: SegCase, spec: SlabSpec) -> dict[str, torch.Tensor]:
-    """The sample dict for one slab: ``image`` and ``label`` ``(1, rows, cols)``, ``labelled`` ``(C,)``."""
-    half = spec.thickness // 2
-    low = max(spec.centre - half, 0)
-    high = min(spec.centre - half + spec.thickness, case.image.shape[0])
-    image = case.image[low:max(high, low + 1)].mean(axis=0)
+def extract_slab(case: SegCase, spec: SlabSpec, *, slice_context_mm: float = 0.0) -> dict[str, torch.Tensor]:
+    """The sample dict for one slab: ``image`` ``(channels, rows, cols)``, ``label`` ``(1, rows, cols)``, ``labelled`` ``(C,)``.
+
+    One image channel, or three with ``slice_context_mm`` > 0: the slabs centred
+    that far to either side of the centre slice (interpolated between slices,
+    the edge slab beyond the volume), then the centre slab.
+    """
+    centre = _slab(case, spec.centre, spec.thickness)
+    if slice_context_mm > 0:
+        offset = slice_context_mm / case.slice_spacing_mm
+        sides = [_slab_at(case, spec.centre + sign * offset, spec.thickness) for sign in (-1, 1)]
+        image = np.stack([sides[0], centre, sides[1]])
+    else:
+        image = centre[None]
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32)),
+        "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
         "label": torch.from_numpy(np.ascontiguousarray(case.label[spec.centre][None])),
         "labelled": torch.from_numpy(case.labelled.copy()),
     }
+
+
+def _slab(case: SegCase, centre: int, thickness: int) -> np.ndarray:
+    """Mean of ``thickness`` adjacent slices around slice ``centre`` (fewer at the volume's edges)."""
+    half = thickness // 2
+    low = max(centre - half, 0)
+    high = min(centre - half + thickness, case.image.shape[0])
+    return case.image[low:max(high, low + 1)].mean(axis=0)
+
+
+def _slab_at(case: SegCase, position: float, thickness: int) -> np.ndarray:
+    """:func:`_slab` at a fractional slice ``position``, interpolated linearly and clamped to the volume."""
+    clamped = min(max(position, 0.0), case.image.shape[0] - 1.0)
+    low = int(np.floor(clamped))
+    weight = clamped - low
+    slab = _slab(case, low, thickness)
+    if weight == 0:
+        return slab
+    return (1 - weight) * slab + weight * _slab(case, min(low + 1, case.image.shape[0] - 1), thickness)

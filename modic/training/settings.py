@@ -129,6 +129,7 @@ class SegDataSettings:
     source_share: FrozenMap = _shares()
     foreground_fraction: float = omissible(number(0, 1), 0.85)
     max_slab_thickness: int = omissible(_integer(1), 1)
+    slice_context_mm: float = omissible(number(0), 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,7 +243,20 @@ def load_train_config(path: str | Path, *, overrides: Mapping[str, Any] | None =
     layers = [Layer(load_yaml(path), str(path))]
     if overrides:
         layers.append(Layer(_nested(overrides), "(overrides)"))
-    return TrainConfig(settings=build(SegTrainSettings, layers, see="configs/seg/train.yaml"), path=Path(path))
+    settings = build(SegTrainSettings, layers, see="configs/seg/train.yaml")
+    _check_input_channels(settings, path)
+    return TrainConfig(settings=settings, path=Path(path))
+
+
+def _check_input_channels(settings: SegTrainSettings, path: str | Path) -> None:
+    """The network must take the channels the samples have: 1, or 3 with ``data.slice_context_mm``."""
+    expected = 3 if settings.data.slice_context_mm > 0 else 1
+    given = settings.network_def.get("in_channels", expected)
+    if given != expected:
+        raise ConfigError(
+            f"{path}: network_def.in_channels is {given!r} but data.slice_context_mm "
+            f"{settings.data.slice_context_mm:g} makes samples of {expected} channel(s); set in_channels: {expected}"
+        )
 
 
 # Grading training (modic train grade) ------------------------------------------------------------------------

@@ -156,8 +156,14 @@ class RandMarrowSignald(RandomizableTransform):
 
 
 def intensity_normalisation(*, lower: float, upper: float) -> ScaleIntensityRangePercentilesd:
-    """Per-slice robust scaling to [0, 1], the same as :func:`modic.preprocessing.normalize_slices`."""
-    return ScaleIntensityRangePercentilesd(keys="image", lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
+    """Per-slice robust scaling to [0, 1], the same as :func:`modic.preprocessing.normalize_slices`.
+
+    Channel by channel: the neighbouring slices of a 2.5D sample are scaled on their own,
+    as inference scales every slice before it stacks the neighbours.
+    """
+    return ScaleIntensityRangePercentilesd(
+        keys="image", lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True, channel_wise=True
+    )
 
 
 def training_transforms(aug: AugmentationSettings, *, lower: float, upper: float) -> Compose:
