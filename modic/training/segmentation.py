@@ -371,9 +371,7 @@ def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None
     The bundle's network must be the one ``network_def`` builds and its
     preprocessing the config's, or the weights would be learned for other inputs.
     A one-channel network starts a network that reads each slice with its
-    neighbours (``data.slice_context_mm``) as it is: its input weights go to the
-    centre channel and the neighbours' start at zero, so training begins from
-    exactly the one-slice network's output.
+    neighbours (``data.slice_context_mm``) as a slab reader (:func:`widen_input_channels`).
     """
     path = config.settings.training.initial_weights
     bundle = load_bundle(path)
@@ -398,11 +396,15 @@ def _load_initial_weights(network: torch.nn.Module, config: TrainConfig) -> None
 def widen_input_channels(
     state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """One-channel convolution weights of ``state`` placed on the centre input channel of ``target``'s shapes.
+    """One-channel convolution weights of ``state`` spread over the three input channels of ``target``'s shapes.
 
     Every tensor whose shape differs from ``target``'s only by 1 -> 3 input channels
-    (axis 1 of a convolution weight) gets its weights in channel 1 and zeros in
-    channels 0 and 2; every other tensor is kept as it is.
+    (axis 1 of a convolution weight) becomes 1/4, 1/2 and 1/4 of its weights on the
+    slice before, the slice itself and the slice after: the widened network starts as
+    the one-slice network reading a slab of the three, as it was trained to read slabs,
+    with the neighbours' weights large enough for training to shape them. (Zero weights
+    for the neighbours would start from the exact one-slice output, but training left
+    them at a few per cent of the centre's.) Every other tensor is kept as it is.
     """
     widened = dict(state)
     for key, value in state.items():
@@ -412,8 +414,7 @@ def widen_input_channels(
         if value.ndim >= 3 and value.shape[1] == 1 and wanted.shape[1] == 3 and (
             value.shape[:1] + value.shape[2:] == wanted.shape[:1] + wanted.shape[2:]
         ):
-            zeros = torch.zeros_like(value)
-            widened[key] = torch.cat([zeros, value, zeros], dim=1)
+            widened[key] = torch.cat([0.25 * value, 0.5 * value, 0.25 * value], dim=1)
     return widened
 
 
