@@ -53,6 +53,11 @@ class NetworkGrid:
     oriented_affine: np.ndarray
     source_axcodes: str
 
+    @property
+    def slice_spacing_mm(self) -> float:
+        """Distance between the sagittal slices of ``stack`` (the source's, which the grid keeps)."""
+        return float(np.linalg.norm(self.affine[:3, 0]))
+
 
 def as_metatensor(volume: Volume) -> MetaTensor:
     """A channel-first MONAI MetaTensor carrying the volume's RAS affine."""

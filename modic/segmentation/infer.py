@@ -126,7 +126,7 @@ class SegmentationModel:
 
     def model_for(self, grid: NetworkGrid) -> SegmentationModel:
         """The model that segments a volume on ``grid``: the thin-slice model for thin multi-slice volumes, else this."""
-        return self._model_for_slices(grid.oriented_shape[0], float(np.linalg.norm(grid.affine[:3, 0])))
+        return self._model_for_slices(grid.oriented_shape[0], grid.slice_spacing_mm)
 
     def uses_thin_slice_model(self, volume: Volume) -> bool:
         """Whether :meth:`predict_probabilities` of ``volume`` runs the thin-slice model."""
@@ -163,7 +163,7 @@ class SegmentationModel:
             members = [index for index, m in enumerate(models) if m is model]
             if members:
                 own = model._probabilities_of_own_stacks(
-                    [stacks[i] for i in members], [float(np.linalg.norm(grids[i].affine[:3, 0])) for i in members]
+                    [stacks[i] for i in members], [grids[i].slice_spacing_mm for i in members]
                 )
                 results.update(zip(members, own))
         return [results[index] for index in range(len(stacks))]
@@ -228,7 +228,7 @@ class SegmentationModel:
             smoothed = smooth_across_slices(
                 probabilities.numpy(),
                 sigma_mm=model.slice_sigma_mm,
-                spacing_mm=float(np.linalg.norm(grid.affine[:3, 0])),
+                spacing_mm=grid.slice_spacing_mm,
                 axis=1,
                 max_spacing_mm=model.slice_sigma_max_spacing_mm,
             )

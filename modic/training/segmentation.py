@@ -189,6 +189,7 @@ def train(
         _load_initial_weights(network, config)
     metrics_path = out / "metrics.csv"
     writer = _tensorboard(out)
+    context = float(data.slice_context_mm)
     iterations = training.iterations_per_epoch
     batch_size = training.batch_size
 
@@ -207,7 +208,6 @@ def train(
             foreground_fraction=float(data.foreground_fraction),
             max_thickness=data.max_slab_thickness,
         )
-        context = float(data.slice_context_mm)
         dataset = Dataset(
             [extract_slab(train_cases[s.case], s, slice_context_mm=context) for s in specs], transform=transforms
         )
@@ -235,7 +235,7 @@ def train(
         last_epoch = epoch + 1 == epochs
         if val_cases and ((epoch + 1) % training.validate_every == 0 or last_epoch):
             model = SegmentationModel(
-                network, settings=settings, device=dev, batch_size=batch_size, slice_context_mm=data.slice_context_mm
+                network, settings=settings, device=dev, batch_size=batch_size, slice_context_mm=context
             )
             row.update(validation_dice(model, val_cases))
             network.train()
@@ -267,7 +267,7 @@ def train(
             network_def=config.settings.network_def,
             settings=settings,
             metadata=bundle_metadata(config, best, train_cases, val_cases),
-            slice_context_mm=data.slice_context_mm,
+            slice_context_mm=context,
         )
         result["bundle"] = str(bundle_path)
     return result
