@@ -75,6 +75,11 @@ class LoadedBundle:
     slice_context_mm: float = 0.0
 
 
+def network_input_channels(slice_context_mm: float) -> int:
+    """Input channels of a network with this ``slice_context_mm``: 1 slice, or 3 (a slice between its neighbours)."""
+    return 3 if slice_context_mm > 0 else 1
+
+
 def default_bundle_path() -> Path:
     return resolve_bundle(DEFAULT_BUNDLE, kind="segmentation")
 
@@ -115,7 +120,7 @@ def load_bundle(source: str | Path | None = None) -> LoadedBundle:
             f"model bundle file '{inference}' has modic.slice_context_mm {context!r}; "
             "it must be a number of millimetres, 0 or more (0: the network reads one slice)"
         )
-    channels = 3 if context > 0 else 1
+    channels = network_input_channels(context)
     declared = bundle.network_def.get("in_channels", channels)
     if declared != channels:
         raise ModelError(

@@ -24,7 +24,7 @@ import torch
 
 from modic import __version__, atomic
 from modic.errors import ConfigError, InputError
-from modic.segmentation.bundle import load_bundle, save_bundle
+from modic.segmentation.bundle import load_bundle, network_input_channels, save_bundle
 from modic.segmentation.classes import CLASS_NAMES, N_CLASSES, SegClass
 from modic.training.segmentation_data import (
     SegCase,
@@ -312,7 +312,7 @@ def bundle_metadata(
                     "type": "image",
                     "format": "magnitude",
                     "modality": "MR",
-                    "num_channels": 3 if context > 0 else 1,
+                    "num_channels": network_input_channels(context),
                     "spatial_shape": ["16*n", "16*n"],
                     "dtype": "float32",
                     "value_range": [0, 1],

@@ -22,7 +22,7 @@ from typing import Any
 
 from modic.config import load_yaml
 from modic.errors import ConfigError
-from modic.segmentation.bundle import PreprocessSettings
+from modic.segmentation.bundle import PreprocessSettings, network_input_channels
 from modic.settings.build import Layer, build, to_dict
 from modic.settings.fields import (
     FrozenMap,
@@ -250,7 +250,7 @@ def load_train_config(path: str | Path, *, overrides: Mapping[str, Any] | None =
 
 def _check_input_channels(settings: SegTrainSettings, path: str | Path) -> None:
     """The network must take the channels the samples have: 1, or 3 with ``data.slice_context_mm``."""
-    expected = 3 if settings.data.slice_context_mm > 0 else 1
+    expected = network_input_channels(settings.data.slice_context_mm)
     given = settings.network_def.get("in_channels", expected)
     if given != expected:
         raise ConfigError(
