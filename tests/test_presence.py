@@ -23,7 +23,7 @@ from modic.classification.whole_body import whole_body_flags
 from modic.errors import ConfigError, ModelError
 from modic.results import Decision, EndplateGrade, LevelGrade
 from modic.settings import shipped_settings
-from modic.training.presence import best_threshold, reliability, write_presence_bundle
+from modic.training.presence import LevelSample, best_threshold, cross_validate, reliability, write_presence_bundle
 from modic.training.settings import load_presence_train_settings
 from tests.helpers.features import band
 
@@ -40,8 +40,8 @@ def test_noisy_or_fit_learns_the_informative_feature_and_is_calibrated():
         p = noisy_or([1 / (1 + np.exp(-(3 * r[0] - 2))) for r in rows])
         labels.append(int(rng.random() < p))
         bags.append(rows)
-    # the t2 variant has 8 features: pad with uninformative zeros
-    rows8 = [np.hstack([b, np.zeros((2, 5))]) for b in bags]
+    # the t2 variant has 13 features: pad with uninformative zeros
+    rows8 = [np.hstack([b, np.zeros((2, 10))]) for b in bags]
     model = fit_presence(rows8, labels, variant="t2", l2=0.1)
     assert model.weights[0] > 1.0 and np.all(np.abs(model.weights[1:3]) < 0.5)
     probabilities = level_probabilities(model, rows8)
@@ -52,7 +52,7 @@ def test_noisy_or_fit_learns_the_informative_feature_and_is_calibrated():
 
 
 def test_bundle_round_trip_and_refusals(tmp_path: Path):
-    model = PresenceModel("t2", np.zeros(8), np.ones(8), np.arange(8) / 10, -0.3, threshold=0.4)
+    model = PresenceModel("t2", np.zeros(13), np.ones(13), np.arange(13) / 10, -0.3, threshold=0.4)
     write_presence_bundle(tmp_path / "b", {"t2": model}, types=None, version="9.9", metadata={"name": "test"})
     loaded = PresenceModels.load(tmp_path / "b")
     assert loaded.info["version"] == "9.9" and loaded.info["thresholds"] == {"t2": 0.4}
@@ -139,6 +139,9 @@ def test_best_threshold_and_reliability_table():
     assert best_threshold(flat_labels, flat) == pytest.approx(0.4)  # BA 0.875
     # one standard error at the best cut (sensitivity 1, specificity 0.75 of 4): 0.5 * sqrt(0.1875 / 4) = 0.108
     assert best_threshold(flat_labels, flat, one_standard_error=True) == pytest.approx(0.6)  # BA 0.833, specificity 1
+    # a specificity floor raises the cut to the lowest one calling enough normal levels normal
+    assert best_threshold(flat_labels, flat, min_specificity=1.0) == pytest.approx(0.6)
+    assert best_threshold(flat_labels, flat, min_specificity=0.5) == pytest.approx(0.4)  # already specific enough
     table = reliability(probabilities, labels, bins=2)
     assert [row["n"] for row in table] == [4, 2]
     assert table[0]["observed_frequency"] == pytest.approx(0.25)
@@ -185,3 +188,34 @@ def test_presence_training_settings_load_and_refuse_a_misspelt_key(tmp_path: Pat
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(ConfigError, match="t2_sourcse.*did you mean 't2_sources'"):
         load_presence_train_settings(tmp_path / "bad.yaml")
+
+
+def test_cross_validation_keeps_held_out_patients_out_of_the_extra_training_source(monkeypatch: pytest.MonkeyPatch):
+    """A patient in two sources (a 3D T2 volume and its mid-sagittal T2) never trains the fold that tests them."""
+    import modic.training.presence as training
+
+    rng = np.random.default_rng(5)
+
+    def sample(patient: str, source: str, changed: int) -> LevelSample:
+        ratio = 1.0 + 0.3 * changed + 0.05 * rng.normal()
+        features = (band("L4 inferior", t1=None, t2=ratio), band("L5 superior", t1=None, t2=1.0))
+        return LevelSample(patient, source, "L4-L5", changed, 2 * changed, features, ())
+
+    evaluated = [sample(str(p), "t2space", p % 2) for p in range(10)]
+    extra = [sample(str(p), "midsag_t2", p % 2) for p in range(20)]  # patients 0-9 are in both sources
+    trained_on: list[set[tuple[str, str]]] = []
+    real_fit = training.fit_variant
+
+    def recording_fit(train, **kwargs):
+        trained_on.append({(s.patient, s.source) for s in train})
+        return real_fit(train, **kwargs)
+
+    monkeypatch.setattr(training, "fit_variant", recording_fit)
+    (probabilities, _, _), = cross_validate(evaluated, variant="t2", l2=1.0, folds=5, repeats=1, seed=0,
+                                            extra_training=extra)
+    assert len(trained_on) == 5 and np.isfinite(probabilities).all()
+    for training_set in trained_on:
+        patients = {p for p, _ in training_set}
+        held_out = {str(p) for p in range(10)} - {p for p, src in training_set if src == "t2space"}
+        assert len(held_out) == 2 and not held_out & patients  # neither source of a held-out patient
+        assert {str(p) for p in range(10, 20)} <= patients  # extra-only patients train every fold

@@ -84,6 +84,9 @@ def test_report_json_follows_its_schema(analysed: SimpleNamespace) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     errors = [f"{error.json_path}: {error.message}" for error in validator.iter_errors(analysed.report)]
     assert errors == []
+    discs = [level["disc"] for level in analysed.report["levels"]]
+    assert all(d is not None and 0.05 < d["height_ratio"] < 0.6 and 0 < d["height_to_tallest_disc"] <= 1 for d in discs)
+    assert all(d["signal"]["t1"] is not None and d["signal"]["t2"] is not None for d in discs)
 
 
 def test_levels_csv_has_one_row_per_graded_endplate(analysed: SimpleNamespace) -> None:
@@ -94,6 +97,11 @@ def test_levels_csv_has_one_row_per_graded_endplate(analysed: SimpleNamespace) -
         assert int(row["modic_type"]) == endplate["modic_type"]
         assert float(row["confidence"]) == pytest.approx(endplate["confidence"])
         assert float(row["region_fraction"]) == pytest.approx(endplate["extent"]["region_fraction"])
+    levels = {level["level"]: level for level in analysed.report["levels"]}
+    for row in rows:
+        disc = levels[row["level"]]["disc"]
+        assert float(row["disc_height_ratio"]) == pytest.approx(disc["height_ratio"])
+        assert float(row["disc_t2_ratio_median"]) == pytest.approx(disc["signal"]["t2"]["ratio_median"])
 
 
 def test_seg_references_the_t1_series(analysed: SimpleNamespace) -> None:

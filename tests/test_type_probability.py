@@ -85,7 +85,7 @@ def test_rows_need_both_sequences():
 
 
 def test_bundle_round_trip_with_a_type_model(tmp_path: Path):
-    presence = PresenceModel("t2", np.zeros(8), np.ones(8), np.zeros(8), 0.0, threshold=0.5)
+    presence = PresenceModel("t2", np.zeros(13), np.ones(13), np.zeros(13), 0.0, threshold=0.5)
     types = TypeModel(np.array([-4.0, 0.0, -3.0]), 6.0)
     write_presence_bundle(tmp_path / "b", {"t2": presence}, types=types, version="1", metadata={})
     loaded = PresenceModels.load(tmp_path / "b")

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from modic.arrays import bounding_box
+from modic.classification.disc import DiscFeatures
 from modic.levels import EndplateRegion, SpineAnatomy
 from modic.settings import VoxelSettings
 
@@ -51,7 +52,8 @@ class EndplateFeatures:
     ``patches`` (spine-aligned T1/T2 patches, :mod:`modic.classification.patches`)
     are only computed for classifiers that use them. ``reference_part`` says
     which part of the reference region the signal was measured against
-    (:mod:`modic.classification.reference`).
+    (:mod:`modic.classification.reference`). ``disc`` describes the adjacent
+    disc (:mod:`modic.classification.disc`; None when it was not segmented).
     """
 
     endplate: str
@@ -63,6 +65,7 @@ class EndplateFeatures:
     band_voxels: int
     patches: np.ndarray | None = field(default=None, repr=False, compare=False)
     reference_part: str = "whole"
+    disc: DiscFeatures | None = None
 
     @property
     def both_sequences(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
+from modic.classification.disc import disc_features, measure_discs
 from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
 from modic.classification.presence import PresenceModels, noisy_or, presence_vector
@@ -59,6 +60,7 @@ def grade_study(
     levels = []
     # Both endplates of a vertebra share its reference marrow: choose it once.
     references: dict[int, tuple[np.ndarray, str]] = {}
+    discs = measure_discs(anatomy, t1=t1, t2=t2)
     for level in _graded_levels(anatomy):
         measured: list[tuple[str, EndplateFeatures, Decision]] = []
         for name in level_endplates(level):
@@ -81,6 +83,8 @@ def grade_study(
             measured.append((name, features, classifier.decide(features)))
         if not measured:
             continue
+        disc = disc_features(level, discs, reference_medians=_reference_medians([f for _, f, _ in measured]))
+        measured = [(name, replace(features, disc=disc), decision) for name, features, decision in measured]
         reading = level_presence([f for _, f, _ in measured], presence) if presence is not None else None
         decisions = [d for _, _, d in measured]
         if reading is not None:
@@ -115,6 +119,17 @@ def grade_study(
                 graded = with_type_probabilities(graded, presence.types)
         levels.append(graded)
     return levels
+
+
+def _reference_medians(bands: Sequence[EndplateFeatures]) -> dict[str, float]:
+    """Per sequence, the mean reference marrow median of a level's bands (the bodies around its disc)."""
+    medians = {}
+    for sequence in ("t1", "t2"):
+        values = [stats.reference_median for band in bands if (stats := getattr(band, sequence)) is not None]
+        values = [v for v in values if np.isfinite(v)]
+        if values:
+            medians[sequence] = float(np.mean(values))
+    return medians
 
 
 def with_type_probabilities(level: LevelGrade, model: TypeModel) -> LevelGrade:

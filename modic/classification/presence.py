@@ -2,7 +2,8 @@
 
 Radiologists grade levels, and a level is changed when either of its two
 endplates is. The presence model is a logistic regression over signal
-features of one endplate band, combined over the two endplates of a level by
+features of one endplate band and of the adjacent disc's degeneration
+(:mod:`modic.classification.disc`), combined over the two endplates of a level by
 noisy-OR: ``P(level) = 1 - (1 - p_upper) * (1 - p_lower)``. It is fitted by
 maximum likelihood on the level labels (multiple-instance learning), so the
 level probability is calibrated by construction and each endplate's
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from modic.classification.disc import DiscSignal
 from modic.classification.features import EndplateFeatures, SignalStats
 from modic.classification.type_probability import TypeModel
 from modic.errors import ModelError
@@ -40,10 +42,21 @@ SEQUENCES: dict[str, tuple[str, ...]] = {"t1t2": ("t1", "t2"), "t1": ("t1",), "t
 SIGNAL_FEATURES = ("ratio_p10", "ratio_p25", "ratio_median", "ratio_p75", "ratio_p90", "high_fraction", "low_fraction")
 """Per sequence: the band's signal relative to the reference marrow (:class:`SignalStats`)."""
 
+DISC_SIGNAL_FEATURES = ("ratio_median", "ratio_p90", "patient_ratio_p90")
+"""Per sequence: the adjacent disc's signal (:class:`DiscSignal`)."""
+
+DISC_PREFIX = "disc_"
+"""Names of the disc features start with this; an unsegmented disc leaves them at the training mean."""
+
 
 def feature_names(variant: str) -> tuple[str, ...]:
     """Names of the presence vector of ``variant``, in order."""
-    return tuple(f"{seq}_{name}" for seq in SEQUENCES[variant] for name in SIGNAL_FEATURES) + ("band_depth_fraction",)
+    sequences = SEQUENCES[variant]
+    return (
+        tuple(f"{seq}_{name}" for seq in sequences for name in SIGNAL_FEATURES)
+        + ("band_depth_fraction", "disc_height_ratio", "disc_patient_height_ratio")
+        + tuple(f"disc_{seq}_{name}" for seq in sequences for name in DISC_SIGNAL_FEATURES)
+    )
 
 
 def variant_of(features: EndplateFeatures) -> str | None:
@@ -66,7 +79,23 @@ def presence_vector(features: EndplateFeatures, variant: str) -> np.ndarray:
             raise ValueError(f"the band has no {seq.upper()} signal; variant {variant!r} needs it")
         values += [float(getattr(stats, name)) for name in SIGNAL_FEATURES]
     values.append(float(features.band_depth_fraction))
+    disc = features.disc
+    values += [disc.height_ratio, disc.patient_height_ratio] if disc is not None else [np.nan, np.nan]
+    for seq in SEQUENCES[variant]:
+        signal: DiscSignal | None = getattr(disc, seq) if disc is not None else None
+        values += [float(getattr(signal, name)) if signal else np.nan for name in DISC_SIGNAL_FEATURES]
     return np.asarray(values, dtype=float)
+
+
+def _optional(variant: str) -> np.ndarray:
+    """Which features of ``variant`` may be missing (the disc's): they then add no evidence."""
+    return np.asarray([name.startswith(DISC_PREFIX) for name in feature_names(variant)])
+
+
+def standardise(rows: np.ndarray, mean: np.ndarray, scale: np.ndarray, variant: str) -> np.ndarray:
+    """``(rows - mean) / scale``, a missing disc feature set to 0 (the training mean: no evidence either way)."""
+    z = (np.asarray(rows, dtype=float) - mean) / scale
+    return np.where(np.isnan(z) & _optional(variant), 0.0, z)
 
 
 def noisy_or(probabilities: Sequence[float]) -> float:
@@ -87,7 +116,7 @@ class PresenceModel:
 
     def endplate_probability(self, vector: np.ndarray) -> float:
         """Probability that the band whose features are ``vector`` is changed."""
-        z = (np.asarray(vector, dtype=float) - self.mean) / self.scale
+        z = standardise(vector, self.mean, self.scale, self.variant)
         if not np.all(np.isfinite(z)):
             return float("nan")
         return float(1.0 / (1.0 + np.exp(-(z @ self.weights + self.bias))))
@@ -126,13 +155,17 @@ def fit_presence(
     """Fit a variant on levels: ``bags[i]`` holds the feature rows of level ``i``'s endplates, ``labels[i]`` 0/1.
 
     Maximises the noisy-OR likelihood of the level labels with an L2 penalty
-    ``l2`` on the standardised weights (L-BFGS).
+    ``l2`` on the standardised weights (L-BFGS). Features are standardised by
+    the mean and spread of their measured values; an unmeasured disc feature
+    then sits at 0, the mean (:func:`standardise`).
     """
     rows = np.vstack(bags)
-    mean = rows.mean(axis=0)
-    scale = rows.std(axis=0)
+    measured = np.isfinite(rows)
+    count = np.maximum(measured.sum(axis=0), 1)
+    mean = np.where(measured, rows, 0.0).sum(axis=0) / count
+    scale = np.sqrt(np.where(measured, (rows - mean) ** 2, 0.0).sum(axis=0) / count)
     scale[scale < 1e-6] = 1.0
-    standardised = [(np.asarray(b, dtype=float) - mean) / scale for b in bags]
+    standardised = [standardise(b, mean, scale, variant) for b in bags]
     targets = np.asarray(labels, dtype=float)
     n_features = rows.shape[1]
 

@@ -22,6 +22,7 @@ from modic.report.schema import SCHEMA_NAME, SCHEMA_VERSION, read_report
 from modic.results import UNDETERMINED, EndplateGrade, LevelGrade, StudyAnalysis
 
 if TYPE_CHECKING:
+    from modic.classification.disc import DiscFeatures
     from modic.io.study import StudyImages
     from modic.levels import SpineAnatomy
 
@@ -136,8 +137,24 @@ def _level(level: LevelGrade, anatomy: SpineAnatomy) -> dict[str, Any]:
         "presence_probability": level.presence_probability,
         "changed": level.changed,
         "type_probabilities": _type_probabilities(level.type_probabilities),
+        "disc": _disc(next((g.features.disc for g in level.endplates if g.features.disc is not None), None)),
         "endplates": [_endplate(grade, anatomy) for grade in level.endplates],
     }
+
+
+def _disc(disc: DiscFeatures | None) -> dict[str, Any] | None:
+    """The degeneration measures of a level's disc, as the presence model reads them."""
+    if disc is None:
+        return None
+    signal = {
+        name: None if stats is None else {
+            "ratio_median": stats.ratio_median,
+            "ratio_p90": stats.ratio_p90,
+            "p90_to_brightest_disc": stats.patient_ratio_p90,
+        }
+        for name, stats in (("t1", disc.t1), ("t2", disc.t2))
+    }
+    return {"height_ratio": disc.height_ratio, "height_to_tallest_disc": disc.patient_height_ratio, "signal": signal}
 
 
 def _endplate(grade: EndplateGrade, anatomy: SpineAnatomy) -> dict[str, Any]:

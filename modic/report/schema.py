@@ -14,7 +14,7 @@ from modic import __version__
 from modic.errors import SchemaError
 
 SCHEMA_NAME = "modic-report"
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 
 
 def read_report(path: str | Path) -> dict[str, Any]:

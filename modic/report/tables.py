@@ -10,7 +10,8 @@ from typing import Any
 TYPE_PROBABILITY_COLUMNS = ("p_type_0", "p_type_1", "p_type_2", "p_type_3")
 LEVEL_COLUMNS = (
     "study_key", "level", "level_modic_type", "level_presence_probability", "level_changed",
-    *(f"level_{name}" for name in TYPE_PROBABILITY_COLUMNS), "endplate", "modic_type",
+    *(f"level_{name}" for name in TYPE_PROBABILITY_COLUMNS), "disc_height_ratio", "disc_t1_ratio_median",
+    "disc_t2_ratio_median", "endplate", "modic_type",
     "mixed", "confidence", "presence_probability", *TYPE_PROBABILITY_COLUMNS, "method",
     "region_fraction", "height_fraction", "t1_ratio_median", "t2_ratio_median", "region_voxels", "region_size",
     "size_unit", "depth_mm", "reference_voxels", "reference_part", "note",
@@ -25,6 +26,7 @@ def endplate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         for endplate in level["endplates"]:
             signal = endplate["signal"]
             region = endplate["region"] or {}
+            disc = level.get("disc") or {"signal": {}}
             rows.append(
                 {
                     "study_key": report["study"]["key"],
@@ -33,6 +35,9 @@ def endplate_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "level_presence_probability": _blank_if_none(level["presence_probability"]),
                     "level_changed": _blank_if_none(level["changed"]),
                     **_type_columns(level.get("type_probabilities"), prefix="level_"),
+                    "disc_height_ratio": _blank_if_none(disc.get("height_ratio")),
+                    "disc_t1_ratio_median": (disc["signal"].get("t1") or {}).get("ratio_median", ""),
+                    "disc_t2_ratio_median": (disc["signal"].get("t2") or {}).get("ratio_median", ""),
                     "endplate": endplate["endplate"],
                     "modic_type": endplate["modic_type"],
                     "mixed": endplate["mixed"] or "",

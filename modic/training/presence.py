@@ -155,14 +155,19 @@ def usable(samples: Sequence[LevelSample], variant: str) -> list[LevelSample]:
     ]
 
 
-def best_threshold(labels: np.ndarray, probabilities: np.ndarray, *, one_standard_error: bool = False) -> float:
+def best_threshold(
+    labels: np.ndarray, probabilities: np.ndarray, *, one_standard_error: bool = False, min_specificity: float = 0.0
+) -> float:
     """The probability cut that maximises balanced accuracy (ties: the middle of the best run).
 
     With ``one_standard_error`` the highest cut whose balanced accuracy lies
     within one binomial standard error of the best is taken instead (the
     one-standard-error rule): near its optimum balanced accuracy is flat within
     its sampling error, and among such cuts the one that calls fewer normal
-    levels changed (the higher specificity) is preferred.
+    levels changed (the higher specificity) is preferred. That cut is then
+    raised, if needed, to the lowest one whose specificity on these samples
+    reaches ``min_specificity`` (a floor for the share of normal levels called
+    normal; 0: none).
     """
     candidates = np.unique(probabilities)
     positives, negatives = labels == 1, labels == 0
@@ -175,24 +180,31 @@ def best_threshold(labels: np.ndarray, probabilities: np.ndarray, *, one_standar
     table = np.asarray(rows, dtype=float)
     scores = table.mean(axis=1)
     best = np.flatnonzero(scores >= scores.max() - 1e-12)
-    if not one_standard_error:
-        return float(candidates[best[len(best) // 2]])
-    sensitivity, specificity = table[best[len(best) // 2]]
-    error = 0.5 * np.sqrt(
-        sensitivity * (1 - sensitivity) / max(int(positives.sum()), 1)
-        + specificity * (1 - specificity) / max(int(negatives.sum()), 1)
-    )
-    return float(candidates[np.flatnonzero(scores >= scores.max() - error).max()])
+    chosen = int(best[len(best) // 2])
+    if one_standard_error:
+        sensitivity, specificity = table[chosen]
+        error = 0.5 * np.sqrt(
+            sensitivity * (1 - sensitivity) / max(int(positives.sum()), 1)
+            + specificity * (1 - specificity) / max(int(negatives.sum()), 1)
+        )
+        chosen = int(np.flatnonzero(scores >= scores.max() - error).max())
+    specific = np.flatnonzero(table[:, 1] >= min_specificity)
+    if specific.size and table[chosen, 1] < min_specificity:
+        chosen = int(specific.min())
+    return float(candidates[chosen])
 
 
 def fit_variant(
-    train: Sequence[LevelSample], *, variant: str, l2: float, one_standard_error: bool = False
+    train: Sequence[LevelSample], *, variant: str, l2: float, one_standard_error: bool = False,
+    min_specificity: float = 0.0,
 ) -> PresenceModel:
     """A variant fitted on ``train`` with its balanced-accuracy threshold on the same samples (:func:`best_threshold`)."""
     bags = [s.bag(variant) for s in train]
     labels = np.asarray([s.changed for s in train])
     model = fit_presence(bags, labels, variant=variant, l2=l2)
-    threshold = best_threshold(labels, level_probabilities(model, bags), one_standard_error=one_standard_error)
+    threshold = best_threshold(
+        labels, level_probabilities(model, bags), one_standard_error=one_standard_error, min_specificity=min_specificity
+    )
     return replace(model, threshold=threshold)
 
 
@@ -211,10 +223,13 @@ def cross_validate(
     seed: int,
     extra_training: Sequence[LevelSample] = (),
     one_standard_error: bool = False,
+    min_specificity: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray, list[list[float]]]]:
     """Per repeat: held-out level probabilities of ``evaluated``, their folds' thresholds and endplate probabilities.
 
-    ``extra_training`` samples join every training fold and are never evaluated.
+    ``extra_training`` samples join every training fold, except those of the
+    fold's held-out patients (the same patient may be in both sets, e.g. a
+    ``spider_t2space`` patient's mid-sagittal T2 picture), and are never evaluated.
     """
     results = []
     for repeat in range(repeats):
@@ -223,11 +238,14 @@ def cross_validate(
         thresholds = np.full(len(evaluated), np.nan)
         endplates: list[list[float]] = [[] for _ in evaluated]
         for fold in range(folds):
-            train = [s for s in evaluated if fold_of[s.patient] != fold] + list(extra_training)
+            held_out = {s.patient for s in evaluated if fold_of[s.patient] == fold}
+            train = [s for s in [*evaluated, *extra_training] if s.patient not in held_out]
             test = [i for i, s in enumerate(evaluated) if fold_of[s.patient] == fold]
             if not test:
                 continue
-            model = fit_variant(train, variant=variant, l2=l2, one_standard_error=one_standard_error)
+            model = fit_variant(
+                train, variant=variant, l2=l2, one_standard_error=one_standard_error, min_specificity=min_specificity
+            )
             for i in test:
                 endplates[i] = [model.endplate_probability(row) for row in evaluated[i].bag(variant)]
                 probabilities[i] = noisy_or(endplates[i])
@@ -381,7 +399,8 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
     models = Models.load(measuring, device=device)
     samples = collect_samples(config, models=models, analysis_config=measuring)
     cv = {"folds": config.cross_validation.folds, "repeats": config.cross_validation.repeats, "seed": config.seed,
-          "one_standard_error": config.threshold_rule is ThresholdRule.ONE_STANDARD_ERROR}
+          "one_standard_error": config.threshold_rule is ThresholdRule.ONE_STANDARD_ERROR,
+          "min_specificity": config.min_specificity}
     report: dict[str, Any] = {"variants": {}, "candidates_scored": 0}
     exported: dict[str, Any] = {}
     types: TypeModel | None = None
@@ -405,7 +424,10 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
             )
             types = fit_types(data, l2=config.type_l2)
         report["variants"][variant] = entry
-        exported[variant] = fit_variant(data, variant=variant, l2=l2, one_standard_error=cv["one_standard_error"])
+        exported[variant] = fit_variant(
+            data, variant=variant, l2=l2, one_standard_error=cv["one_standard_error"],
+            min_specificity=cv["min_specificity"],
+        )
 
     evaluated = usable(samples["t2space"], "t2")
     extra = usable(samples["midsag_t2"], "t2")
@@ -422,13 +444,14 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
         "candidates": {f"{s} l2={v}": r["balanced_accuracy"] for (s, v), r in scored_t2.items()},
     }
     exported["t2"] = fit_variant(
-        evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2, one_standard_error=cv["one_standard_error"]
+        evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2,
+        one_standard_error=cv["one_standard_error"], min_specificity=cv["min_specificity"],
     )
 
     report["samples"] = {k: len(v) for k, v in samples.items()}
     write_presence_bundle(Path(output), exported, types=types, version=config.version, metadata={
         "name": config.name, "version": config.version, "modic_version": __version__, "seed": config.seed,
-        "threshold_rule": config.threshold_rule.value,
+        "threshold_rule": config.threshold_rule.value, "min_specificity": config.min_specificity,
         "training": report, "features": {v: list(feature_names(v)) for v in exported},
         "data": ["spider_midsag", "spider_t2space"],
     })

@@ -415,6 +415,7 @@ class PresenceTrainSettings:
     strong_type1_fraction: float = number(0, 1)
     type_l2: float = omissible(number(0), 1.0)
     threshold_rule: ThresholdRule = omissible(choice(ThresholdRule), ThresholdRule.BEST)
+    min_specificity: float = omissible(number(0, 1), 0.0)
 
 
 def load_presence_train_settings(path: str | Path) -> PresenceTrainSettings:
