@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from modic.levels import SpineAnatomy
 
@@ -65,32 +66,34 @@ def measure_discs(
 ) -> dict[str, DiscMeasure]:
     """Height and raw signal of every named disc of ``anatomy`` (images on its grid; either may be None)."""
     measures = {}
+    boxes = ndimage.find_objects(anatomy.disc_map)
     for disc in anatomy.discs:
-        mask = anatomy.disc_map == disc.label
-        if not mask.any():
+        box = boxes[disc.label - 1] if 0 < disc.label <= len(boxes) else None
+        if box is None:
             continue
+        mask = anatomy.disc_map[box] == disc.label
         median: dict[str, float] = {}
         p90: dict[str, float] = {}
         for name, image in (("t1", t1), ("t2", t2)):
             if image is None:
                 continue
-            values = image[mask].astype(float)
+            values = image[box][mask].astype(float)
             values = values[np.isfinite(values)]
             if values.size:
                 median[name] = float(np.median(values))
                 p90[name] = float(np.percentile(values, 90))
-        measures[disc.name] = DiscMeasure(_height_ratio(anatomy, mask), median, p90)
+        indices = np.argwhere(mask) + np.asarray([part.start for part in box])
+        measures[disc.name] = DiscMeasure(_height_ratio(anatomy, indices), median, p90)
     return measures
 
 
-def _height_ratio(anatomy: SpineAnatomy, mask: np.ndarray) -> float:
-    """Mean height over front-to-back length of a disc, the median over its largest sagittal sections."""
+def _height_ratio(anatomy: SpineAnatomy, indices: np.ndarray) -> float:
+    """Mean height over front-to-back length of a disc (voxel ``indices``), the median over its largest sagittal sections."""
     axis = anatomy.slice_axis
     geometry = anatomy.geometry
     in_plane = [i for i in range(3) if i != axis]
     pixel_area = geometry.spacing[in_plane[0]] * geometry.spacing[in_plane[1]]
     pixel = min(geometry.spacing[i] for i in in_plane)
-    indices = np.argwhere(mask)
     sections = []
     for position in np.unique(indices[:, axis]):
         section = indices[indices[:, axis] == position]

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
+from modic.arrays import bounding_box
 from modic.classification.disc import disc_features, measure_discs
 from modic.classification.features import EndplateFeatures, endplate_features
 from modic.classification.patches import PatchGrid, endplate_patches
@@ -314,10 +315,18 @@ def extent(
 
 
 def _largest_components(mask: np.ndarray, keep_fraction: float = 0.1) -> np.ndarray:
-    """Drop specks: keep connected parts holding at least ``keep_fraction`` of the largest."""
-    labels, n = ndimage.label(mask)
+    """Drop specks: keep connected parts holding at least ``keep_fraction`` of the largest.
+
+    Labelled within the mask's bounding box: a band is a small part of the volume.
+    """
+    box = bounding_box(mask)
+    if box is None:
+        return mask
+    labels, n = ndimage.label(mask[box])
     if n <= 1:
         return mask
     sizes = np.bincount(labels.ravel())[1:]
     keep = np.flatnonzero(sizes >= keep_fraction * sizes.max()) + 1
-    return np.isin(labels, keep)
+    kept = np.zeros_like(mask, dtype=bool)
+    kept[box] = np.isin(labels, keep)
+    return kept
