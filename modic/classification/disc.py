@@ -54,7 +54,6 @@ class DiscSignal:
 class DiscFeatures:
     """The degeneration measures of the disc next to an endplate (a signal is None when that sequence is absent)."""
 
-    disc: str
     height_ratio: float
     patient_height_ratio: float
     t1: DiscSignal | None
@@ -136,7 +135,6 @@ def disc_features(
         )
 
     return DiscFeatures(
-        disc=disc,
         height_ratio=measure.height_ratio,
         patient_height_ratio=measure.height_ratio / tallest if tallest > 0 else float("nan"),
         t1=signal("t1"),

@@ -54,8 +54,8 @@ def feature_names(variant: str) -> tuple[str, ...]:
     sequences = SEQUENCES[variant]
     return (
         tuple(f"{seq}_{name}" for seq in sequences for name in SIGNAL_FEATURES)
-        + ("band_depth_fraction", "disc_height_ratio", "disc_patient_height_ratio")
-        + tuple(f"disc_{seq}_{name}" for seq in sequences for name in DISC_SIGNAL_FEATURES)
+        + ("band_depth_fraction", f"{DISC_PREFIX}height_ratio", f"{DISC_PREFIX}patient_height_ratio")
+        + tuple(f"{DISC_PREFIX}{seq}_{name}" for seq in sequences for name in DISC_SIGNAL_FEATURES)
     )
 
 
