@@ -219,3 +219,23 @@ def test_cross_validation_keeps_held_out_patients_out_of_the_extra_training_sour
         held_out = {str(p) for p in range(10)} - {p for p, src in training_set if src == "t2space"}
         assert len(held_out) == 2 and not held_out & patients  # neither source of a held-out patient
         assert {str(p) for p in range(10, 20)} <= patients  # extra-only patients train every fold
+
+
+def test_train_presence_on_spider_reads_the_disc_and_cross_validates(shared_datasets: Path, tmp_path: Path):
+    """``modic train presence`` on the real SPIDER sets: a loadable bundle whose models read the disc, with sane CV."""
+    from modic.training.presence import train_presence
+
+    config = tmp_path / "train.yaml"
+    text = (Path(__file__).resolve().parent.parent / "configs" / "presence" / "train.yaml").read_text(encoding="utf-8")
+    text = text.replace("../shared/datasets", str(shared_datasets))
+    config.write_text(text.replace("repeats: 3", "repeats: 1"), encoding="utf-8")
+    report = train_presence(config, output=tmp_path / "bundle", device="cpu")
+    models = PresenceModels.load(tmp_path / "bundle")
+    assert set(models.variants) == {"t1t2", "t1", "t2"} and models.types is not None
+    assert "disc_t2_ratio_median" in feature_names("t1t2")
+    for variant in models.variants.values():
+        disc = [i for i, name in enumerate(feature_names(variant.variant)) if name.startswith("disc_")]
+        assert np.abs(variant.weights[disc]).sum() > 0.2  # the disc carries weight in every variant
+    cv = {name: entry["cross_validation"] for name, entry in report["variants"].items()}
+    assert cv["t1t2"]["auc"] > 0.75 and cv["t1t2"]["specificity"] >= 0.78
+    assert cv["t2"]["balanced_accuracy"] > 0.70 and cv["t2"]["n_levels"] == 78
