@@ -7,17 +7,11 @@ import pytest
 
 from modic.classification.disc import disc_features, measure_discs
 from modic.classification.presence import PresenceModel, feature_names, fit_presence, presence_vector
-from modic.levels import build_anatomy
-from modic.settings import load_settings
 from modic.synth import generate_study, to_study_images
+from tests.helpers.anatomy import anatomy_of
 from tests.helpers.features import band
 
-CONFIG = load_settings()
 NORMAL = {"lumbar_count": 5, "transitional_s1": False, "sacrum_in_fov": True}
-
-
-def one_hot(semantic: np.ndarray) -> np.ndarray:
-    return np.stack([semantic == k for k in range(4)]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +23,6 @@ def study():
 def images(study):
     """T1 and T2 on the T1 grid, as the pipeline grades them."""
     return to_study_images(study)
-
-
-def anatomy_of(study, semantic: np.ndarray):
-    return build_anatomy(one_hot(semantic), study.t1, levels=CONFIG.levels, endplates=CONFIG.endplates)
 
 
 def test_a_thinned_disc_measures_lower_than_its_neighbours(study, images):

@@ -17,6 +17,7 @@ from modic.levels.names import level_endplates, vertebra_name
 from modic.segmentation.classes import SegClass
 from modic.settings import LevelsSettings, load_settings
 from modic.synth import generate_study
+from tests.helpers.anatomy import anatomy_of, one_hot
 
 CONFIG = load_settings()
 
@@ -25,15 +26,6 @@ def levels_with(**changes: object) -> LevelsSettings:
     """The shipped level settings with ``changes``."""
     return CONFIG.merged({"levels": changes}).levels
 NORMAL = {"lumbar_count": 5, "transitional_s1": False, "sacrum_in_fov": True}
-
-
-def one_hot(semantic: np.ndarray) -> np.ndarray:
-    return np.stack([semantic == k for k in range(4)]).astype(np.float32)
-
-
-def anatomy_of(study, semantic: np.ndarray | None = None):
-    semantic = study.semantic.array.astype(int) if semantic is None else semantic
-    return build_anatomy(one_hot(semantic), study.t1, levels=CONFIG.levels, endplates=CONFIG.endplates)
 
 
 def name_pairs(anatomy, study) -> list[tuple[str, str]]:
