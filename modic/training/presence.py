@@ -398,9 +398,10 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
     measuring = load_settings({"classification": {"method": "rules", "presence_bundle": None}})
     models = Models.load(measuring, device=device)
     samples = collect_samples(config, models=models, analysis_config=measuring)
+    threshold = {"one_standard_error": config.threshold_rule is ThresholdRule.ONE_STANDARD_ERROR,
+                 "min_specificity": config.min_specificity}
     cv = {"folds": config.cross_validation.folds, "repeats": config.cross_validation.repeats, "seed": config.seed,
-          "one_standard_error": config.threshold_rule is ThresholdRule.ONE_STANDARD_ERROR,
-          "min_specificity": config.min_specificity}
+          **threshold}
     report: dict[str, Any] = {"variants": {}, "candidates_scored": 0}
     exported: dict[str, Any] = {}
     types: TypeModel | None = None
@@ -424,10 +425,7 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
             )
             types = fit_types(data, l2=config.type_l2)
         report["variants"][variant] = entry
-        exported[variant] = fit_variant(
-            data, variant=variant, l2=l2, one_standard_error=cv["one_standard_error"],
-            min_specificity=cv["min_specificity"],
-        )
+        exported[variant] = fit_variant(data, variant=variant, l2=l2, **threshold)
 
     evaluated = usable(samples["t2space"], "t2")
     extra = usable(samples["midsag_t2"], "t2")
@@ -443,10 +441,7 @@ def train_presence(config_path: str | Path, *, output: str | Path, device: str =
         "source": source, "l2": l2, "cross_validation": scored_t2[(source, l2)],
         "candidates": {f"{s} l2={v}": r["balanced_accuracy"] for (s, v), r in scored_t2.items()},
     }
-    exported["t2"] = fit_variant(
-        evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2,
-        one_standard_error=cv["one_standard_error"], min_specificity=cv["min_specificity"],
-    )
+    exported["t2"] = fit_variant(evaluated + (extra if "midsag" in source else []), variant="t2", l2=l2, **threshold)
 
     report["samples"] = {k: len(v) for k, v in samples.items()}
     write_presence_bundle(Path(output), exported, types=types, version=config.version, metadata={
