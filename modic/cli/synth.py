@@ -18,6 +18,8 @@ log = logging.getLogger("modic.cli.synth")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from modic.config import shipped_names
+
     parser = subparsers.add_parser(
         "synth",
         help="write synthetic lumbar spine MRI studies (DICOM/NIfTI + truth.json)",
@@ -32,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config",
         default="default",
-        help="shipped synth config name (default, tiny, demo) or a YAML file holding only the settings to change "
+        help=f"shipped synth config name ({', '.join(shipped_names('synth'))}) or a YAML file holding only the "
+        "settings to change "
         "(merged over default, or over the shipped config it names in 'extends')",
     )
     parser.add_argument("--format", default="dicom,nifti", help="comma-separated: dicom, nifti (default both)")

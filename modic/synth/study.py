@@ -34,7 +34,7 @@ from modic.synth.scene import Scene
 from modic.synth.spine import build_spine_frame
 from modic.synth.tissues import TissueModel
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 TRUTH_SCHEMA = "modic.synth.truth/1"
 SEMANTIC_CLASSES = {0: "background", 1: "vertebral body", 2: "intervertebral disc", 3: "S1 vertebral body"}
 LABEL_MAPS = ("semantic", "vertebra_instances", "disc_instances", "endplate_modic")
