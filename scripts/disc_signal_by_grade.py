@@ -30,13 +30,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from modic.errors import ModicError
 from modic.io.study import StudyImages
 from modic.io.volume import Volume
 from modic.evaluation.spider import IVD_LABEL_TO_LEVEL, load_patient_images, read_spacings
 from modic.pipeline import Models, analyze_images
+from modic.progress import progress
 from modic.settings import load_settings
 from modic.synth import generate_study, to_study_images
 
@@ -71,7 +71,7 @@ def measure_spider(root: Path, *, models: Models, config) -> Ratios:
     ratios: Ratios = defaultdict(list)
     grades = spider_grades(root)
     spacings = read_spacings(root)
-    for patient in tqdm(sorted(grades, key=int), desc="spider_midsag patients"):
+    for patient in progress(sorted(grades, key=int), desc="spider_midsag patients", unit="patient"):
         try:
             analysis = analyze_images(load_patient_images(root, patient, spacings), models=models, config=config)
         except ModicError:
@@ -96,7 +96,7 @@ def mid_sagittal(study) -> StudyImages:
 
 def measure_synthetic(n: int, seed: int, synth_config: str, *, models: Models, config) -> Ratios:
     ratios: Ratios = defaultdict(list)
-    for study_seed in tqdm(range(seed, seed + n), desc="synthetic studies"):
+    for study_seed in progress(range(seed, seed + n), desc="synthetic studies", unit="study"):
         study = generate_study(seed=study_seed, config=synth_config)
         grades = {disc.name: disc.pfirrmann for disc in study.anatomy.discs}
         analysis = analyze_images(mid_sagittal(study), models=models, config=config)

@@ -30,6 +30,7 @@ from modic.batch.summary import final_table, finished_reports, prevalence, summa
 from modic.batch.worker import BatchJob, StudyOutcome, is_complete, process_study, worker_name
 from modic.classification.factory import with_method
 from modic.errors import InputError, OutputError, OutputFolderError, UsageError
+from modic.progress import duration
 from modic.runtime import resolve_device
 from modic.settings import BatchSettings, load_settings
 
@@ -405,13 +406,8 @@ class _Progress:
             outcome.status,
             outcome.timings.get("total_s", 0.0),
             rate,
-            _duration(remaining),
+            duration(remaining),
         )
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from modic.cli.options import add_output, output_of
 from modic.errors import UsageError
+from modic.progress import progress
 
 log = logging.getLogger("modic.cli.synth")
 
@@ -63,8 +63,6 @@ def _split(value: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from modic.atomic import cannot_write, remove_stale_temporaries
     from modic.synth import generate_study, load_synth_settings, parse_modic, write_study
     from modic.synth.study import study_key
@@ -91,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("removed %d unfinished study folder(s) left by an interrupted run", removed)
     written = skipped = 0
     seeds = range(args.seed, args.seed + args.n)
-    for seed in tqdm(seeds, desc="synth", unit="study", disable=not sys.stderr.isatty()):
+    for seed in progress(seeds, desc="synth", unit="study"):
         target = out / study_key(config, seed)
         if target.exists() and not args.overwrite:
             skipped += 1

@@ -33,6 +33,7 @@ from modic.io.volume import Volume
 from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice
 from modic.levels.labelling import name_levels
+from modic.progress import progress as progress_of
 from modic.segmentation.infer import SegmentationModel
 from modic.settings import LevelsSettings
 
@@ -176,13 +177,11 @@ def evaluate_folder(
     root: str | Path, *, model: SegmentationModel, levels: LevelsSettings, progress: bool = True
 ) -> dict[str, Any]:
     """Metrics over every case of ``root`` (JSON-ready)."""
-    from tqdm import tqdm
-
     root = Path(root)
     cases = read_cases_csv(root)
     results = [
         evaluate_case(model, root, case, levels=levels)
-        for case in tqdm(cases, desc="cases", unit="case", disable=None if progress else True)
+        for case in progress_of(cases, desc="cases", unit="case", enabled=progress)
     ]
     return summarise(results)
 

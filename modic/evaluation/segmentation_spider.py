@@ -39,6 +39,7 @@ from modic.levels.anatomy import level_flags
 from modic.levels.instances import instances_from_settings, is_single_slice, voxel_size
 from modic.levels.labelling import Naming, name_levels
 from modic.datasets.lumbar_seg import LumbarSegCase
+from modic.progress import progress as progress_of
 from modic.segmentation.infer import SegmentationModel
 from modic.datasets.spider_t2space import DISC, load_patient, read_patients, vertebral_body_mask
 from modic.settings import LevelsSettings
@@ -160,13 +161,11 @@ def evaluate_spider_t2space(
     root: str | Path, *, model: SegmentationModel, levels: LevelsSettings, progress: bool = True
 ) -> dict[str, Any]:
     """Metrics over every patient of a spider_t2space-layout folder (JSON-ready)."""
-    from tqdm import tqdm
-
     root = Path(root)
     patients = read_patients(root)
     results = [
         evaluate_patient(model, root, patient, levels=levels)
-        for patient in tqdm(patients, desc="patients", unit="patient", disable=None if progress else True)
+        for patient in progress_of(patients, desc="patients", unit="patient", enabled=progress)
     ]
     return summarise(results)
 

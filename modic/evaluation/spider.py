@@ -34,6 +34,7 @@ from modic.io.slice_pair import load_slice_pair
 from modic.io.study import StudyImages, load_study
 from modic.levels.anatomy import LEVEL_WARNING_CODES
 from modic.pipeline import analyze_images
+from modic.progress import progress as progress_of
 from modic.results import StudyAnalysis
 from modic.settings import AnalysisSettings
 
@@ -169,15 +170,13 @@ def patient_grading(patient: str, truth: Mapping[str, int], analysis: StudyAnaly
 
 def evaluate_spider(root: str | Path, *, models: Any, config: AnalysisSettings, progress: bool = True) -> dict[str, Any]:
     """Grade every patient of a spider_midsag or spider_t2space folder and score it (module docstring)."""
-    from tqdm import tqdm
-
     root = Path(root)
     truth = read_gradings(root)
     t2space = lists_patients(root)
     spacings = {} if t2space else read_spacings(root)
     results = []
-    for patient, levels in tqdm(sorted(truth.items(), key=lambda kv: _sort_key(kv[0])), desc="patients",
-                                unit="patient", disable=None if progress else True):
+    for patient, levels in progress_of(sorted(truth.items(), key=lambda kv: _sort_key(kv[0])), desc="patients",
+                                       unit="patient", enabled=progress):
         if t2space:
             results.append(analyze_t2space_patient(root, patient, levels, models=models, config=config))
         else:

@@ -23,6 +23,7 @@ import numpy as np
 from modic.errors import ModicError
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST, level_endplates
 from modic.pipeline import analyze_images
+from modic.progress import progress as progress_of
 from modic.settings import AnalysisSettings
 from modic.synth import generate_study, to_study_images
 from modic.synth.lesions import MIXED_TYPES
@@ -64,11 +65,9 @@ def evaluate_synthetic(
     *, n: int, seed: int, synth_config: str, models: Any, config: AnalysisSettings, progress: bool = True
 ) -> dict[str, Any]:
     """Generate ``n`` studies from ``seed`` and score every graded endplate (see module docstring)."""
-    from tqdm import tqdm
-
     outcomes: list[tuple[int, str, int, int]] = []
     failed: list[dict[str, Any]] = []
-    for study_seed in tqdm(range(seed, seed + n), desc="synthetic studies", disable=None if progress else True):
+    for study_seed in progress_of(range(seed, seed + n), desc="synthetic studies", unit="study", enabled=progress):
         study = generate_study(seed=study_seed, config=synth_config)
         try:
             analysis = analyze_images(to_study_images(study), models=models, config=config)

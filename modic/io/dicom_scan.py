@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,9 +31,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
-from tqdm import tqdm
 
 from modic.errors import InputError
+from modic.progress import progress
 from modic.settings import IoSettings, shipped_settings
 
 log = logging.getLogger("modic.io.dicom_scan")
@@ -443,7 +442,7 @@ def scan_folder(root: str | Path, *, config: IoSettings | None = None) -> Folder
     skipped: list[SkippedFile] = []
     files = list(_walk_files(root, follow_symlinks=follow, skipped=skipped))
     headers: list[Dataset] = []
-    for path in tqdm(files, desc="reading DICOM headers", unit="file", disable=not sys.stderr.isatty(), leave=False):
+    for path in progress(files, desc="reading DICOM headers", unit="file", transient=True):
         result = _read_header(path)
         if isinstance(result, SkippedFile):
             skipped.append(result)

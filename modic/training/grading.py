@@ -38,6 +38,7 @@ from modic.evaluation.spider import (
 from modic.io.slice_pair import load_slice_pair
 from modic.levels.names import VERTEBRAE_CAUDAL_FIRST
 from modic.pipeline import Models, analyze_images
+from modic.progress import progress
 from modic.settings import AnalysisSettings, VoxelSettings, load_settings, to_dict
 from modic.synth import generate_study, to_study_images
 from modic.training.patch_grading import cross_validate_patches, fit_network, level_bags
@@ -68,8 +69,6 @@ def spider_samples(
     root: str | Path, *, models: Any, config: AnalysisSettings
 ) -> tuple[list[EndplateSample], np.ndarray, dict[str, dict[str, int]], dict[str, str]]:
     """Endplate samples of every SPIDER patient, their patches, the level truth and the failed patients (with reasons)."""
-    from tqdm import tqdm
-
     root = Path(root)
     truth = read_gradings(root)
     spacings = read_spacings(root)
@@ -77,7 +76,7 @@ def spider_samples(
     patches: list[np.ndarray] = []
     failed: dict[str, str] = {}
     grid = PatchGrid.from_settings(config.classification.patches)
-    for patient in tqdm(sorted(truth, key=_order), desc="SPIDER patients", disable=None):
+    for patient in progress(sorted(truth, key=_order), desc="SPIDER patients", unit="patient"):
         try:
             images = load_slice_pair(
                 t1=root / "images" / f"{patient}_t1.png",
@@ -136,10 +135,8 @@ def synthetic_samples(
     *, seeds: Sequence[int], synth_config: str, models: Any, config: AnalysisSettings
 ) -> list[EndplateSample]:
     """Endplate samples of synthetic studies whose level naming matches the truth."""
-    from tqdm import tqdm
-
     samples: list[EndplateSample] = []
-    for seed in tqdm(list(seeds), desc="synthetic studies", disable=None):
+    for seed in progress(list(seeds), desc="synthetic studies", unit="study"):
         study = generate_study(seed=seed, config=synth_config)
         try:
             analysis = analyze_images(to_study_images(study), models=models, config=config)

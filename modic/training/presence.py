@@ -53,6 +53,7 @@ from modic.evaluation.spider import binary_metrics, load_patient_images, read_gr
 from modic.io.slice_pair import load_slice_pair
 from modic.io.study import load_study
 from modic.pipeline import Models, analyze_images
+from modic.progress import progress
 from modic.settings import AnalysisSettings, load_settings
 from modic.training.settings import PresenceTrainSettings, ThresholdRule, load_presence_train_settings
 
@@ -104,13 +105,11 @@ def collect_samples(
     config: PresenceTrainSettings, *, models: Models, analysis_config: AnalysisSettings
 ) -> dict[str, list[LevelSample]]:
     """Level samples per source: ``midsag`` (T1+T2 pairs), ``midsag_t2`` (T2 alone) and ``t2space``."""
-    from tqdm import tqdm
-
     samples: dict[str, list[LevelSample]] = {"midsag": [], "midsag_t2": [], "t2space": []}
     root = Path(config.data.spider_midsag)
     truth = read_gradings(root)
     spacings = read_spacings(root)
-    for patient in tqdm(sorted(truth, key=_order), desc="spider_midsag patients", disable=None):
+    for patient in progress(sorted(truth, key=_order), desc="spider_midsag patients", unit="patient"):
         for source in ("midsag", "midsag_t2"):
             try:
                 if source == "midsag":
@@ -128,7 +127,7 @@ def collect_samples(
     root = Path(config.data.spider_t2space)
     truth = read_gradings(root)
     patients = read_patients(root)
-    for patient in tqdm(patients, desc="spider_t2space patients", disable=None):
+    for patient in progress(patients, desc="spider_t2space patients", unit="patient"):
         if patient not in truth:
             continue
         try:

@@ -24,6 +24,7 @@ import torch
 
 from modic import __version__, atomic
 from modic.errors import ConfigError, InputError
+from modic.progress import progress
 from modic.segmentation.bundle import load_bundle, network_input_channels, save_bundle
 from modic.segmentation.classes import CLASS_NAMES, N_CLASSES, SegClass
 from modic.training.segmentation_data import (
@@ -152,7 +153,6 @@ def train(
 ) -> dict[str, Any]:
     """Run (or resume) training; returns the best validation metrics and the exported bundle path."""
     from monai.data import DataLoader, Dataset
-    from tqdm import tqdm
 
     training = config.settings.training
     seed = config.settings.seed
@@ -217,7 +217,7 @@ def train(
         )
         network.train()
         losses = []
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=None):
+        for batch in progress(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", transient=True):
             images = batch["image"].to(dev)
             labels = batch["label"].to(dev)
             labelled = batch["labelled"].to(dev)
