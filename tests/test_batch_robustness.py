@@ -191,6 +191,34 @@ def test_interrupt_after_sigstop_and_sigcont_stops_the_batch(
     assert not [p.name for p in out.iterdir() if p.name.startswith(TEMP_PREFIX)]
 
 
+def test_ctrl_c_while_a_worker_is_still_starting_prints_no_traceback(cohort: SimpleNamespace, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, a worker still starting Python and importing included.
+
+    Such a worker used to die of KeyboardInterrupt with a traceback on stderr before it
+    could ignore SIGINT (seen under load in the Ctrl-C test above); it is now born ignoring it.
+    """
+    out = tmp_path / "out"
+    process = _start(cohort.root, out, tmp_path / "stderr.txt")
+    batch = psutil.Process(process.pid)
+    try:
+        _wait_for(lambda: len(_workers(batch)) == 1, process, timeout=120, what="its worker started")
+        (worker,) = _workers(batch)
+        # SIGINT to the worker every 10 ms while it starts: from its first instruction to its first study
+        for _ in range(150):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGINT)
+            time.sleep(0.01)
+        assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE, (tmp_path / "stderr.txt").read_text()
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 130, (tmp_path / "stderr.txt").read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE, "the worker outlived the batch"
+    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+
+
 @pytest.mark.slow
 def test_stopped_worker_is_killed_at_the_time_limit_and_the_cohort_completes(
     cohort: SimpleNamespace, tmp_path: Path

@@ -22,10 +22,11 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -135,7 +136,9 @@ def _serve(connection: Connection, job: BatchJob, torch_threads: int, parent: in
 
     SIGINT is ignored (Ctrl-C reaches the whole process group; the batch
     decides and kills its workers), SIGTERM ends the process, and so does the
-    end of the batch process.
+    end of the batch process. The worker is born ignoring SIGINT
+    (:func:`_ignoring_ctrl_c`), so a Ctrl-C while it is still importing does
+    not raise KeyboardInterrupt with a traceback.
     """
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -156,6 +159,27 @@ def _serve(connection: Connection, job: BatchJob, torch_threads: int, parent: in
         except Exception as exc:  # noqa: BLE001 - the study functions catch their own; this is a last resort
             result = ("error", describe_error(exc))
         connection.send(result)
+
+
+@contextlib.contextmanager
+def _ignoring_ctrl_c() -> Iterator[None]:
+    """Start processes that ignore SIGINT from their first instruction, without losing a Ctrl-C here.
+
+    An ignored signal stays ignored across exec, so the child ignores SIGINT
+    before Python has even started. This process blocks SIGINT meanwhile: one
+    arriving then waits and reaches the restored handler when unblocked. Off
+    the main thread (where handlers cannot be set) processes start as they are.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 class WorkerPool:
@@ -236,7 +260,8 @@ class WorkerPool:
         process = self.context.Process(
             target=_serve, args=(child, self.job, self.threads, os.getpid()), daemon=True
         )
-        process.start()
+        with _ignoring_ctrl_c():
+            process.start()
         child.close()
         self.workers.append(_Worker(process=process, connection=parent))
 
