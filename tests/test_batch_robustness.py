@@ -161,34 +161,58 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(base=base, root=base / "root", keys=make_cohort(base, (74, 75)))
 
 
-@pytest.mark.parametrize("how", ["Ctrl-C to the process group", "SIGTERM to the batch"])
-def test_interrupt_after_sigstop_and_sigcont_stops_the_batch(
-    cohort: SimpleNamespace, tmp_path: Path, how: str
-) -> None:
+def _interrupt_while_working(
+    cohort: SimpleNamespace, tmp_path: Path, *, meddle: Callable[[psutil.Process], None], how: str
+) -> Path:
+    """Start a batch, ``meddle`` with its worker once it exists, then interrupt the batch ``how``.
+
+    Checks the exit status (130 after Ctrl-C, 143 after SIGTERM), that the worker
+    died with the batch and that stderr holds no traceback; returns the output folder.
+    """
     out = tmp_path / "out"
-    process = _start(cohort.root, out, tmp_path / "stderr.txt")
+    stderr = tmp_path / "stderr.txt"
+    process = _start(cohort.root, out, stderr)
     batch = psutil.Process(process.pid)
     try:
         _wait_for(lambda: len(_workers(batch)) == 1, process, timeout=120, what="its worker started")
         (worker,) = _workers(batch)
-        time.sleep(1.0)
-        os.kill(worker.pid, signal.SIGSTOP)
-        time.sleep(0.3)
-        os.kill(worker.pid, signal.SIGCONT)
+        meddle(worker)
         if how.startswith("Ctrl-C"):
             os.killpg(process.pid, signal.SIGINT)
             expected = 130
         else:
             os.kill(process.pid, signal.SIGTERM)
             expected = 143
-        assert process.wait(timeout=30) == expected, (tmp_path / "stderr.txt").read_text()
+        assert process.wait(timeout=30) == expected, stderr.read_text()
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE, "the worker outlived the batch"
-    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in stderr.read_text()
+    return out
+
+
+def _stop_and_continue(worker: psutil.Process) -> None:
+    time.sleep(1.0)
+    os.kill(worker.pid, signal.SIGSTOP)
+    time.sleep(0.3)
+    os.kill(worker.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C to the process group", "SIGTERM to the batch"])
+def test_interrupt_after_sigstop_and_sigcont_stops_the_batch(cohort: SimpleNamespace, tmp_path: Path, how: str) -> None:
+    out = _interrupt_while_working(cohort, tmp_path, meddle=_stop_and_continue, how=how)
     assert not [p.name for p in out.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def _ctrl_c_through_its_start(worker: psutil.Process) -> None:
+    """SIGINT to the worker every 10 ms for 1.5 s: from its first instruction to its first study."""
+    for _ in range(150):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGINT)
+        time.sleep(0.01)
+    assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE, "SIGINT killed the starting worker"
 
 
 def test_ctrl_c_while_a_worker_is_still_starting_prints_no_traceback(cohort: SimpleNamespace, tmp_path: Path) -> None:
@@ -197,26 +221,7 @@ def test_ctrl_c_while_a_worker_is_still_starting_prints_no_traceback(cohort: Sim
     Such a worker used to die of KeyboardInterrupt with a traceback on stderr before it
     could ignore SIGINT (seen under load in the Ctrl-C test above); it is now born ignoring it.
     """
-    out = tmp_path / "out"
-    process = _start(cohort.root, out, tmp_path / "stderr.txt")
-    batch = psutil.Process(process.pid)
-    try:
-        _wait_for(lambda: len(_workers(batch)) == 1, process, timeout=120, what="its worker started")
-        (worker,) = _workers(batch)
-        # SIGINT to the worker every 10 ms while it starts: from its first instruction to its first study
-        for _ in range(150):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGINT)
-            time.sleep(0.01)
-        assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE, (tmp_path / "stderr.txt").read_text()
-        os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(timeout=30) == 130, (tmp_path / "stderr.txt").read_text()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE, "the worker outlived the batch"
-    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+    _interrupt_while_working(cohort, tmp_path, meddle=_ctrl_c_through_its_start, how="Ctrl-C to the process group")
 
 
 @pytest.mark.slow
