@@ -5,8 +5,9 @@ often under ``nohup``, SLURM or CI where stderr is a file. A tqdm bar is
 silent there (or floods the file with carriage returns), so off a terminal
 the loop logs one line at most every ``every_s`` seconds, and one when it
 ends: ``<desc>: 40/127 patients, 0m35s, ETA 1m16s``. A loop done within
-``every_s`` logs nothing (reading one study's headers is not news). The lines go to the
-``modic.progress`` logger (shown by the CLI unless ``--quiet``).
+``every_s`` logs nothing (reading one study's headers is not news). The
+lines go to the ``modic.progress`` logger (shown by the CLI unless
+``--quiet``).
 """
 
 from __future__ import annotations

@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from modic.errors import ModicError
+from modic.evaluation.spider import IVD_LABEL_TO_LEVEL, load_patient_images, read_spacings
 from modic.io.study import StudyImages
 from modic.io.volume import Volume
-from modic.evaluation.spider import IVD_LABEL_TO_LEVEL, load_patient_images, read_spacings
 from modic.pipeline import Models, analyze_images
 from modic.progress import progress
-from modic.settings import load_settings
-from modic.synth import generate_study, to_study_images
+from modic.results import StudyAnalysis
+from modic.settings import AnalysisSettings, load_settings
+from modic.synth import SyntheticStudy, generate_study, to_study_images
 
 SEQUENCES = ("t1", "t2")
 Ratios = dict[tuple[str, int], list[float]]  # (sequence, grade) -> disc ratio medians
@@ -55,7 +56,7 @@ def spider_grades(root: Path) -> dict[str, dict[str, int]]:
     return dict(grades)
 
 
-def disc_ratios(analysis, grades: dict[str, int]) -> Iterator[tuple[str, int, float]]:
+def disc_ratios(analysis: StudyAnalysis, grades: dict[str, int]) -> Iterator[tuple[str, int, float]]:
     """(sequence, grade, disc median over marrow) of every graded level the analysis measured."""
     for level in analysis.levels:
         disc = next((g.features.disc for g in level.endplates if g.features.disc is not None), None)
@@ -67,7 +68,7 @@ def disc_ratios(analysis, grades: dict[str, int]) -> Iterator[tuple[str, int, fl
                 yield sequence, grades[level.level], float(signal.ratio_median)
 
 
-def measure_spider(root: Path, *, models: Models, config) -> Ratios:
+def measure_spider(root: Path, *, models: Models, config: AnalysisSettings) -> Ratios:
     ratios: Ratios = defaultdict(list)
     grades = spider_grades(root)
     spacings = read_spacings(root)
@@ -81,7 +82,7 @@ def measure_spider(root: Path, *, models: Models, config) -> Ratios:
     return ratios
 
 
-def mid_sagittal(study) -> StudyImages:
+def mid_sagittal(study: SyntheticStudy) -> StudyImages:
     """The study's T1 and T2 (on the T1 grid) at the sagittal slice crossing the most vertebral body."""
     images = to_study_images(study)
     k = int(np.argmax((study.vertebra_instances.array > 0).sum(axis=(0, 1))))
@@ -94,7 +95,9 @@ def mid_sagittal(study) -> StudyImages:
     return StudyImages(t1=one(images.t1), t2=one(images.t2), t2_native=None, decisions=[], study_uid=None, series={})
 
 
-def measure_synthetic(n: int, seed: int, synth_config: str, *, models: Models, config) -> Ratios:
+def measure_synthetic(
+    n: int, seed: int, synth_config: str, *, models: Models, config: AnalysisSettings
+) -> Ratios:
     ratios: Ratios = defaultdict(list)
     for study_seed in progress(range(seed, seed + n), desc="synthetic studies", unit="study"):
         study = generate_study(seed=study_seed, config=synth_config)

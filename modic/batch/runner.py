@@ -408,6 +408,3 @@ class _Progress:
             rate,
             duration(remaining),
         )
-
-
-
