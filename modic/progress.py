@@ -59,15 +59,15 @@ def progress(
 def _logged(items: Iterable[T], *, desc: str, unit: str, total: int | None, every_s: float) -> Iterator[T]:
     started = last = time.monotonic()
     done = 0
-    logged = False
+    logged_at = 0  # the count the last line showed; 0: no line yet
     for item in items:
         yield item
         done += 1
         now = time.monotonic()
         if now - last >= every_s:
             log.info(_line(desc, unit, done, total, now - started))
-            last, logged = now, True
-    if logged:
+            last, logged_at = now, done
+    if 0 < logged_at < done:
         log.info(_line(desc, unit, done, total, time.monotonic() - started))
 
 

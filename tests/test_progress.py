@@ -28,6 +28,14 @@ def test_off_a_terminal_a_long_loop_logs_counts_eta_and_the_end(clock, caplog: p
     assert lines == ["synthetic studies: 3/5 studies, 0m12s, ETA 0m08s", "synthetic studies: 5/5 studies, 0m24s"]
 
 
+def test_a_line_for_the_last_item_is_not_repeated_at_the_end(clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="modic.progress")
+    list(progress(range(3), desc="patients", unit="patient", every_s=12.0))
+    # start 0; after each patient 4, 8, 12 (logged, and it is the last)
+    assert [r.getMessage() for r in caplog.records if r.name == "modic.progress"] == [
+        "patients: 3/3 patients, 0m12s"]
+
+
 def test_a_loop_done_within_the_interval_logs_nothing(clock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="modic.progress")
     assert list(progress(iter("abc"), desc="reading DICOM headers", unit="file", every_s=60.0)) == ["a", "b", "c"]
