@@ -24,7 +24,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,9 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from modic.errors import ModicError
-from modic.evaluation.spider import IVD_LABEL_TO_LEVEL, load_patient_images, read_spacings
+from modic.evaluation.spider import load_patient_images, read_gradings, read_spacings
 from modic.io.study import StudyImages
-from modic.io.volume import Volume
 from modic.pipeline import Models, analyze_images
 from modic.progress import progress
 from modic.results import StudyAnalysis
@@ -43,17 +41,6 @@ from modic.synth import SyntheticStudy, generate_study, to_study_images
 
 SEQUENCES = ("t1", "t2")
 Ratios = dict[tuple[str, int], list[float]]  # (sequence, grade) -> disc ratio medians
-
-
-def spider_grades(root: Path) -> dict[str, dict[str, int]]:
-    """Pfirrmann grade per patient and level from SPIDER's ``gradings.csv``."""
-    grades: dict[str, dict[str, int]] = defaultdict(dict)
-    with (root / "gradings.csv").open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            label = int(row["IVD label"])
-            if label in IVD_LABEL_TO_LEVEL:
-                grades[row["Patient"].strip()][IVD_LABEL_TO_LEVEL[label]] = int(row["Pfirrman grade"])
-    return dict(grades)
 
 
 def disc_ratios(analysis: StudyAnalysis, grades: dict[str, int]) -> Iterator[tuple[str, int, float]]:
@@ -70,7 +57,7 @@ def disc_ratios(analysis: StudyAnalysis, grades: dict[str, int]) -> Iterator[tup
 
 def measure_spider(root: Path, *, models: Models, config: AnalysisSettings) -> Ratios:
     ratios: Ratios = defaultdict(list)
-    grades = spider_grades(root)
+    grades = read_gradings(root, column="Pfirrman grade")  # SPIDER's spelling
     spacings = read_spacings(root)
     for patient in progress(sorted(grades, key=int), desc="spider_midsag patients", unit="patient"):
         try:
@@ -86,13 +73,8 @@ def mid_sagittal(study: SyntheticStudy) -> StudyImages:
     """The study's T1 and T2 (on the T1 grid) at the sagittal slice crossing the most vertebral body."""
     images = to_study_images(study)
     k = int(np.argmax((study.vertebra_instances.array > 0).sum(axis=(0, 1))))
-    shift = np.eye(4)
-    shift[2, 3] = k
-
-    def one(volume: Volume) -> Volume:
-        return Volume(array=volume.array[:, :, k: k + 1].copy(), affine=volume.affine @ shift, info=volume.info)
-
-    return StudyImages(t1=one(images.t1), t2=one(images.t2), t2_native=None, decisions=[], study_uid=None, series={})
+    return StudyImages(t1=images.t1.slice_at(k), t2=images.t2.slice_at(k), t2_native=None, decisions=[],
+                       study_uid=None, series={})
 
 
 def measure_synthetic(

@@ -274,3 +274,14 @@ def test_files_without_preamble_or_file_meta_are_read(tmp_path: Path) -> None:
     loaded = load_series(only_series(tmp_path))
 
     np.testing.assert_array_equal(loaded.volume.array, original.array)
+
+
+def test_slice_at_keeps_each_voxel_where_it_was_in_the_world() -> None:
+    affine = np.array([[0.0, 0.0, -4.0, 10.0], [-0.7, 0.0, 0.0, 20.0], [0.0, -0.7, 0.0, 30.0], [0, 0, 0, 1]])
+    volume = Volume(array=np.arange(60, dtype=np.float32).reshape(3, 4, 5), affine=affine, info={"series": "t1"})
+    one = volume.slice_at(3)
+    assert one.shape == (3, 4, 1) and one.info == {"series": "t1"}
+    np.testing.assert_array_equal(one.array[:, :, 0], volume.array[:, :, 3])
+    np.testing.assert_allclose(one.world_coordinates([[2, 1, 0]]), volume.world_coordinates([[2, 1, 3]]))
+    with pytest.raises(ValueError, match="slice 5 is outside the volume's 5 slices"):
+        volume.slice_at(5)

@@ -31,7 +31,6 @@ from helpers.segmentation import REPO_ROOT
 from modic.cli import main
 from modic.io.formats import read_slice, write_nifti
 from modic.io.slice_pair import load_slice_pair
-from modic.io.volume import Volume
 from modic.pipeline import Models, analyze_images, is_slice_pair
 from modic.results import StudyAnalysis
 from modic.settings import load_settings
@@ -57,13 +56,6 @@ def to_png(pixels: np.ndarray, path: Path) -> Path:
     return path
 
 
-def single_slice(volume: Volume, k: int) -> Volume:
-    """Slice ``k`` of a sagittal volume as a one-slice volume at the same place in the world."""
-    shift = np.eye(4)
-    shift[2, 3] = k
-    return Volume(array=volume.array[:, :, k : k + 1].copy(), affine=volume.affine @ shift, info={})
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """The mid-sagittal T1/T2 slice of the synthetic study as PNG and NIfTI files, with the study's truth."""
@@ -78,7 +70,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     for role, volume in (("t1", images.t1), ("t2", images.t2)):
         # Picture rows run superior->inferior (array axis 1), columns anterior->posterior (axis 0).
         files[f"{role}_png"] = to_png(volume.array[:, :, k].T, root / f"{role}.png")
-        files[f"{role}_nii"] = write_nifti(single_slice(volume, k), root / f"{role}.nii.gz")
+        files[f"{role}_nii"] = write_nifti(volume.slice_at(k), root / f"{role}.nii.gz")
     spacing = (images.t1.spacing[1], images.t1.spacing[0])  # (row_mm, col_mm)
     truth = {e["name"]: str(e["mixed"] or e["modic_type"]) for e in study.truth["endplates"]}
     return SimpleNamespace(root=root, files=files, spacing=spacing, k=k, truth=truth, slice=images.t1.array[:, :, k])

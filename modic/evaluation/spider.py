@@ -64,8 +64,11 @@ class PatientGrading:
     probability: dict[str, float | None] = field(default_factory=dict)
 
 
-def read_gradings(root: Path) -> dict[str, dict[str, int]]:
-    """Radiologists' Modic type per patient and level (L3-S1 only)."""
+def read_gradings(root: Path, *, column: str = "Modic") -> dict[str, dict[str, int]]:
+    """Radiologists' Modic type per patient and level (L3-S1 only), or the grade in another ``column``.
+
+    SPIDER's other graded columns include ``Pfirrman grade`` (so spelt there).
+    """
     path = root / "gradings.csv"
     if not path.is_file():
         raise InputError(f"'{path}' not found: a SPIDER-layout folder needs images/, gradings.csv and series.csv")
@@ -74,11 +77,11 @@ def read_gradings(root: Path) -> dict[str, dict[str, int]]:
         for row in csv.DictReader(handle):
             try:
                 label = int(row["IVD label"])
-                modic = int(row["Modic"])
+                grade = int(row[column])
             except (KeyError, ValueError):
-                raise InputError(f"{path}: row {row} lacks an integer 'IVD label' and 'Modic'") from None
+                raise InputError(f"{path}: row {row} lacks an integer 'IVD label' and '{column}'") from None
             if label in IVD_LABEL_TO_LEVEL:
-                truth[str(row["Patient"]).strip()][IVD_LABEL_TO_LEVEL[label]] = modic
+                truth[str(row["Patient"]).strip()][IVD_LABEL_TO_LEVEL[label]] = grade
     return dict(truth)
 
 

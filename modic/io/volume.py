@@ -74,6 +74,14 @@ class Volume:
             raise ValueError(f"array shape {array.shape} differs from volume shape {self.array.shape}")
         return replace(self, array=array, info={**self.info, **info})
 
+    def slice_at(self, k: int) -> Volume:
+        """Slice ``k`` of the third array axis as a one-slice volume at the same place in the world."""
+        if not 0 <= k < self.shape[2]:
+            raise ValueError(f"slice {k} is outside the volume's {self.shape[2]} slices (0 to {self.shape[2] - 1})")
+        shift = np.eye(4)
+        shift[2, 3] = k
+        return Volume(array=self.array[:, :, k : k + 1].copy(), affine=self.affine @ shift, info=dict(self.info))
+
     def world_coordinates(self, index: np.ndarray) -> np.ndarray:
         """RAS mm of voxel indices given as an ``(N, 3)`` array."""
         index = np.atleast_2d(np.asarray(index, dtype=float))
