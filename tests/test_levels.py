@@ -216,7 +216,9 @@ def _appendage(study, body: str, *, length_mm: float) -> np.ndarray:
         ({}, False),
         # the split's own guard alone: the sliver is split off, then dropped as a fragment
         ({"split_min_fraction": 0.0}, False),
-        ({"split_min_fraction": 0.0, "min_relative_size": 0.0}, True),
+        # without the fragment rule the sliver, beside its body, still goes by the side-by-side rule
+        ({"split_min_fraction": 0.0, "min_relative_size": 0.0}, False),
+        ({"split_min_fraction": 0.0, "min_relative_size": 0.0, "min_step_fraction": 0.0}, True),
     ],
 )
 def test_a_thin_appendage_is_not_split_into_a_vertebra(studies, change, shifted):
@@ -261,6 +263,35 @@ def test_a_body_sized_blob_off_the_spinal_column_is_not_a_vertebra(studies, max_
     semantic = semantic.copy()
     semantic[blob & (semantic == SegClass.BACKGROUND)] = SegClass.VERTEBRAL_BODY
     levels = levels_with(max_off_column_mm=max_off_column_mm)
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
+    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
+    assert bool(wrong) == shifted, name_pairs(anatomy, study)
+
+
+@pytest.mark.parametrize("min_step_fraction, shifted", [(CONFIG.levels.min_step_fraction, False), (0.0, True)])
+def test_a_blob_beside_a_body_at_its_height_is_not_a_vertebra(studies, min_step_fraction, shifted):
+    """A bone-like blob just in front of L3, at its height, is not a vertebra.
+
+    Too large for a fragment and too close for the off-column rule, it would be
+    sorted next to L3 and named one of the pair, shifting every name above
+    (as a bowel loop read as bone beside a body did on a synthetic study);
+    only the side-by-side rule removes it.
+    """
+    study = studies[0]
+    semantic = study.semantic.array.astype(int)
+    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
+    label = next(v["label"] for v in study.truth["vertebrae"] if v["name"] == "L3")
+    points = world[study.vertebra_instances.array.astype(int) == label]
+    centre, front = points.mean(axis=0), points[:, 1].max()
+    x, y, z = world[..., 0], world[..., 1], world[..., 2]
+    blob = (np.abs(x - centre[0]) <= 12) & (y >= front + 4) & (y <= front + 18) & (np.abs(z - centre[2]) <= 12)
+    blob &= ~ndimage.binary_dilation(semantic != SegClass.BACKGROUND, iterations=1)
+    bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
+    assert blob.sum() > CONFIG.levels.min_relative_size * np.median(bodies[bodies > 0])
+    assert np.linalg.norm(world[blob].mean(axis=0)[:2] - centre[:2]) < CONFIG.levels.max_off_column_mm
+    semantic = semantic.copy()
+    semantic[blob] = SegClass.VERTEBRAL_BODY
+    levels = levels_with(min_step_fraction=min_step_fraction)
     anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
     wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
     assert bool(wrong) == shifted, name_pairs(anatomy, study)
@@ -427,6 +458,41 @@ def test_fragments_do_not_set_the_typical_body_size():
     cores = np.concatenate([np.full(size, label, dtype=np.int32) for label, size in enumerate(sizes, start=1)])
     kept = set(np.unique(_drop_fragments(cores, min_relative_size=0.2))) - {0}
     assert kept == {1, 2, 3, 4, 5, 6, 7}
+
+
+def test_of_two_bodies_side_by_side_the_one_off_the_column_goes_and_s1_stays():
+    """The body beside another is judged by the column through the rest, not by size; a pair with S1 is kept.
+
+    A piece the bone mask joins to its partner is one body cut in two and joins it; one apart is dropped.
+    """
+    from modic.levels.instances import _drop_side_by_side
+
+    def side_by_side(cores: np.ndarray, s1_share: dict[int, float], bone: np.ndarray | None = None) -> np.ndarray:
+        return _drop_side_by_side(
+            cores, bone=cores > 0 if bone is None else bone, spacing=np.ones(3), superior=np.array([0.0, 0.0, 1.0]), min_step_fraction=0.35,
+            s1_share=s1_share,
+        )
+
+    column = np.zeros((40, 10, 200), dtype=np.int32)  # (across, AP, height) at 1 mm
+    for label, height in enumerate(range(10, 190, 30), start=1):  # a straight column of six 6 mm cubes
+        column[17:23, 2:8, height:height + 6] = label
+    apart = column.copy()
+    apart[30:38, 2:10, 70:78] = 7  # larger than body 3 (heights 70-76), beside it, 7 voxels away
+    kept = side_by_side(apart, {})
+    assert set(np.unique(kept)) - {0} == {1, 2, 3, 4, 5, 6}
+    assert np.array_equal(kept, column)
+    touching = column.copy()
+    touching[24:28, 2:8, 70:76] = 7  # the other half of body 3, cut off by a slice of bone removed around a disc speck
+    bone = touching > 0
+    bone[23, 2:8, 70:76] = True
+    assert set(np.unique(side_by_side(touching, {}))) - {0} == {1, 2, 3, 4, 5, 6}  # not joined by bone: dropped
+    kept = side_by_side(touching, {}, bone)
+    assert set(np.unique(kept)) - {0} == {1, 2, 3, 4, 5, 6}
+    assert np.all(kept[24:28, 2:8, 70:76] == 3)
+    beside_s1 = column.copy()
+    beside_s1[30:36, 2:8, 10:16] = 7  # beside the lowest body, which is S1 here
+    kept = side_by_side(beside_s1, {1: 0.9})
+    assert set(np.unique(kept)) - {0} == {1, 2, 3, 4, 5, 6, 7}
 
 
 def test_lateral_trim_drops_thin_end_slices_only():

@@ -81,6 +81,7 @@ def find_instances(
     split_min_fraction: float,
     min_relative_size: float = 0.0,
     max_off_column_mm: float | None = None,
+    min_step_fraction: float = 0.0,
     lateral_trim_fraction: float = 0.0,
     semantic: np.ndarray | None = None,
 ) -> Instances:
@@ -93,7 +94,8 @@ def find_instances(
     network missed) are split (:func:`split_merged_bodies`), since a merged
     pair would shift every level name above it; then fragments far smaller
     than the median body are dropped (:func:`_drop_fragments`), so are
-    bodies lying off the spinal column (:func:`_drop_off_column`), and every
+    bodies lying off the spinal column (:func:`_drop_off_column`) or beside
+    another body at its height (:func:`_drop_side_by_side`), and every
     body and disc loses the sagittal slices at its lateral ends whose
     cross-section is under ``lateral_trim_fraction`` of its largest
     (:func:`trim_lateral_ends`). Work is confined to the bounding box of the
@@ -154,6 +156,11 @@ def find_instances(
             s1_share=s1_by_label,
         )
     steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
+    if min_step_fraction > 0:
+        cores = _drop_side_by_side(
+            cores, bone=bone, spacing=spacing, superior=superior, min_step_fraction=min_step_fraction,
+            s1_share=s1_by_label,
+        )
     lateral = volume.lateral_axis
     grown = _grow_into(cores, bone, steps=steps)
     bone_map[box] = trim_lateral_ends(grown, axis=lateral, fraction=lateral_trim_fraction)
@@ -383,20 +390,13 @@ def _drop_off_column(
     remain. S1 (``s1_share`` at least 0.5) is never dropped: the sacrum tilts
     away from the lumbar curve.
     """
-    labels = [int(v) for v in np.unique(cores) if v]
-    if len(labels) < 4:
+    centres = _centres_mm(cores, spacing)
+    if len(centres) < 4:
         return cores
-    index = ndimage.center_of_mass(np.ones(cores.shape), cores, labels)
-    centres = {label: np.asarray(c) * spacing for label, c in zip(labels, index)}
     dropped: list[int] = []
-    kept = list(labels)
+    kept = list(centres)
     while len(kept) >= 4:
-        heights = np.array([centres[k] @ superior for k in kept])
-        across = np.array([centres[k] - (centres[k] @ superior) * superior for k in kept])
-        degree = 2 if len(kept) >= 5 else 1
-        design = np.vander(heights - heights.mean(), degree + 1)
-        coefficients, *_ = np.linalg.lstsq(design, across, rcond=None)
-        distances = np.linalg.norm(across - design @ coefficients, axis=1)
+        distances = _distances_to_column([centres[k] for k in kept], [centres[k] for k in kept], superior)
         candidates = [i for i, k in enumerate(kept) if s1_share.get(k, 0.0) < 0.5]
         if not candidates:
             break
@@ -405,6 +405,118 @@ def _drop_off_column(
             break
         dropped.append(kept.pop(worst))
     return np.where(np.isin(cores, dropped), 0, cores) if dropped else cores
+
+
+def _drop_side_by_side(
+    cores: np.ndarray,
+    *,
+    bone: np.ndarray,
+    spacing: np.ndarray,
+    superior: np.ndarray,
+    min_step_fraction: float,
+    s1_share: dict[int, float],
+) -> np.ndarray:
+    """``cores`` without bodies that lie beside another body instead of above or below it.
+
+    A spinal column holds one vertebral body per height. Two bodies whose
+    centres differ in height by less than ``min_step_fraction`` of the median
+    step between bodies neighbouring in height lie side by side: one of them is
+    something else (bowel or a vessel in the outer sagittal slices, a piece of
+    posterior element behind a body) and, counted, it would shift every name
+    above it; or both are pieces of one body that the network cut in two. Of
+    such a pair the body farther from the column through the other bodies
+    (:func:`_distances_to_column`; with fewer than three other bodies to fit,
+    the smaller one) goes: merged into the other when the ``bone`` mask joins
+    the two within the heights they span (one body in two pieces, cut apart
+    by the bone removed around a disc speck or by a split), dropped otherwise.
+    Pairs with S1 (``s1_share`` at least 0.5) are left alone: with a steep
+    sacral slope S1 sits partly beside L5.
+    """
+    centres = _centres_mm(cores, spacing)
+    if len(centres) < 3:
+        return cores
+    sizes = np.bincount(cores.ravel())
+    dropped: set[int] = set()
+    merged: dict[int, int] = {}
+    while True:
+        kept = sorted((k for k in centres if k not in dropped), key=lambda k: float(centres[k] @ superior))
+        if len(kept) < 3:
+            break
+        heights = np.array([centres[k] @ superior for k in kept])
+        steps = np.diff(heights)
+        pairs = [
+            (kept[i], kept[i + 1]) for i in np.argsort(steps)
+            if steps[i] < min_step_fraction * float(np.median(steps))
+            and max(s1_share.get(kept[i], 0.0), s1_share.get(kept[i + 1], 0.0)) < 0.5
+        ]
+        if not pairs:
+            break
+        pair = pairs[0]
+        others = [centres[k] for k in kept if k not in pair]
+        if len(others) >= 3:
+            distances = _distances_to_column(others, [centres[k] for k in pair], superior)
+            gone = pair[int(np.argmax(distances))]
+        else:
+            gone = min(pair, key=lambda k: sizes[k])
+        stays = pair[0] if gone == pair[1] else pair[1]
+        dropped.add(gone)
+        if _joined_at_their_height(cores, bone, gone, stays, spacing=spacing, superior=superior):
+            merged[gone] = stays
+    if not dropped:
+        return cores
+    table = np.arange(int(cores.max()) + 1)
+    for label in dropped:
+        table[label] = 0
+    for label, into in merged.items():
+        while into in merged:  # merged into a piece that itself went later
+            into = merged[into]
+        table[label] = 0 if into in dropped else into
+    return table[cores]
+
+
+def _joined_at_their_height(
+    cores: np.ndarray, bone: np.ndarray, label: int, other: int, *, spacing: np.ndarray, superior: np.ndarray
+) -> bool:
+    """Whether ``bone`` connects cores ``label`` and ``other`` through voxels within the heights the two span."""
+    pair = np.isin(cores, (label, other))
+    box = bounding_box(pair)
+    if box is None:
+        return False
+    index = np.indices(pair[box].shape).reshape(3, -1).T + np.array([b.start for b in box])
+    heights = ((index * spacing) @ superior).reshape(pair[box].shape)
+    span = heights[pair[box]]
+    slab = bone[box] & (heights >= span.min()) & (heights <= span.max())
+    joined, _ = ndimage.label(slab)
+    return bool(np.intersect1d(joined[cores[box] == label], joined[cores[box] == other]).any())
+
+
+def _centres_mm(cores: np.ndarray, spacing: np.ndarray) -> dict[int, np.ndarray]:
+    """Centre (voxel index scaled by ``spacing``, mm) of every labelled component of ``cores``."""
+    labels = [int(v) for v in np.unique(cores) if v]
+    index = ndimage.center_of_mass(np.ones(cores.shape), cores, labels) if labels else []
+    return {label: np.asarray(c) * spacing for label, c in zip(labels, index)}
+
+
+def _distances_to_column(
+    fitted: list[np.ndarray], queried: list[np.ndarray], superior: np.ndarray
+) -> np.ndarray:
+    """Distance (mm) of each ``queried`` centre from the spinal column through the ``fitted`` centres.
+
+    The column is the position across the spine as a quadratic in height (a
+    line through fewer than five centres), fitted by least squares; the curve
+    follows lordosis to within a few millimetres.
+    """
+    def height_and_across(points: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        array = np.asarray(points, dtype=float)
+        heights = array @ superior
+        return heights, array - heights[:, None] * superior[None, :]
+
+    heights, across = height_and_across(fitted)
+    degree = 2 if len(fitted) >= 5 else 1
+    mean = heights.mean()
+    coefficients, *_ = np.linalg.lstsq(np.vander(heights - mean, degree + 1), across, rcond=None)
+    query_heights, query_across = height_and_across(queried)
+    return np.linalg.norm(query_across - np.vander(query_heights - mean, degree + 1) @ coefficients, axis=1)
 
 
 def _median_extent(mask: np.ndarray, spacing: np.ndarray, superior: np.ndarray) -> float | None:
@@ -465,6 +577,7 @@ def instances_from_settings(
         split_min_fraction=float(levels.split_min_fraction),
         min_relative_size=float(levels.min_relative_size),
         max_off_column_mm=float(levels.max_off_column_mm),
+        min_step_fraction=float(levels.min_step_fraction),
         lateral_trim_fraction=float(levels.lateral_trim_fraction),
         semantic=semantic,
     )

@@ -27,6 +27,7 @@ class LevelsSettings:
     max_vertebra_volume_mm3: float = number(1)
     min_relative_size: float = number(0, 1)
     max_off_column_mm: float = number(0)
+    min_step_fraction: float = number(0, 1)
     lateral_trim_fraction: float = number(0, 1)
     disc_separation_mm: float = number(0, 10)
     merge_factor: float = number(1.1)
