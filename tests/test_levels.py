@@ -39,6 +39,14 @@ def name_pairs(anatomy, study) -> list[tuple[str, str]]:
     return pairs
 
 
+def names_shifted(study, bone: np.ndarray, **changes: object) -> bool:
+    """Whether adding ``bone`` to the study's true segmentation shifts any level name (levels settings ``changes``)."""
+    semantic = study.semantic.array.astype(int).copy()
+    semantic[bone] = SegClass.VERTEBRAL_BODY
+    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels_with(**changes), endplates=CONFIG.endplates)
+    return any(predicted != truth for predicted, truth in name_pairs(anatomy, study))
+
+
 @pytest.fixture(scope="module")
 def studies():
     return [generate_study(seed=seed, config="tiny", modic=[], variant=NORMAL) for seed in (11, 12, 13)]
@@ -224,12 +232,7 @@ def _appendage(study, body: str, *, length_mm: float) -> np.ndarray:
 def test_a_thin_appendage_is_not_split_into_a_vertebra(studies, change, shifted):
     """A tall but thin body must stay one body; splitting off the sliver would shift every name above it."""
     study = studies[0]
-    semantic = study.semantic.array.astype(int).copy()
-    semantic[_appendage(study, "L3", length_mm=40)] = SegClass.VERTEBRAL_BODY
-    levels = levels_with(**change)
-    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
-    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
-    assert bool(wrong) == shifted, name_pairs(anatomy, study)
+    assert names_shifted(study, _appendage(study, "L3", length_mm=40), **change) == shifted
 
 
 def _fragment(study, disc: str, *, side_mm: float) -> np.ndarray:
@@ -260,12 +263,8 @@ def test_a_body_sized_blob_off_the_spinal_column_is_not_a_vertebra(studies, max_
     blob = (np.abs(x - centre[0]) <= 15) & (y >= front + 25) & (y <= front + 55) & (np.abs(z - centre[2]) <= 15)
     bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
     assert blob.sum() > CONFIG.levels.min_relative_size * np.median(bodies[bodies > 0])
-    semantic = semantic.copy()
-    semantic[blob & (semantic == SegClass.BACKGROUND)] = SegClass.VERTEBRAL_BODY
-    levels = levels_with(max_off_column_mm=max_off_column_mm)
-    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
-    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
-    assert bool(wrong) == shifted, name_pairs(anatomy, study)
+    blob &= semantic == SegClass.BACKGROUND
+    assert names_shifted(study, blob, max_off_column_mm=max_off_column_mm) == shifted
 
 
 @pytest.mark.parametrize("min_step_fraction, shifted", [(CONFIG.levels.min_step_fraction, False), (0.0, True)])
@@ -289,28 +288,18 @@ def test_a_blob_beside_a_body_at_its_height_is_not_a_vertebra(studies, min_step_
     bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
     assert blob.sum() > CONFIG.levels.min_relative_size * np.median(bodies[bodies > 0])
     assert np.linalg.norm(world[blob].mean(axis=0)[:2] - centre[:2]) < CONFIG.levels.max_off_column_mm
-    semantic = semantic.copy()
-    semantic[blob] = SegClass.VERTEBRAL_BODY
-    levels = levels_with(min_step_fraction=min_step_fraction)
-    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
-    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
-    assert bool(wrong) == shifted, name_pairs(anatomy, study)
+    assert names_shifted(study, blob, min_step_fraction=min_step_fraction) == shifted
 
 
 @pytest.mark.parametrize("min_relative_size, shifted", [(CONFIG.levels.min_relative_size, False), (0.0, True)])
 def test_a_bone_fragment_between_bodies_is_not_a_vertebra(studies, min_relative_size, shifted):
     """A small bone component at a disc's height must not be counted: it would shift every name above it."""
     study = studies[0]
-    semantic = study.semantic.array.astype(int).copy()
     fragment = _fragment(study, "L4-L5", side_mm=14)
     bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
     assert CONFIG.levels.min_vertebra_volume_mm3 < fragment.sum() * np.prod(study.t1.spacing)
     assert fragment.sum() < min(CONFIG.levels.min_relative_size, 0.5) * np.median(bodies[bodies > 0])
-    semantic[fragment] = SegClass.VERTEBRAL_BODY
-    levels = levels_with(min_relative_size=min_relative_size)
-    anatomy = build_anatomy(one_hot(semantic), study.t1, levels=levels, endplates=CONFIG.endplates)
-    wrong = [p for p, t in name_pairs(anatomy, study) if p != t]
-    assert bool(wrong) == shifted, name_pairs(anatomy, study)
+    assert names_shifted(study, fragment, min_relative_size=min_relative_size) == shifted
 
 
 def test_a_small_body_taken_for_s1_is_flagged(studies):
