@@ -196,6 +196,37 @@ def test_names_helpers():
         level_endplates("L5")
 
 
+def _world_and_mask(study, kind: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """RAS mm of every voxel of the study's grid ``(I, J, K, 3)``, and the voxels of its true ``name``.
+
+    ``kind`` is ``"vertebrae"`` or ``"discs"``: which truth list and instance map ``name`` is looked up in.
+    """
+    shape = study.semantic.array.shape
+    world = study.t1.world_coordinates(np.argwhere(np.ones(shape, dtype=bool))).reshape(*shape, 3)
+    instances = study.vertebra_instances if kind == "vertebrae" else study.disc_instances
+    label = next(item["label"] for item in study.truth[kind] if item["name"] == name)
+    return world, instances.array.astype(int) == label
+
+
+def _box_in_front(
+    study, kind: str, name: str, *, half_mm: float, gap_mm: float, depth_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels of a box ``gap_mm`` in front of the true ``name``, ``depth_mm`` deep, at its height and
+    side position (``half_mm`` to either side in the other two directions), and the structure's centre (RAS mm)."""
+    world, mask = _world_and_mask(study, kind, name)
+    points = world[mask]
+    centre, front = points.mean(axis=0), points[:, 1].max()
+    x, y, z = world[..., 0], world[..., 1], world[..., 2]
+    box = (np.abs(x - centre[0]) <= half_mm) & (y >= front + gap_mm) & (y <= front + gap_mm + depth_mm)
+    return box & (np.abs(z - centre[2]) <= half_mm), centre
+
+
+def _median_body_voxels(study) -> float:
+    """Median voxel count of the study's true vertebral bodies."""
+    bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
+    return float(np.median(bodies[bodies > 0]))
+
+
 def _appendage(study, body: str, *, length_mm: float) -> np.ndarray:
     """Thin rod of bone growing from the anterior face of ``body`` cranially, touching nothing else.
 
@@ -203,9 +234,7 @@ def _appendage(study, body: str, *, length_mm: float) -> np.ndarray:
     only a sliver of volume: what a mislabelled lateral structure does.
     """
     semantic = study.semantic.array.astype(int)
-    label = next(v["label"] for v in study.truth["vertebrae"] if v["name"] == body)
-    mask = study.vertebra_instances.array.astype(int) == label
-    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
+    world, mask = _world_and_mask(study, "vertebrae", body)
     points = world[mask]
     centre = points.mean(axis=0)
     front = points[:, 1].max()
@@ -238,14 +267,7 @@ def test_a_thin_appendage_is_not_split_into_a_vertebra(studies, change, shifted)
 def _fragment(study, disc: str, *, side_mm: float) -> np.ndarray:
     """A cube of bone in front of ``disc``, at its height, touching nothing else: a mislabelled fragment."""
     semantic = study.semantic.array.astype(int)
-    label = next(d["label"] for d in study.truth["discs"] if d["name"] == disc)
-    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
-    points = world[study.disc_instances.array.astype(int) == label]
-    centre = points.mean(axis=0)
-    front = points[:, 1].max()
-    x, y, z = world[..., 0], world[..., 1], world[..., 2]
-    cube = (np.abs(x - centre[0]) <= side_mm / 2) & (y >= front + 4) & (y <= front + 4 + side_mm)
-    cube &= np.abs(z - centre[2]) <= side_mm / 2
+    cube, _ = _box_in_front(study, "discs", disc, half_mm=side_mm / 2, gap_mm=4, depth_mm=side_mm)
     others = ndimage.binary_dilation(semantic != SegClass.BACKGROUND, iterations=3)
     return cube & ~others
 
@@ -255,14 +277,8 @@ def test_a_body_sized_blob_off_the_spinal_column_is_not_a_vertebra(studies, max_
     """A bone-like blob as large as a body, well in front of the spine, must not be named a vertebra."""
     study = studies[0]
     semantic = study.semantic.array.astype(int)
-    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
-    label = next(d["label"] for d in study.truth["discs"] if d["name"] == "L2-L3")
-    points = world[study.disc_instances.array.astype(int) == label]
-    centre, front = points.mean(axis=0), points[:, 1].max()
-    x, y, z = world[..., 0], world[..., 1], world[..., 2]
-    blob = (np.abs(x - centre[0]) <= 15) & (y >= front + 25) & (y <= front + 55) & (np.abs(z - centre[2]) <= 15)
-    bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
-    assert blob.sum() > CONFIG.levels.min_relative_size * np.median(bodies[bodies > 0])
+    blob, _ = _box_in_front(study, "discs", "L2-L3", half_mm=15, gap_mm=25, depth_mm=30)
+    assert blob.sum() > CONFIG.levels.min_relative_size * _median_body_voxels(study)
     blob &= semantic == SegClass.BACKGROUND
     assert names_shifted(study, blob, max_off_column_mm=max_off_column_mm) == shifted
 
@@ -278,15 +294,10 @@ def test_a_blob_beside_a_body_at_its_height_is_not_a_vertebra(studies, min_step_
     """
     study = studies[0]
     semantic = study.semantic.array.astype(int)
-    world = study.t1.world_coordinates(np.argwhere(np.ones(semantic.shape, dtype=bool))).reshape(*semantic.shape, 3)
-    label = next(v["label"] for v in study.truth["vertebrae"] if v["name"] == "L3")
-    points = world[study.vertebra_instances.array.astype(int) == label]
-    centre, front = points.mean(axis=0), points[:, 1].max()
-    x, y, z = world[..., 0], world[..., 1], world[..., 2]
-    blob = (np.abs(x - centre[0]) <= 12) & (y >= front + 4) & (y <= front + 18) & (np.abs(z - centre[2]) <= 12)
+    blob, centre = _box_in_front(study, "vertebrae", "L3", half_mm=12, gap_mm=4, depth_mm=14)
     blob &= ~ndimage.binary_dilation(semantic != SegClass.BACKGROUND, iterations=1)
-    bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
-    assert blob.sum() > CONFIG.levels.min_relative_size * np.median(bodies[bodies > 0])
+    assert blob.sum() > CONFIG.levels.min_relative_size * _median_body_voxels(study)
+    world, _ = _world_and_mask(study, "vertebrae", "L3")
     assert np.linalg.norm(world[blob].mean(axis=0)[:2] - centre[:2]) < CONFIG.levels.max_off_column_mm
     assert names_shifted(study, blob, min_step_fraction=min_step_fraction) == shifted
 
@@ -296,9 +307,8 @@ def test_a_bone_fragment_between_bodies_is_not_a_vertebra(studies, min_relative_
     """A small bone component at a disc's height must not be counted: it would shift every name above it."""
     study = studies[0]
     fragment = _fragment(study, "L4-L5", side_mm=14)
-    bodies = np.bincount(study.vertebra_instances.array.astype(int).ravel())[1:]
     assert CONFIG.levels.min_vertebra_volume_mm3 < fragment.sum() * np.prod(study.t1.spacing)
-    assert fragment.sum() < min(CONFIG.levels.min_relative_size, 0.5) * np.median(bodies[bodies > 0])
+    assert fragment.sum() < min(CONFIG.levels.min_relative_size, 0.5) * _median_body_voxels(study)
     assert names_shifted(study, fragment, min_relative_size=min_relative_size) == shifted
 
 
