@@ -155,12 +155,12 @@ def find_instances(
             cores, spacing=spacing, superior=superior, max_distance_mm=max_off_column_mm,
             s1_share=s1_by_label,
         )
-    steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
     if min_step_fraction > 0:
         cores = _drop_side_by_side(
             cores, bone=bone, spacing=spacing, superior=superior, min_step_fraction=min_step_fraction,
             s1_share=s1_by_label,
         )
+    steps = int(np.ceil(disc_separation_mm / max(float(spacing.min()), 1e-6))) + 2
     lateral = volume.lateral_axis
     grown = _grow_into(cores, bone, steps=steps)
     bone_map[box] = trim_lateral_ends(grown, axis=lateral, fraction=lateral_trim_fraction)
@@ -442,16 +442,17 @@ def _drop_side_by_side(
         kept = sorted((k for k in centres if k not in dropped), key=lambda k: float(centres[k] @ superior))
         if len(kept) < 3:
             break
-        heights = np.array([centres[k] @ superior for k in kept])
-        steps = np.diff(heights)
-        pairs = [
-            (kept[i], kept[i + 1]) for i in np.argsort(steps)
-            if steps[i] < min_step_fraction * float(np.median(steps))
-            and max(s1_share.get(kept[i], 0.0), s1_share.get(kept[i + 1], 0.0)) < 0.5
-        ]
-        if not pairs:
+        steps = np.diff([float(centres[k] @ superior) for k in kept])
+        close = min_step_fraction * float(np.median(steps))
+        pair = next(
+            (
+                (kept[i], kept[i + 1]) for i in np.argsort(steps)
+                if steps[i] < close and max(s1_share.get(kept[i], 0.0), s1_share.get(kept[i + 1], 0.0)) < 0.5
+            ),
+            None,
+        )
+        if pair is None:
             break
-        pair = pairs[0]
         others = [centres[k] for k in kept if k not in pair]
         if len(others) >= 3:
             distances = _distances_to_column(others, [centres[k] for k in pair], superior)
