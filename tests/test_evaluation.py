@@ -9,8 +9,11 @@ from sklearn.metrics import cohen_kappa_score
 from modic.evaluation.segmentation import CaseResult, score_instance_maps
 from modic.evaluation.segmentation import summarise as summarise_seg
 from modic.evaluation.spider import FAILED, PatientGrading, _numbers, cohen_kappa, grading_metrics
-from modic.evaluation.synthetic import MISSED, scored_type, summarise
+from modic.evaluation.synthetic import MISSED, imaged_truth, scored_type, summarise
 from modic.datasets.lumbar_seg import LumbarSegCase
+from modic.synth import generate_study
+
+from helpers.synthetic import SYNTH_CONFIG
 
 
 def test_kappa_matches_scikit_learn():
@@ -101,6 +104,28 @@ def test_synthetic_summary_per_type():
     assert metrics["per_type"]["0"]["specificity"] == pytest.approx(2 / 3, abs=1e-4)
     assert metrics["confusion_matrix"]["2"]["missed"] == 1
     assert FAILED == MISSED
+
+
+@pytest.mark.parametrize("sacrum_in_fov", [False, True], ids=["sacrum-not-imaged", "sacrum-imaged"])
+def test_a_change_planted_at_a_level_outside_the_image_is_not_scored(sacrum_in_fov: bool) -> None:
+    """Without the sacrum in the field of view L5-S1 is not imaged: its planted change is listed, not scored."""
+    study = generate_study(seed=1, config=SYNTH_CONFIG, modic="L5 inferior:1,L3 inferior:2",
+                           variant={"sacrum_in_fov": sacrum_in_fov})
+    planted = {e["name"]: e["modic_type"] for e in study.truth["endplates"]}
+    assert planted["L5 inferior"] == 1 and planted["L3 inferior"] == 2  # the truth lists both either way
+
+    truth, not_imaged = imaged_truth(study, ("L3-L4", "L4-L5", "L5-S1"))
+
+    assert truth["L3 inferior"] == 2 and truth["L4 inferior"] == 0
+    if sacrum_in_fov:
+        assert truth["L5 inferior"] == 1 and truth["S1 superior"] == 0 and not_imaged == []
+    else:
+        assert "L5 inferior" not in truth and "S1 superior" not in truth
+        assert sorted(not_imaged) == ["L5 inferior", "S1 superior"]
+    assert not set(truth) & set(not_imaged)
+    metrics = summarise([(1, name, t, t) for name, t in truth.items()], [],
+                        [{"seed": 1, "endplate": name} for name in not_imaged])
+    assert metrics["n_endplates"] == len(truth) and len(metrics["not_imaged"]) == len(not_imaged)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,13 @@ is a band read as mixed 1/2 whatever its dominant pattern. Other mixtures the
 rules may report (1/3, 1/2/3) are not Modic mixed types and count under the
 dominant type. Per type: sensitivity and specificity (one type against all
 others), and the confusion matrix.
+
+Only endplates of levels whose disc lies in the image are scored: a level is
+named and graded by its disc, and the generator's truth lists the clean
+endplates of those levels only. It also lists a change planted at a level whose
+disc lies outside the field of view (e.g. L5-S1 of a study whose sacrum was
+not imaged, where the band is mostly or wholly outside too); such endplates are
+reported under ``not_imaged`` and not scored, like the clean ones beside them.
 """
 
 from __future__ import annotations
@@ -32,12 +39,33 @@ TYPES = (0, 1, 2, 3)
 MISSED = -1
 
 
+def imaged_truth(study: Any, graded_levels: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    """Planted type of each endplate of ``graded_levels`` whose disc is in the image, and those left out.
+
+    Returns ``(truth, not_imaged)``: ``truth`` maps endplate names to their
+    planted type; ``not_imaged`` names the endplates the truth lists at a level
+    whose disc has no voxels in the image (see the module docstring).
+    """
+    graded = {e for level in graded_levels for e in _endplates(level)}
+    imaged_discs = {d["name"] for d in study.truth["discs"]}
+    truth: dict[str, int] = {}
+    not_imaged: list[str] = []
+    for entry in study.truth["endplates"]:
+        if entry["name"] not in graded:
+            continue
+        if entry["disc"] in imaged_discs:
+            truth[entry["name"]] = int(entry["modic_type"])
+        else:
+            not_imaged.append(entry["name"])
+    return truth, not_imaged
+
+
 def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
-    """(endplate, planted type, predicted type or MISSED) for every graded endplate in the truth.
+    """(endplate, planted type, predicted type or MISSED) for every graded endplate in the image.
 
     An endplate named wrong or whose type is undetermined is MISSED.
     """
-    truth = {e["name"]: int(e["modic_type"]) for e in study.truth["endplates"]}
+    truth, _ = imaged_truth(study, analysis.config.levels.graded)
     instances = study.vertebra_instances.array.astype(int)
     predicted: dict[str, int] = {}
     for level in analysis.levels:
@@ -48,8 +76,7 @@ def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
             named_right = region.any() and int(np.bincount(instances[region]).argmax()) == value
             decided = named_right and grade.modic_type is not None  # an undetermined endplate counts as missed
             predicted[grade.endplate] = scored_type(grade.modic_type, grade.mixed) if decided else MISSED
-    graded = [e for level in analysis.config.levels.graded for e in _endplates(level)]
-    return [(name, truth[name], predicted.get(name, MISSED)) for name in graded if name in truth]
+    return [(name, planted, predicted.get(name, MISSED)) for name, planted in truth.items()]
 
 
 def scored_type(modic_type: int, mixed: str | None) -> int:
@@ -67,21 +94,26 @@ def evaluate_synthetic(
     """Generate ``n`` studies from ``seed`` and score every graded endplate (see module docstring)."""
     outcomes: list[tuple[int, str, int, int]] = []
     failed: list[dict[str, Any]] = []
+    not_imaged: list[dict[str, Any]] = []
     for study_seed in progress_of(range(seed, seed + n), desc="synthetic studies", unit="study", enabled=progress):
         study = generate_study(seed=study_seed, config=synth_config)
+        truth, outside = imaged_truth(study, config.levels.graded)
+        not_imaged += [{"seed": study_seed, "endplate": name} for name in outside]
         try:
             analysis = analyze_images(to_study_images(study), models=models, config=config)
         except ModicError as exc:
             failed.append({"seed": study_seed, "reason": str(exc)})
-            truth = {e["name"]: int(e["modic_type"]) for e in study.truth["endplates"]}
-            outcomes += [(study_seed, name, t, MISSED) for name, t in truth.items()
-                         if name in {e for lv in config.levels.graded for e in _endplates(lv)}]
+            outcomes += [(study_seed, name, t, MISSED) for name, t in truth.items()]
             continue
         outcomes += [(study_seed, *o) for o in endplate_outcomes(study, analysis)]
-    return summarise(outcomes, failed)
+    return summarise(outcomes, failed, not_imaged)
 
 
-def summarise(outcomes: Sequence[tuple[int, str, int, int]], failed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarise(
+    outcomes: Sequence[tuple[int, str, int, int]],
+    failed: Sequence[Mapping[str, Any]],
+    not_imaged: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     truth = np.array([o[2] for o in outcomes])
     predicted = np.array([o[3] for o in outcomes])
     per_type = {}
@@ -106,6 +138,7 @@ def summarise(outcomes: Sequence[tuple[int, str, int, int]], failed: Sequence[Ma
         "type1_specificity": per_type["1"]["specificity"],
         "confusion_matrix": confusion,
         "failed": list(failed),
+        "not_imaged": list(not_imaged),
         "endplates": [{"seed": s, "endplate": e, "truth": t, "predicted": p} for s, e, t, p in outcomes],
     }
 
@@ -116,7 +149,8 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 def format_summary(metrics: Mapping[str, Any]) -> str:
     lines = [f"{metrics['n_endplates']} endplates; studies failed: {metrics['n_studies_failed']}; "
-             f"accuracy {metrics['accuracy']}"]
+             f"accuracy {metrics['accuracy']}; endplates at levels outside the image, not scored: "
+             f"{len(metrics['not_imaged'])}"]
     for t, row in metrics["per_type"].items():
         lines.append(f"  type {t}: n={row['n']:<4} sensitivity {row['sensitivity']}  specificity {row['specificity']}")
     header = "truth\\pred " + " ".join(f"{c:>6}" for c in ("0", "1", "2", "3", "missed"))
