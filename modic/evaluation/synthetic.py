@@ -46,7 +46,7 @@ def imaged_truth(study: Any, graded_levels: Sequence[str]) -> tuple[dict[str, in
     planted type; ``not_imaged`` names the endplates the truth lists at a level
     whose disc has no voxels in the image (see the module docstring).
     """
-    graded = {e for level in graded_levels for e in _endplates(level)}
+    graded = {e for level in graded_levels for e in level_endplates(level)}
     imaged_discs = {d["name"] for d in study.truth["discs"]}
     truth: dict[str, int] = {}
     not_imaged: list[str] = []
@@ -66,6 +66,12 @@ def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
     An endplate named wrong or whose type is undetermined is MISSED.
     """
     truth, _ = imaged_truth(study, analysis.config.levels.graded)
+    predicted = predicted_types(study, analysis)
+    return [(name, planted, predicted.get(name, MISSED)) for name, planted in truth.items()]
+
+
+def predicted_types(study: Any, analysis: Any) -> dict[str, int]:
+    """Scored type of each endplate the analysis graded (MISSED where named wrong or undetermined)."""
     instances = study.vertebra_instances.array.astype(int)
     predicted: dict[str, int] = {}
     for level in analysis.levels:
@@ -76,16 +82,12 @@ def endplate_outcomes(study: Any, analysis: Any) -> list[tuple[str, int, int]]:
             named_right = region.any() and int(np.bincount(instances[region]).argmax()) == value
             decided = named_right and grade.modic_type is not None  # an undetermined endplate counts as missed
             predicted[grade.endplate] = scored_type(grade.modic_type, grade.mixed) if decided else MISSED
-    return [(name, planted, predicted.get(name, MISSED)) for name, planted in truth.items()]
+    return predicted
 
 
 def scored_type(modic_type: int, mixed: str | None) -> int:
     """The type a reading counts as: the larger part of a Modic mixed grade (1/2, 2/3), else its type."""
     return max(int(t) for t in mixed.split("/")) if mixed in MIXED_TYPES else modic_type
-
-
-def _endplates(level: str) -> tuple[str, str]:
-    return level_endplates(level)
 
 
 def evaluate_synthetic(
@@ -100,12 +102,11 @@ def evaluate_synthetic(
         truth, outside = imaged_truth(study, config.levels.graded)
         not_imaged += [{"seed": study_seed, "endplate": name} for name in outside]
         try:
-            analysis = analyze_images(to_study_images(study), models=models, config=config)
+            predicted = predicted_types(study, analyze_images(to_study_images(study), models=models, config=config))
         except ModicError as exc:
             failed.append({"seed": study_seed, "reason": str(exc)})
-            outcomes += [(study_seed, name, t, MISSED) for name, t in truth.items()]
-            continue
-        outcomes += [(study_seed, *o) for o in endplate_outcomes(study, analysis)]
+            predicted = {}
+        outcomes += [(study_seed, name, t, predicted.get(name, MISSED)) for name, t in truth.items()]
     return summarise(outcomes, failed, not_imaged)
 
 
